@@ -1,0 +1,37 @@
+# tokenbroker: `make run` starts the service, `make test` runs every test.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint bench venv idp clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/tokenbroker dev
+
+# Node >= 20 runs the test OAuth2 provider (tests/idp); installed here when missing and root.
+idp:
+	@command -v node >/dev/null && command -v npm >/dev/null || scripts/need-package nodejs npm
+	test -d tests/idp/node_modules || (cd tests/idp && npm ci --no-audit --no-fund --loglevel=error)
+
+test: $(STAMP) idp
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: $(STAMP) idp
+	@command -v wrk >/dev/null || scripts/need-package wrk
+	$(BIN)/python -m tests.bench.token_endpoint
+
+clean:
+	rm -rf $(VENV) var tests/idp/node_modules

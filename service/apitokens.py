@@ -1,0 +1,148 @@
+"""API tokens: random bearer secrets stored only as SHA-256, with scopes and bindings."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import orjson
+from redis.asyncio import Redis
+
+from service import errors
+from service.clock import iso
+from service.crypto import sha256_hex
+from service.keys import Keys
+from service.redisconn import as_mapping, read_hash
+
+SCOPES = ("api", "oauth-tokens", "metrics", "*")
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """What is known of a token without knowing the token."""
+
+    id: str
+    digest: str
+    scopes: tuple[str, ...]
+    account: str | None
+    description: str | None
+    created_ms: int
+    expires_at_ms: int | None
+
+    def allows(self, scope: str) -> bool:
+        """True when the token carries `scope` or `*`."""
+        return "*" in self.scopes or scope in self.scopes
+
+    def public(self) -> dict[str, Any]:
+        """The token's metadata as the API and CLI show it (never the token)."""
+        return {
+            "id": self.id,
+            "scopes": list(self.scopes),
+            "account": self.account,
+            "description": self.description,
+            "created": iso(self.created_ms),
+            "expires": iso(self.expires_at_ms) if self.expires_at_ms else None,
+        }
+
+
+def token_from_hash(digest: str, raw: dict[str, str]) -> ApiToken | None:
+    """Build an ApiToken from its Redis hash (None for an empty hash)."""
+    if not raw:
+        return None
+    return ApiToken(
+        id=raw["id"],
+        digest=digest,
+        scopes=tuple(orjson.loads(raw["scopes"])),
+        account=raw.get("account") or None,
+        description=raw.get("description") or None,
+        created_ms=int(raw["created"]),
+        expires_at_ms=int(raw["expires"]) if raw.get("expires") else None,
+    )
+
+
+def check_access(token: ApiToken | None, scope: str, account: str | None, now_ms: int) -> ApiToken:
+    """Return the token when it may use `scope` (on `account`); raise 401/403 otherwise."""
+    if token is None:
+        raise errors.Unauthorized("a valid API token is required")
+    if token.expires_at_ms is not None and token.expires_at_ms <= now_ms:
+        raise errors.Unauthorized("the API token has expired")
+    if not token.allows(scope):
+        raise errors.Forbidden(f"the API token lacks the {scope!r} scope")
+    if token.account is not None and token.account != account:
+        raise errors.Forbidden("the API token is bound to another account")
+    return token
+
+
+class ApiTokenStore:
+    """Creates, finds, lists and revokes API tokens."""
+
+    def __init__(
+        self, redis: Redis, keys: Keys, notify: Callable[[str], None] = lambda key: None
+    ) -> None:
+        self.redis, self.keys, self.notify = redis, keys, notify
+
+    async def create(
+        self,
+        scopes: list[str],
+        account: str | None,
+        description: str | None,
+        expires_at_ms: int | None,
+        now_ms: int,
+    ) -> tuple[str, ApiToken]:
+        """Create a token; returns (the token, shown this once, and its metadata)."""
+        bad = [s for s in scopes if s not in SCOPES]
+        if not scopes or bad:
+            raise errors.InvalidInput(f"scopes must be some of {', '.join(SCOPES)}")
+        token = secrets.token_hex(32)
+        digest = sha256_hex(token)
+        record = {
+            "id": secrets.token_hex(8),
+            "scopes": orjson.dumps(scopes).decode(),
+            "created": str(now_ms),
+        }
+        if account:
+            record["account"] = account
+        if description:
+            record["description"] = description
+        if expires_at_ms is not None:
+            record["expires"] = str(expires_at_ms)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.keys.api_token(digest), mapping=as_mapping(record))
+            pipe.hset(self.keys.api_token_ids, record["id"], digest)
+            await pipe.execute()
+        found = token_from_hash(digest, record)
+        assert found is not None  # noqa: S101 - built from a non-empty record
+        return token, found
+
+    async def find(self, token: str) -> ApiToken | None:
+        """Look a presented bearer token up by its digest."""
+        digest = sha256_hex(token)
+        return token_from_hash(digest, await read_hash(self.redis, self.keys.api_token(digest)))
+
+    async def find_digest(self, digest: str) -> ApiToken | None:
+        """Look a token up by digest (the cache keys on digests)."""
+        return token_from_hash(digest, await read_hash(self.redis, self.keys.api_token(digest)))
+
+    async def all(self) -> list[ApiToken]:
+        """Return every token's metadata, oldest first."""
+        digests = list((await read_hash(self.redis, self.keys.api_token_ids)).values())
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for digest in digests:
+                pipe.hgetall(self.keys.api_token(digest))
+            rows = await pipe.execute()
+        found = [token_from_hash(d, r) for d, r in zip(digests, rows, strict=True)]
+        return sorted((t for t in found if t is not None), key=lambda t: t.created_ms)
+
+    async def revoke(self, token_id: str) -> None:
+        """Delete a token by id; every web process forgets it within a second."""
+        digest = cast(str | None, await self.redis.hget(self.keys.api_token_ids, token_id))
+        if digest is None:
+            raise errors.TokenNotFound(f"no API token with id {token_id!r}")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self.keys.api_token(digest))
+            pipe.hdel(self.keys.api_token_ids, token_id)
+            pipe.publish(self.keys.invalidations, f"token:{digest}")
+            await pipe.execute()
+        self.notify(f"token:{digest}")

@@ -1,0 +1,206 @@
+"""The `tokenbroker` command: the one composition root of web, worker and admin commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from service import logs
+from service.apitokens import SCOPES, ApiTokenStore
+from service.clock import SystemClock, parse_iso_ms
+from service.config import Config, ConfigError, load_or_create_dev_secret
+from service.keys import Keys
+from service.redisconn import create_redis
+from service.settings import DEFAULTS, SettingsStore, check_value
+
+VAR_DIR = Path("var")
+
+
+def _dev_environ() -> dict[str, str]:
+    """The environment, completed from ./var/ (left there by `tokenbroker dev`) when unset."""
+    env = dict(os.environ)
+    url_file, key_file = VAR_DIR / "redis.url", VAR_DIR / "secret.key"
+    if not env.get("REDIS_URL") and url_file.exists():
+        env["REDIS_URL"] = url_file.read_text().strip()
+    if not env.get("TOKENBROKER_SECRET") and key_file.exists():
+        env["TOKENBROKER_SECRET"] = key_file.read_text().strip()
+    return env
+
+
+def _config(env: dict[str, str] | None = None) -> Config:
+    try:
+        return Config.from_env(env if env is not None else _dev_environ())
+    except ConfigError as exc:
+        print(f"tokenbroker: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_web(args: argparse.Namespace) -> None:
+    """Run the web process."""
+    env = _dev_environ()
+    if args.host:
+        env["TOKENBROKER_HOST"] = args.host
+    if args.port:
+        env["TOKENBROKER_PORT"] = str(args.port)
+    config = _config(env)
+    logs.configure(config.log_format)
+    from service.web.app import create_app
+
+    web.run_app(create_app(config), host=config.host, port=config.port, print=None, access_log=None)
+
+
+def cmd_dev(args: argparse.Namespace) -> None:
+    """Run everything for a first try: embedded Redis when REDIS_URL is unset, then web."""
+    from service.embedded_redis import RedisProcess
+
+    env = dict(os.environ)
+    server: RedisProcess | None = None
+    if not env.get("REDIS_URL"):
+        server = RedisProcess(VAR_DIR.resolve() / "redis")
+        server.start()
+        (VAR_DIR / "redis.url").write_text(server.url + "\n")
+        env["REDIS_URL"] = server.url
+        print(f"tokenbroker dev: embedded Redis at {server.url} (data in var/redis, AOF on)")
+    if not env.get("TOKENBROKER_SECRET"):
+        secret, created = load_or_create_dev_secret(VAR_DIR / "secret.key")
+        env["TOKENBROKER_SECRET"] = secret
+        if created:
+            print(
+                "tokenbroker dev: generated an encryption key into var/secret.key (mode 0600); "
+                "set TOKENBROKER_SECRET in production"
+            )
+    config = _config(env)
+    logs.configure(config.log_format)
+    print(f"tokenbroker dev: API on {config.base_url}  (health: {config.base_url}/health)")
+    print(
+        "tokenbroker dev: create an API token with: .venv/bin/tokenbroker token create --scope '*'"
+    )
+    sys.stdout.flush()
+    from service.web.app import create_app
+
+    try:
+        web.run_app(
+            create_app(config), host=config.host, port=config.port, print=None, access_log=None
+        )
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _run(coro_fn: Callable[[Config, Keys, Any], Awaitable[int]]) -> int:
+    config = _config()
+
+    async def main() -> int:
+        redis = create_redis(config, retries=3)
+        try:
+            return await coro_fn(
+                config, Keys(config.redis_prefix, config.schedule_partitions), redis
+            )
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(main())
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """API tokens: create (printed once, last line), list, revoke."""
+
+    async def go(config: Config, keys: Keys, redis: Any) -> int:
+        store = ApiTokenStore(redis, keys)
+        if args.token_cmd == "create":  # noqa: S105 - a sub-command name
+            expires = parse_iso_ms(args.expires) if args.expires else None
+            token, meta = await store.create(
+                args.scope, args.account, args.description, expires, SystemClock().now_ms()
+            )
+            print(
+                f"created API token {meta.id} with scopes {', '.join(meta.scopes)}; "
+                "it is shown only now:",
+                file=sys.stderr,
+            )
+            print(token)
+        elif args.token_cmd == "list":  # noqa: S105 - a sub-command name
+            for meta in await store.all():
+                print(orjson.dumps(meta.public()).decode())
+        else:
+            await store.revoke(args.id)
+            print(f"revoked API token {args.id}")
+        return 0
+
+    return _run(go)
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    """Read or change the operator's settings (the CLI may enable the token endpoint)."""
+
+    async def go(config: Config, keys: Keys, redis: Any) -> int:
+        store = SettingsStore(redis, keys)
+        if args.settings_cmd == "get":
+            values = await store.all()
+            shown = values if args.key is None else {args.key: values.get(args.key)}
+            print(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
+            return 0
+        try:
+            value = orjson.loads(args.value)
+        except orjson.JSONDecodeError:
+            value = args.value
+        value = check_value(args.key, value, allow_private=config.allow_private_urls)
+        await store.update({args.key: value})
+        print(f"{args.key} = {orjson.dumps(value).decode()}")
+        return 0
+
+    return _run(go)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    top = argparse.ArgumentParser(prog="tokenbroker", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+    web_p = sub.add_parser("web", help="run the web process")
+    web_p.add_argument("--host")
+    web_p.add_argument("--port", type=int)
+    sub.add_parser("dev", help="run embedded Redis (when REDIS_URL is unset) and the web process")
+    tok = sub.add_parser("token", help="manage API tokens")
+    tok_sub = tok.add_subparsers(dest="token_cmd", required=True)
+    create = tok_sub.add_parser("create", help="create a token; prints it as the last line")
+    create.add_argument("--scope", action="append", required=True, choices=SCOPES)
+    create.add_argument("--account")
+    create.add_argument("--description")
+    create.add_argument("--expires", help="ISO 8601 time, e.g. 2030-01-01T00:00:00Z")
+    tok_sub.add_parser("list", help="list tokens (never the tokens themselves)")
+    revoke = tok_sub.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("id")
+    st = sub.add_parser("settings", help="read or change settings")
+    st_sub = st.add_subparsers(dest="settings_cmd", required=True)
+    get = st_sub.add_parser("get")
+    get.add_argument("key", nargs="?", choices=sorted(DEFAULTS))
+    put = st_sub.add_parser("set")
+    put.add_argument("key", choices=sorted(DEFAULTS))
+    put.add_argument("value", help="a JSON value (true, false, [..]) or a string")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `tokenbroker` console script."""
+    args = parser().parse_args(argv)
+    handlers: dict[str, Callable[[argparse.Namespace], Any]] = {
+        "web": cmd_web,
+        "dev": cmd_dev,
+        "token": cmd_token,
+        "settings": cmd_settings,
+    }
+    try:
+        return int(handlers[args.command](args) or 0)
+    except ValueError as exc:
+        print(f"tokenbroker: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # errors.ApiError and store errors: say what, exit non-zero
+        print(f"tokenbroker: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,196 @@
+"""The environment configuration, read once at start-up into a frozen Config."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "TOKENBROKER_"
+LOG_FORMATS = ("json", "console", "auto")
+
+
+class ConfigError(Exception):
+    """A variable of the environment is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the processes read from the environment, with units in the names."""
+
+    redis_url: str
+    secret_key: bytes = field(repr=False)
+    old_secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_url: str = "http://127.0.0.1:8080"
+    redis_prefix: str = "tb"
+    schedule_partitions: int = 1
+    log_format: str = "auto"
+    enable_oauth_tokens_api_seed: bool | None = None
+    allow_endpoint_overrides: bool = False
+    allow_private_urls: bool = False
+    redis_timeout_s: float = 2.0
+    provider_timeout_s: float = 10.0
+    lock_ms: int = 30_000
+    refresh_lead_s: int = 300
+    keepalive_s: int = 86_400
+    cache_ttl_s: float = 5.0
+    max_body_bytes: int = 64 * 1024
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """Read the configuration from `environ` (default: os.environ)."""
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        port = reader.integer("TOKENBROKER_PORT", 8080, 1, 65535)
+        host = env.get("TOKENBROKER_HOST", "127.0.0.1")
+        return cls(
+            redis_url=reader.redis_url("REDIS_URL"),
+            secret_key=reader.key("TOKENBROKER_SECRET"),
+            old_secret_keys=reader.keys("TOKENBROKER_OLD_SECRETS"),
+            host=host,
+            port=port,
+            base_url=reader.url("TOKENBROKER_BASE_URL", f"http://{host}:{port}"),
+            redis_prefix=reader.prefix("TOKENBROKER_REDIS_PREFIX", "tb"),
+            schedule_partitions=reader.integer("TOKENBROKER_SCHEDULE_PARTITIONS", 1, 1, 1024),
+            log_format=reader.choice("TOKENBROKER_LOG_FORMAT", "auto", LOG_FORMATS),
+            enable_oauth_tokens_api_seed=reader.optional_bool(
+                "TOKENBROKER_ENABLE_OAUTH_TOKENS_API"
+            ),
+            allow_endpoint_overrides=reader.boolean("TOKENBROKER_ALLOW_ENDPOINT_OVERRIDES"),
+            allow_private_urls=reader.boolean("TOKENBROKER_ALLOW_PRIVATE_URLS"),
+            redis_timeout_s=reader.number("TOKENBROKER_REDIS_TIMEOUT_S", 2.0, 0.05, 60),
+            provider_timeout_s=reader.number("TOKENBROKER_PROVIDER_TIMEOUT_S", 10.0, 0.1, 120),
+            lock_ms=reader.integer("TOKENBROKER_LOCK_MS", 30_000, 100, 600_000),
+            refresh_lead_s=reader.integer("TOKENBROKER_REFRESH_LEAD_S", 300, 0, 86_400),
+            keepalive_s=reader.integer("TOKENBROKER_KEEPALIVE_S", 86_400, 60, 90 * 86_400),
+            cache_ttl_s=reader.number("TOKENBROKER_CACHE_TTL_S", 5.0, 0, 3600),
+        )
+
+
+def generate_secret() -> str:
+    """Return a new TOKENBROKER_SECRET value: 32 random bytes, base64."""
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def load_or_create_dev_secret(path: Path) -> tuple[str, bool]:
+    """Read the dev key file at `path`, creating it (mode 0600) when missing."""
+    if path.exists():
+        return path.read_text().strip(), False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = generate_secret()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value, True
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """Parses single variables, raising ConfigError that names the variable."""
+
+    env: Mapping[str, str]
+
+    def _get(self, name: str) -> str | None:
+        value = self.env.get(name)
+        return None if value is None or value.strip() == "" else value.strip()
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self._get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+        return value
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self._get(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+        return value
+
+    def optional_bool(self, name: str) -> bool | None:
+        raw = self._get(name)
+        if raw is None:
+            return None
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+    def boolean(self, name: str) -> bool:
+        return self.optional_bool(name) or False
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        raw = self._get(name)
+        if raw is None:
+            return default
+        if raw not in allowed:
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+        return raw
+
+    def url(self, name: str, default: str) -> str:
+        raw = self._get(name)
+        if raw is None:
+            return default
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"{name} must be an http(s) URL, got {raw!r}")
+        return raw.rstrip("/")
+
+    def redis_url(self, name: str) -> str:
+        raw = self._get(name)
+        if raw is None:
+            raise ConfigError(f"{name} is not set (for example redis://127.0.0.1:6379/0)")
+        if urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(f"{name} must start with redis://, rediss:// or unix://")
+        return raw
+
+    def prefix(self, name: str, default: str) -> str:
+        raw = self._get(name) or default
+        if not raw.replace("_", "").replace("-", "").isalnum() or "{" in raw:
+            raise ConfigError(f"{name} may hold only letters, digits, '-' and '_', got {raw!r}")
+        return raw
+
+    def key(self, name: str) -> bytes:
+        raw = self._get(name)
+        if raw is None:
+            raise ConfigError(
+                f"{name} is not set (32 random bytes, base64: "
+                'python -c "import base64,os;print(base64.b64encode(os.urandom(32)).decode())")'
+            )
+        return _decode_key(name, raw)
+
+    def keys(self, name: str) -> tuple[bytes, ...]:
+        raw = self._get(name)
+        if raw is None:
+            return ()
+        return tuple(_decode_key(name, part.strip()) for part in raw.split(",") if part.strip())
+
+
+def _decode_key(name: str, raw: str) -> bytes:
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"{name} must be base64 (32 random bytes)") from None
+    if len(key) != 32:
+        raise ConfigError(f"{name} must decode to 32 bytes, got {len(key)}")
+    return key

@@ -1,0 +1,163 @@
+"""The parts one process needs (stores, cache, refresher), wired together, and the token view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from redis.asyncio import Redis
+
+from service import errors
+from service.accounts import Account, AccountStore, account_from_hash
+from service.apitokens import ApiToken, ApiTokenStore, check_access, token_from_hash
+from service.apps import AppStore
+from service.cache import MISS, LocalCache
+from service.clock import Clock, iso
+from service.config import Config
+from service.crypto import Cipher, sha256_hex
+from service.keys import Keys
+from service.lua import Scripts
+from service.oauth import OAuthClient
+from service.redisconn import read_hash
+from service.refresh import Refreshed, Refresher
+from service.settings import DEFAULTS, OAUTH_TOKENS_API, SettingsStore
+
+
+@dataclass(frozen=True)
+class TokenView:
+    """What the token endpoint serves of an account, decrypted once and cached."""
+
+    account: str
+    user: str
+    access_token: str | None
+    provider: str
+    app: str
+    scopes: list[str]
+    expires_at_ms: int | None
+    status: str
+
+    def body(self, cached: bool) -> dict[str, Any]:
+        """The token endpoint's JSON body."""
+        return {
+            "account": self.account,
+            "user": self.user,
+            "accessToken": self.access_token,
+            "provider": self.provider,
+            "app": self.app,
+            "registeredScopes": self.scopes,
+            "expires": iso(self.expires_at_ms) if self.expires_at_ms else None,
+            "cached": cached,
+        }
+
+
+class Core:
+    """Everything a web process or worker uses, built from one Config and one Redis."""
+
+    def __init__(
+        self, config: Config, redis: Redis, http: aiohttp.ClientSession, clock: Clock
+    ) -> None:
+        self.config, self.redis, self.clock = config, redis, clock
+        self.keys = Keys(config.redis_prefix, config.schedule_partitions)
+        self.cipher = Cipher(config.secret_key, config.old_secret_keys)
+        self.scripts = Scripts(redis)
+        self.cache = LocalCache(config.cache_ttl_s)
+        notify = self.cache.invalidate
+        self.tokens = ApiTokenStore(redis, self.keys, notify)
+        self.settings = SettingsStore(redis, self.keys, notify)
+        self.apps = AppStore(redis, self.keys, self.scripts, self.cipher, config, notify)
+        self.accounts = AccountStore(redis, self.keys, self.scripts, self.cipher, notify)
+        self.oauth = OAuthClient(http, clock, config.provider_timeout_s)
+        self.refresher = Refresher(
+            redis, self.keys, self.accounts, self.apps, self.oauth, clock, config
+        )
+
+    async def seed_settings(self) -> None:
+        """Apply first-start seeds from the environment (never overriding the operator)."""
+        if self.config.enable_oauth_tokens_api_seed is not None:
+            await self.settings.seed(OAUTH_TOKENS_API, self.config.enable_oauth_tokens_api_seed)
+
+    async def authorize(self, bearer: str | None, scope: str, account: str | None) -> ApiToken:
+        """Check a presented API token for `scope` (and `account`); cached per process."""
+        if not bearer:
+            raise errors.Unauthorized("a valid API token is required")
+        digest = sha256_hex(bearer)
+        token = self.cache.get(f"token:{digest}")
+        if token is MISS:
+            epoch = self.cache.epoch
+            raw = await read_hash(self.redis, self.keys.api_token(digest))
+            token = token_from_hash(digest, raw)
+            self.cache.put(f"token:{digest}", token, epoch)
+        return check_access(token, scope, account, self.clock.now_ms())
+
+    async def setting(self, name: str) -> Any:
+        """Return one setting, cached per process."""
+        values = self.cache.get("settings")
+        if values is MISS:
+            epoch = self.cache.epoch
+            values = await self.settings.all()
+            self.cache.put("settings", values, epoch)
+        return values.get(name, DEFAULTS.get(name))
+
+    async def token_view(self, account_id: str) -> TokenView:
+        """Return the account's token view (cached, invalidated on every change)."""
+        view = self.cache.get(f"acct:{account_id}")
+        if view is MISS:
+            epoch = self.cache.epoch
+            raw = await read_hash(self.redis, self.keys.account(account_id))
+            account = account_from_hash(raw)
+            if account is None:
+                raise errors.AccountNotFound(f"no account with id {account_id!r}")
+            view = self.view_of(account)
+            self.cache.put(f"acct:{account_id}", view, epoch)
+        return view  # type: ignore[no-any-return]
+
+    def view_of(self, account: Account) -> TokenView:
+        """Decrypt an account into its token view."""
+        valid = account.encrypted_access is not None and account.expires_at_ms is not None
+        return TokenView(
+            account=account.id,
+            user=account.user,
+            access_token=self.accounts.access_token(account) if valid else None,
+            provider=account.provider,
+            app=account.app,
+            scopes=account.scopes,
+            expires_at_ms=account.expires_at_ms if valid else None,
+            status=account.status,
+        )
+
+    async def fresh_token(self, account_id: str, min_valid_ms: int) -> tuple[TokenView, bool, bool]:
+        """Return (view, cached, refresh_failed) for the token endpoint, refreshing if needed."""
+        view = await self.token_view(account_id)
+        if view.status != "active":
+            await self._raise_reauth(account_id)
+        now = self.clock.now_ms()
+        if view.expires_at_ms is not None and view.expires_at_ms - now >= min_valid_ms:
+            return view, True, False
+        outcome = await self.refresher.refresh(account_id, min_valid_ms)
+        if isinstance(outcome, Refreshed):
+            return self.view_of(outcome.account), not outcome.called, False
+        failure, account = outcome.failure, outcome.account
+        if failure.kind == "permanent" or account.status != "active":
+            raise errors.ReauthRequired(
+                "the account needs to be re-authorized by its user", details=failure.details()
+            )
+        if account.valid_for_ms(self.clock.now_ms()) > 0:
+            return self.view_of(account), False, True
+        if failure.kind == "app":
+            raise errors.AppCredentialsError(
+                "the provider rejected the app's client credentials", details=failure.details()
+            )
+        retry = str(int(failure.retry_after_s or 5))
+        raise errors.ProviderUnavailable(
+            "the provider could not refresh the token and no valid token is stored",
+            details=failure.details(),
+            headers={"Retry-After": retry},
+        )
+
+    async def _raise_reauth(self, account_id: str) -> None:
+        account = await self.accounts.require(account_id)
+        raise errors.ReauthRequired(
+            "the account needs to be re-authorized by its user",
+            details={"reason": account.reason, **(account.last_error or {})},
+        )

@@ -1,0 +1,53 @@
+"""Domain errors with a stable code, turned into HTTP answers by one middleware."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    """An error a client should see: HTTP status, stable code, message, optional details."""
+
+    status = 400
+    code = "BadRequest"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+
+def _error(name: str, status: int, code: str | None = None) -> type[ApiError]:
+    return type(name, (ApiError,), {"status": status, "code": code or name})
+
+
+InvalidInput = _error("InvalidInput", 400)
+InvalidJson = _error("InvalidJson", 400)
+InvalidAccountId = _error("InvalidAccountId", 400)
+InvalidAppId = _error("InvalidAppId", 400)
+InvalidMinValidity = _error("InvalidMinValidity", 400)
+Unauthorized = _error("Unauthorized", 401)
+Forbidden = _error("Forbidden", 403)
+ApiEndpointDisabled = _error("ApiEndpointDisabled", 403)
+SettingNotAllowed = _error("SettingNotAllowed", 403)
+AccountNotFound = _error("AccountNotFound", 404)
+AppNotFound = _error("AppNotFound", 404)
+TokenNotFound = _error("TokenNotFound", 404)
+RouteNotFound = _error("RouteNotFound", 404)
+MethodNotAllowed = _error("MethodNotAllowed", 405)
+AppInUse = _error("AppInUse", 409)
+AppExists = _error("AppExists", 409)
+ReauthRequired = _error("ReauthRequired", 409)
+PayloadTooLarge = _error("PayloadTooLarge", 413)
+UnsupportedMediaType = _error("UnsupportedMediaType", 415)
+InternalError = _error("InternalError", 500)
+StoreUnavailable = _error("StoreUnavailable", 503)
+ProviderUnavailable = _error("ProviderUnavailable", 503)
+AppCredentialsError = _error("AppCredentialsError", 503)

@@ -1,0 +1,37 @@
+"""Loads the Lua scripts in service/scripts/ and registers them with a Redis client."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+SCRIPT_NAMES = (
+    "account_save",
+    "account_store_tokens",
+    "account_mark_reauth",
+    "account_note_failure",
+    "account_delete",
+    "lock_release",
+    "app_save",
+)
+
+
+def script_source(name: str) -> str:
+    """Return the text of service/scripts/<name>.lua."""
+    return resources.files("service.scripts").joinpath(f"{name}.lua").read_text()
+
+
+class Scripts:
+    """The registered scripts; each is called with keys and args (EVALSHA, EVAL on NOSCRIPT)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(script_source(name)) for name in SCRIPT_NAMES
+        }
+
+    async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Run script `name` with KEYS and ARGV."""
+        return await self._scripts[name](keys=keys, args=args)

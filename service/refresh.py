@@ -1,0 +1,191 @@
+"""Single-flight refresh of one account under its Redis lock, shared by web and workers."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass
+
+import orjson
+import structlog
+from redis.asyncio import Redis
+
+from service import errors
+from service.accounts import Account, AccountStore
+from service.apps import AppStore
+from service.clock import Clock, iso
+from service.config import Config
+from service.expiry import due_ms
+from service.keys import Keys
+from service.oauth import Failure, Granted, OAuthClient
+
+log = structlog.get_logger("refresh")
+LOCK_POLL_S = 0.02
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """The account holds a token valid for the asked time; `called` says if we refreshed it."""
+
+    account: Account
+    called: bool
+
+
+@dataclass(frozen=True)
+class RefreshFailed:
+    """The refresh did not succeed; `account` is the state after the attempt."""
+
+    account: Account
+    failure: Failure
+
+
+Outcome = Refreshed | RefreshFailed
+
+
+class Refresher:
+    """Refreshes accounts so that at most one process calls the provider per account."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        accounts: AccountStore,
+        apps: AppStore,
+        oauth: OAuthClient,
+        clock: Clock,
+        config: Config,
+    ) -> None:
+        self.redis, self.keys, self.accounts, self.apps = redis, keys, accounts, apps
+        self.oauth, self.clock, self.config = oauth, clock, config
+        self._inflight: dict[tuple[str, int, bool], asyncio.Future[Outcome]] = {}
+
+    async def refresh(self, account_id: str, min_valid_ms: int, *, force: bool = False) -> Outcome:
+        """Make the account's token valid for `min_valid_ms`, refreshing at most once."""
+        key = (account_id, min_valid_ms, force)
+        running = self._inflight.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            outcome = await self._refresh_locked(account_id, min_valid_ms, force)
+            future.set_result(outcome)
+            return outcome
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            del self._inflight[key]
+
+    async def _refresh_locked(self, account_id: str, min_valid_ms: int, force: bool) -> Outcome:
+        deadline = time.monotonic() + self.config.provider_timeout_s + 2
+        lock_key = self.keys.lock(account_id)
+        while True:
+            value = secrets.token_hex(16)
+            if await self.redis.set(lock_key, value, nx=True, px=self.config.lock_ms):
+                return await self._with_lock(account_id, value, min_valid_ms, force)
+            while await self.redis.exists(lock_key):
+                if time.monotonic() > deadline:
+                    account = await self.accounts.require(account_id)
+                    busy = Failure("transient", "refresh_in_progress", "another refresh is running")
+                    return RefreshFailed(account, busy)
+                await asyncio.sleep(LOCK_POLL_S)
+            account = await self.accounts.require(account_id)
+            if account.valid_for_ms(self.clock.now_ms()) >= min_valid_ms and not force:
+                return Refreshed(account, called=False)
+            force = False  # someone else refreshed it while we waited; only stale tokens go again
+
+    async def _with_lock(
+        self, account_id: str, lock: str, min_valid_ms: int, force: bool
+    ) -> Outcome:
+        try:
+            account = await self.accounts.require(account_id)
+            if account.status != "active":
+                await self._release(account_id, lock)
+                return RefreshFailed(account, _reauth_failure(account))
+            if not force and account.valid_for_ms(self.clock.now_ms()) >= min_valid_ms:
+                await self._release(account_id, lock)
+                return Refreshed(account, called=False)
+            app = await self.apps.require(account.app)
+            result = await self.oauth.refresh(
+                app, self.apps.client_secret(app), self.accounts.refresh_token(account)
+            )
+        except BaseException:
+            await self._release(account_id, lock)
+            raise
+        if isinstance(result, Granted):
+            return await self._store(account, lock, result)
+        return await self._fail(account, lock, result)
+
+    async def _store(self, account: Account, lock: str, granted: Granted) -> Outcome:
+        now = self.clock.now_ms()
+        lifetime_ms = granted.lifetime_s * 1000
+        pairs = self.accounts.token_fields(account.id, granted.access_token, granted.refresh_token)
+        pairs.update(
+            {
+                "expiresAt": str(granted.expires_at_ms),
+                "lifetimeMs": str(lifetime_ms),
+                "refreshedAt": str(now),
+                "updatedAt": str(now),
+                "attempts": "0",
+            }
+        )
+        if granted.scopes is not None:
+            pairs["scopes"] = orjson.dumps(granted.scopes).decode()
+        due = due_ms(
+            now,
+            granted.expires_at_ms,
+            lifetime_ms,
+            lead_s=self.config.refresh_lead_s,
+            keepalive_s=self.config.keepalive_s,
+        )
+        result = await self.accounts.store_tokens(account.id, lock, pairs, due)
+        if result == "gone":
+            raise errors.AccountNotFound(f"account {account.id!r} was deleted during the refresh")
+        log.info(
+            "refreshed",
+            account=account.id,
+            expires=iso(granted.expires_at_ms),
+            rotated=granted.refresh_token is not None,
+            late=result == "late",
+        )
+        return Refreshed(await self.accounts.require(account.id), called=True)
+
+    async def _fail(self, account: Account, lock: str, failure: Failure) -> Outcome:
+        now = self.clock.now_ms()
+        error = {**failure.details(), "time": iso(now)}
+        if failure.kind == "permanent":
+            await self.accounts.mark_reauth(
+                account, lock, failure.reason or "invalidGrant", error, now
+            )
+        else:
+            await self.accounts.note_failure(account.id, lock, error)
+            if failure.kind == "app":
+                await self.apps.set_error(account.app, error)
+        log.warning(
+            "refresh_failed",
+            account=account.id,
+            kind=failure.kind,
+            error=failure.error,
+            status=failure.status,
+            reason=failure.reason,
+        )
+        return RefreshFailed(await self.accounts.require(account.id), failure)
+
+    async def _release(self, account_id: str, lock: str) -> None:
+        try:
+            await self.accounts.scripts.run("lock_release", [self.keys.lock(account_id)], [lock])
+        except Exception:  # the lock's TTL frees it anyway; report and go on
+            log.warning("lock_release_failed", account=account_id)
+
+
+def _reauth_failure(account: Account) -> Failure:
+    error = account.last_error or {}
+    return Failure(
+        "permanent",
+        str(error.get("error", "reauth_required")),
+        error.get("error_description"),
+        reason=account.reason,
+    )

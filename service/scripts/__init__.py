@@ -1,0 +1,1 @@
+"""Lua scripts of every multi-step state change, one file each."""

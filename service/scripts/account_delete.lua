@@ -1,0 +1,24 @@
+-- Delete an account and every key of it: record, lock, schedule, indexes, app count; event.
+-- KEYS[1] account hash
+-- KEYS[2] account lock
+-- KEYS[3] partition schedule
+-- KEYS[4] partition event stream
+-- KEYS[5] partition index of all accounts
+-- KEYS[6] partition index of active accounts
+-- KEYS[7] partition index of reauth_required accounts
+-- KEYS[8] partition app counts (hash app id -> accounts)
+-- ARGV[1] account id
+-- ARGV[2] invalidation channel
+-- ARGV[3] event JSON to append ('' = none)
+-- returns 1 when deleted, 0 when there was no such account
+local app = redis.call('HGET', KEYS[1], 'app')
+if not app then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('ZREM', KEYS[6], ARGV[1])
+redis.call('ZREM', KEYS[7], ARGV[1])
+if redis.call('HINCRBY', KEYS[8], app, -1) <= 0 then redis.call('HDEL', KEYS[8], app) end
+if ARGV[3] ~= '' then redis.call('XADD', KEYS[4], '*', 'payload', ARGV[3]) end
+redis.call('PUBLISH', ARGV[2], 'acct:' .. ARGV[1])
+return 1

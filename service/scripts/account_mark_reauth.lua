@@ -1,0 +1,24 @@
+-- Mark an account as needing re-consent: status, unschedule, re-index, event, release lock.
+-- KEYS[1] account hash
+-- KEYS[2] account lock
+-- KEYS[3] partition schedule
+-- KEYS[4] partition event stream
+-- KEYS[5] partition index of active accounts
+-- KEYS[6] partition index of reauth_required accounts
+-- ARGV[1] lock value held by the caller ('' = none)
+-- ARGV[2] account id
+-- ARGV[3] invalidation channel
+-- ARGV[4] event JSON to append on the transition ('' = none)
+-- ARGV[5..] field, value pairs to set (status, reason, lastError, updatedAt)
+-- returns 1 when the account changed to reauth_required, 0 when it already was, -1 when gone
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local was = redis.call('HGET', KEYS[1], 'status')
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('ZREM', KEYS[5], ARGV[2])
+redis.call('ZADD', KEYS[6], 0, ARGV[2])
+redis.call('PUBLISH', ARGV[3], 'acct:' .. ARGV[2])
+if was == 'reauth_required' then return 0 end
+if ARGV[4] ~= '' then redis.call('XADD', KEYS[4], '*', 'payload', ARGV[4]) end
+return 1

@@ -1,0 +1,40 @@
+-- Create or update an account with imported tokens: record, schedule, indexes, event, invalidation.
+-- KEYS[1] account hash
+-- KEYS[2] partition schedule (sorted set, score = refresh due, epoch ms)
+-- KEYS[3] partition event stream
+-- KEYS[4] partition index of all accounts (sorted set)
+-- KEYS[5] partition index of active accounts
+-- KEYS[6] partition index of reauth_required accounts
+-- KEYS[7] partition app counts (hash app id -> accounts)
+-- ARGV[1] account id
+-- ARGV[2] app id
+-- ARGV[3] refresh due time, epoch ms
+-- ARGV[4] invalidation channel
+-- ARGV[5] event JSON to append when the account is new ('' = none)
+-- ARGV[6] event JSON to append when it leaves reauth_required ('' = none)
+-- ARGV[7..] field, value pairs to set on the account hash (updatedAt among them)
+-- returns 'new' or 'existing'
+local id = ARGV[1]
+local app = ARGV[2]
+local existed = redis.call('EXISTS', KEYS[1]) == 1
+local old_app = redis.call('HGET', KEYS[1], 'app')
+local old_status = redis.call('HGET', KEYS[1], 'status')
+if old_app and old_app ~= app then
+  if redis.call('HINCRBY', KEYS[7], old_app, -1) <= 0 then redis.call('HDEL', KEYS[7], old_app) end
+end
+if not old_app or old_app ~= app then redis.call('HINCRBY', KEYS[7], app, 1) end
+redis.call('HDEL', KEYS[1], 'reason', 'lastError', 'accessToken', 'expiresAt')
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+if not existed then redis.call('HSET', KEYS[1], 'createdAt', redis.call('HGET', KEYS[1], 'updatedAt')) end
+redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), id)
+redis.call('ZADD', KEYS[4], 0, id)
+redis.call('ZADD', KEYS[5], 0, id)
+redis.call('ZREM', KEYS[6], id)
+if not existed and ARGV[5] ~= '' then
+  redis.call('XADD', KEYS[3], '*', 'payload', ARGV[5])
+elseif existed and old_status == 'reauth_required' and ARGV[6] ~= '' then
+  redis.call('XADD', KEYS[3], '*', 'payload', ARGV[6])
+end
+redis.call('PUBLISH', ARGV[4], 'acct:' .. id)
+if existed then return 'existing' end
+return 'new'

@@ -1,0 +1,29 @@
+-- Store the result of a successful refresh, reschedule, release the lock, invalidate caches.
+-- KEYS[1] account hash
+-- KEYS[2] account lock
+-- KEYS[3] partition schedule (sorted set, score = refresh due, epoch ms)
+-- ARGV[1] lock value held by the caller ('' = caller holds no lock)
+-- ARGV[2] next refresh due time, epoch ms
+-- ARGV[3] invalidation channel
+-- ARGV[4] account id
+-- ARGV[5..] field, value pairs to set on the account hash
+-- returns 'ok'; 'gone' when the account was deleted meanwhile (nothing written);
+--         'late' when the lock had passed to nobody or another holder (tokens still written,
+--         because a rotated refresh token must never be lost)
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+  return 'gone'
+end
+local result = 'ok'
+if ARGV[1] ~= '' then
+  if redis.call('GET', KEYS[2]) == ARGV[1] then
+    redis.call('DEL', KEYS[2])
+  else
+    result = 'late'
+  end
+end
+redis.call('HDEL', KEYS[1], 'lastError', 'reason')
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), ARGV[4])
+redis.call('PUBLISH', ARGV[3], 'acct:' .. ARGV[4])
+return result

@@ -1,0 +1,85 @@
+"""The operator's settings stored in Redis (not the environment Config)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from service import errors
+from service.events import EVENTS
+from service.keys import Keys
+from service.redisconn import as_mapping
+from service.urls import check_outbound_url
+
+DEFAULTS: dict[str, Any] = {
+    "enableOAuthTokensApi": False,
+    "allowedRedirectUrls": [],
+    "webhooks": None,
+    "webhooksEnabled": False,
+    "webhookEvents": "*",
+    "webhookHeaders": {},
+}
+OAUTH_TOKENS_API = "enableOAuthTokensApi"
+
+
+def check_value(name: str, value: Any, *, allow_private: bool) -> Any:
+    """Return a valid value for setting `name`; raise InvalidInput otherwise."""
+    if name not in DEFAULTS:
+        raise errors.InvalidInput(f"unknown setting {name!r}", details={"field": name})
+    if name in ("enableOAuthTokensApi", "webhooksEnabled"):
+        if not isinstance(value, bool):
+            raise errors.InvalidInput(f"{name} must be true or false", details={"field": name})
+    elif name == "allowedRedirectUrls":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise errors.InvalidInput(f"{name} must be a list of URLs", details={"field": name})
+        for url in value:
+            check_outbound_url(url, name, allow_private=True)
+    elif name == "webhooks":
+        if value is not None:
+            if not isinstance(value, str):
+                raise errors.InvalidInput(f"{name} must be a URL", details={"field": name})
+            check_outbound_url(value, name, allow_private=allow_private)
+    elif name == "webhookEvents":
+        if value != "*" and (not isinstance(value, list) or not all(v in EVENTS for v in value)):
+            raise errors.InvalidInput(
+                f"{name} must be '*' or a list of {', '.join(EVENTS)}", details={"field": name}
+            )
+    elif name == "webhookHeaders" and (
+        not isinstance(value, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    ):
+        raise errors.InvalidInput(f"{name} must map names to strings", details={"field": name})
+    return value
+
+
+class SettingsStore:
+    """Reads and writes settings; each write tells every web process to forget its copy."""
+
+    def __init__(
+        self, redis: Redis, keys: Keys, notify: Callable[[str], None] = lambda key: None
+    ) -> None:
+        self.redis, self.keys, self.notify = redis, keys, notify
+
+    async def all(self) -> dict[str, Any]:
+        """Return every setting, defaults filled in."""
+        raw = await self.redis.hgetall(self.keys.settings)
+        stored = {k: orjson.loads(v) for k, v in raw.items() if k in DEFAULTS}
+        return {**DEFAULTS, **stored}
+
+    async def update(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Store already-checked values in one MULTI/EXEC and return all settings."""
+        if values:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                mapping = {k: orjson.dumps(v).decode() for k, v in values.items()}
+                pipe.hset(self.keys.settings, mapping=as_mapping(mapping))
+                pipe.publish(self.keys.invalidations, "settings")
+                await pipe.execute()
+            self.notify("settings")
+        return await self.all()
+
+    async def seed(self, name: str, value: Any) -> bool:
+        """Set a setting only if it was never set (first start); True when it was set now."""
+        return bool(await self.redis.hsetnx(self.keys.settings, name, orjson.dumps(value).decode()))

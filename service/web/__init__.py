@@ -1,0 +1,1 @@
+"""The aiohttp web process: JSON API, token endpoint, health and OpenAPI."""

@@ -1,0 +1,132 @@
+"""Account routes: import, list, show, delete and force a refresh."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from service import errors, validate
+from service.accounts import STATUSES
+from service.core import Core
+from service.expiry import DEFAULT_LIFETIME_S, due_ms
+from service.refresh import Refreshed
+from service.web.appkeys import CORE
+from service.web.io import authorize, json_body, json_response
+
+IMPORT_FIELDS = {"account", "name", "oauth2"}
+OAUTH2_FIELDS = {"provider", "auth", "refreshToken", "accessToken", "expires", "scopes"}
+
+
+async def create_account(request: web.Request) -> web.Response:
+    """Import an account with a refresh token obtained elsewhere."""
+    await authorize(request, "api")
+    body = await json_body(request)
+    validate.no_unknown(body, IMPORT_FIELDS)
+    account_id = validate.account_id(body.get("account"))
+    oauth2 = validate.obj(body.get("oauth2"), "oauth2")
+    validate.no_unknown(oauth2, OAUTH2_FIELDS, "oauth2")
+    auth = validate.obj(oauth2.get("auth"), "oauth2.auth")
+    validate.no_unknown(auth, {"user"}, "oauth2.auth")
+    core = request.app[CORE]
+    app = await core.apps.require(validate.app_id(oauth2.get("provider")))
+    user = validate.string(auth, "user", required=True, max_len=320)
+    refresh = validate.string(oauth2, "refreshToken", required=True, max_len=8192)
+    access = validate.string(oauth2, "accessToken", max_len=16384)
+    scopes = validate.scopes(oauth2["scopes"], "scopes") if "scopes" in oauth2 else app.scopes
+    name = validate.string(body, "name", max_len=256)
+    now = core.clock.now_ms()
+    expires = validate.iso_time(oauth2, "expires")
+    if access is not None and expires is None:
+        expires = now + DEFAULT_LIFETIME_S * 1000
+    pairs = core.accounts.token_fields(account_id, access, refresh)
+    pairs.update(
+        {"provider": app.provider, "user": user or "", "scopes": orjson.dumps(scopes).decode()}
+    )
+    if name:
+        pairs["name"] = name
+    due = now
+    if access is not None and expires is not None:
+        pairs.update({"expiresAt": str(expires), "lifetimeMs": str(max(expires - now, 0))})
+        due = due_ms(
+            now,
+            expires,
+            None,
+            lead_s=core.config.refresh_lead_s,
+            keepalive_s=core.config.keepalive_s,
+        )
+    data = {"user": user, "provider": app.provider}
+    state = await core.accounts.save(account_id, app.id, pairs, due, now, data)
+    return json_response({"account": account_id, "state": state})
+
+
+async def list_accounts(request: web.Request) -> web.Response:
+    """List accounts by page, optionally only those with one status."""
+    await authorize(request, "api")
+    page = validate.integer(request.query.get("page"), "page", 0, 0, 1_000_000)
+    size = validate.integer(request.query.get("pageSize"), "pageSize", 20, 1, 1000)
+    status = request.query.get("status") or "all"
+    if status != "all" and status not in STATUSES:
+        raise errors.InvalidInput(
+            f"status must be one of {', '.join(STATUSES)}", details={"field": "status"}
+        )
+    total, accounts = await request.app[CORE].accounts.page(page, size, status)
+    return json_response(
+        {
+            "total": total,
+            "page": page,
+            "pages": max(1, -(-total // size)),
+            "accounts": [a.public() for a in accounts],
+        }
+    )
+
+
+async def get_account(request: web.Request) -> web.Response:
+    """Show one account (never any token)."""
+    account_id = validate.account_id(request.match_info["account"])
+    await authorize(request, "api", account_id)
+    return json_response((await request.app[CORE].accounts.require(account_id)).public())
+
+
+async def delete_account(request: web.Request) -> web.Response:
+    """Delete an account and every key of it."""
+    account_id = validate.account_id(request.match_info["account"])
+    await authorize(request, "api", account_id)
+    core = request.app[CORE]
+    account = await core.accounts.require(account_id)
+    deleted = await core.accounts.delete(account, core.clock.now_ms())
+    return json_response({"account": account_id, "deleted": deleted})
+
+
+async def refresh_account(request: web.Request) -> web.Response:
+    """Refresh the account's token now, whatever its expiry."""
+    account_id = validate.account_id(request.match_info["account"])
+    await authorize(request, "api", account_id)
+    core = request.app[CORE]
+    await core.accounts.require(account_id)
+    outcome = await core.refresher.refresh(account_id, 0, force=True)
+    if isinstance(outcome, Refreshed):
+        return json_response(_refreshed_body(outcome.account.public()))
+    raise _failure_error(core, outcome.failure.kind, outcome.failure.details())
+
+
+def _refreshed_body(public: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "account": public["account"],
+        "refreshed": True,
+        "expires": public["expires"],
+        "scopes": public["scopes"],
+    }
+
+
+def _failure_error(core: Core, kind: str, details: dict[str, Any]) -> errors.ApiError:
+    if kind == "permanent":
+        return errors.ReauthRequired("the account needs to be re-authorized", details=details)
+    if kind == "app":
+        return errors.AppCredentialsError(
+            "the provider rejected the app's credentials", details=details
+        )
+    return errors.ProviderUnavailable(
+        "the provider could not refresh the token", details=details, headers={"Retry-After": "5"}
+    )

@@ -1,0 +1,70 @@
+"""create_app(config): the aiohttp application with its resources and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from service.clock import Clock, SystemClock
+from service.config import Config
+from service.core import Core
+from service.redisconn import create_redis
+from service.web.appkeys import CACHE_TASK, CLOCK, CONFIG, CORE, HTTP, REDIS
+from service.web.middleware import request_middleware
+from service.web.routes import add_routes
+
+
+def templates_dir() -> Path:
+    """Where the Jinja2 templates are: inside the installed package, or the repo's templates/."""
+    packaged = Path(__file__).resolve().parent.parent / "templates"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "templates"
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The Redis client."""
+    app[REDIS] = create_redis(app[CONFIG])
+    yield
+    await app[REDIS].aclose()
+
+
+async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The outbound HTTP client (providers)."""
+    app[HTTP] = aiohttp.ClientSession(raise_for_status=False)
+    yield
+    await app[HTTP].close()
+
+
+async def core_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The stores, cache and refresher; first-start settings seeds."""
+    app[CORE] = Core(app[CONFIG], app[REDIS], app[HTTP], app[CLOCK])
+    with contextlib.suppress(Exception):  # Redis may be down at start; /ready says so
+        await app[CORE].seed_settings()
+    yield
+
+
+async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The task that follows cache invalidations."""
+    core = app[CORE]
+    app[CACHE_TASK] = asyncio.create_task(core.cache.listen(app[REDIS], core.keys.invalidations))
+    yield
+    app[CACHE_TASK].cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await app[CACHE_TASK]
+
+
+def create_app(config: Config, clock: Clock | None = None) -> web.Application:
+    """Build the web application for `config`."""
+    app = web.Application(middlewares=[request_middleware], client_max_size=config.max_body_bytes)
+    app[CONFIG] = config
+    app[CLOCK] = clock or SystemClock()
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(templates_dir())), autoescape=True)
+    app.cleanup_ctx.extend([redis_ctx, http_ctx, core_ctx, cache_ctx])
+    add_routes(app)
+    return app

@@ -1,0 +1,20 @@
+"""Typed keys for the state the web app keeps."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from aiohttp import web
+from redis.asyncio import Redis
+
+from service.clock import Clock
+from service.config import Config
+from service.core import Core
+
+CONFIG = web.AppKey("config", Config)
+CLOCK = web.AppKey("clock", Clock)
+REDIS = web.AppKey("redis", Redis)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+CORE = web.AppKey("core", Core)
+CACHE_TASK = web.AppKey("cache_task", asyncio.Task[None])

@@ -1,0 +1,54 @@
+"""OAuth2 app routes: list, create, show, partial update, delete."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service import validate
+from service.clock import iso
+from service.web.appkeys import CONFIG, CORE
+from service.web.io import authorize, json_body, json_response
+
+
+async def list_apps(request: web.Request) -> web.Response:
+    """List every OAuth2 app (never a client secret)."""
+    await authorize(request, "api")
+    core, base = request.app[CORE], request.app[CONFIG].base_url
+    apps = await core.apps.all()
+    items = [app.public(await core.apps.account_count(app.id), base) for app in apps]
+    return json_response({"total": len(items), "apps": items})
+
+
+async def create_app_route(request: web.Request) -> web.Response:
+    """Create an OAuth2 app."""
+    await authorize(request, "api")
+    core = request.app[CORE]
+    app = await core.apps.create(await json_body(request), iso(core.clock.now_ms()))
+    return json_response(app.public(0, request.app[CONFIG].base_url), status=201)
+
+
+async def get_app(request: web.Request) -> web.Response:
+    """Show one OAuth2 app."""
+    await authorize(request, "api")
+    core = request.app[CORE]
+    app = await core.apps.require(validate.app_id(request.match_info["app"]))
+    count = await core.apps.account_count(app.id)
+    return json_response(app.public(count, request.app[CONFIG].base_url))
+
+
+async def update_app(request: web.Request) -> web.Response:
+    """Change some fields of an OAuth2 app; an omitted secret is kept."""
+    await authorize(request, "api")
+    core = request.app[CORE]
+    app = await core.apps.require(validate.app_id(request.match_info["app"]))
+    updated = await core.apps.update(app, await json_body(request), iso(core.clock.now_ms()))
+    count = await core.apps.account_count(app.id)
+    return json_response(updated.public(count, request.app[CONFIG].base_url))
+
+
+async def delete_app(request: web.Request) -> web.Response:
+    """Delete an OAuth2 app that has no accounts."""
+    await authorize(request, "api")
+    app_id = validate.app_id(request.match_info["app"])
+    await request.app[CORE].apps.delete(app_id)
+    return json_response({"id": app_id, "deleted": True})

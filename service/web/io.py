@@ -1,0 +1,43 @@
+"""Reading JSON requests and writing JSON responses with orjson."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from service import errors
+from service.validate import obj
+from service.web.appkeys import CORE
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """Return `data` as an application/json response."""
+    return web.Response(
+        body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
+    )
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """Parse the request body as a JSON object, with clear errors for everything else."""
+    if request.content_type not in ("application/json", "application/octet-stream", ""):
+        raise errors.UnsupportedMediaType("send the body as application/json")
+    raw = await request.read()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise errors.InvalidJson("the request body is not valid JSON") from None
+    return obj(data)
+
+
+async def authorize(request: web.Request, scope: str, account: str | None = None) -> None:
+    """Require an API token with `scope` (and access to `account`) on this request."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, bearer = header.partition(" ")
+    token = bearer.strip() if scheme.lower() == "bearer" else None
+    if token is None:
+        token = request.query.get("access_token")
+    await request.app[CORE].authorize(token, scope, account)

@@ -1,0 +1,87 @@
+"""Request middleware: request id and one log line per request; errors to JSON in one place."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+
+from service import errors
+from service.redisconn import STORE_ERRORS
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = structlog.get_logger("http")
+
+
+def error_response(exc: errors.ApiError) -> web.Response:
+    """Render an ApiError in the shape {statusCode, error, message, code, details?}."""
+    body: dict[str, Any] = {
+        "statusCode": exc.status,
+        "error": HTTPStatus(exc.status).phrase,
+        "message": exc.message,
+        "code": exc.code,
+    }
+    if exc.details:
+        body["details"] = exc.details
+    return web.Response(
+        body=orjson.dumps(body),
+        status=exc.status,
+        content_type="application/json",
+        headers={**exc.headers, "Cache-Control": "no-store"},
+    )
+
+
+def _from_http_exception(exc: web.HTTPException) -> errors.ApiError:
+    if exc.status == 404:
+        return errors.RouteNotFound("no such route")
+    if exc.status == 405:
+        return errors.MethodNotAllowed(
+            f"method {exc.method if hasattr(exc, 'method') else ''} is not allowed here".replace(
+                "  ", " "
+            )
+        )
+    if exc.status == 413:
+        return errors.PayloadTooLarge("the request body is too large")
+    generic = errors.ApiError(exc.reason or "request failed")
+    generic.status, generic.code = exc.status, "HttpError"
+    return generic
+
+
+@web.middleware
+async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind a request id, turn every error into JSON, and log one line per request."""
+    request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    try:
+        try:
+            response = await handler(request)
+        except errors.ApiError as exc:
+            response = error_response(exc)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = error_response(_from_http_exception(exc))
+        except STORE_ERRORS as exc:
+            log.error("store_unavailable", error=type(exc).__name__)
+            response = error_response(errors.StoreUnavailable("the store (Redis) is unavailable"))
+        except Exception:
+            log.exception("unhandled_error", path=request.path)
+            response = error_response(errors.InternalError("internal error"))
+        response.headers["X-Request-Id"] = request_id
+        log.info(
+            "request",
+            method=request.method,
+            path=request.rel_url.path,
+            status=response.status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return response
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id", "account")

@@ -1,0 +1,35 @@
+"""The one routes table: every route of the web process, each named."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service.web import accounts, apps, health, oauth_token, openapi, settings
+
+
+def add_routes(app: web.Application) -> None:
+    """Register every route on `app`."""
+    app.add_routes(
+        [
+            web.get("/health", health.health, name="health"),
+            web.get("/ready", health.ready, name="ready"),
+            web.get("/openapi.json", openapi.document, name="openapi"),
+            web.get(
+                "/v1/account/{account}/oauth-token", oauth_token.oauth_token, name="oauth_token"
+            ),
+            web.post("/v1/account", accounts.create_account, name="account_create"),
+            web.get("/v1/accounts", accounts.list_accounts, name="accounts_list"),
+            web.get("/v1/account/{account}", accounts.get_account, name="account_get"),
+            web.delete("/v1/account/{account}", accounts.delete_account, name="account_delete"),
+            web.post(
+                "/v1/account/{account}/refresh", accounts.refresh_account, name="account_refresh"
+            ),
+            web.get("/v1/oauth2", apps.list_apps, name="apps_list"),
+            web.post("/v1/oauth2", apps.create_app_route, name="app_create"),
+            web.get("/v1/oauth2/{app}", apps.get_app, name="app_get"),
+            web.put("/v1/oauth2/{app}", apps.update_app, name="app_update"),
+            web.delete("/v1/oauth2/{app}", apps.delete_app, name="app_delete"),
+            web.get("/v1/settings", settings.get_settings, name="settings_get"),
+            web.put("/v1/settings", settings.put_settings, name="settings_put"),
+        ]
+    )

@@ -1,0 +1,1 @@
+"""Tests of the web process, through aiohttp's test client."""

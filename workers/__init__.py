@@ -1,0 +1,1 @@
+"""Long-running loops of tokenbroker (refresh and webhook workers)."""
