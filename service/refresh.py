@@ -116,7 +116,10 @@ class Refresher:
             await self._release(account_id, lock)
             raise
         if isinstance(result, Granted):
-            return await self._store(account, lock, result)
+            outcome = await self._store(account, lock, result)
+            if "error" in app.fields:  # the app's credentials work again
+                await self.apps.set_error(app.id, None)
+            return outcome
         return await self._fail(account, lock, result)
 
     async def _store(self, account: Account, lock: str, granted: Granted) -> Outcome:

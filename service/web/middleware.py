@@ -37,15 +37,11 @@ def error_response(exc: errors.ApiError) -> web.Response:
     )
 
 
-def _from_http_exception(exc: web.HTTPException) -> errors.ApiError:
+def _from_http_exception(exc: web.HTTPException, method: str) -> errors.ApiError:
     if exc.status == 404:
         return errors.RouteNotFound("no such route")
     if exc.status == 405:
-        return errors.MethodNotAllowed(
-            f"method {exc.method if hasattr(exc, 'method') else ''} is not allowed here".replace(
-                "  ", " "
-            )
-        )
+        return errors.MethodNotAllowed(f"method {method} is not allowed on this route")
     if exc.status == 413:
         return errors.PayloadTooLarge("the request body is too large")
     generic = errors.ApiError(exc.reason or "request failed")
@@ -67,7 +63,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            response = error_response(_from_http_exception(exc))
+            response = error_response(_from_http_exception(exc, request.method))
         except STORE_ERRORS as exc:
             log.error("store_unavailable", error=type(exc).__name__)
             response = error_response(errors.StoreUnavailable("the store (Redis) is unavailable"))

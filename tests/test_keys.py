@@ -1,0 +1,39 @@
+"""Key layout: partitions by crc32, one hash tag per partition, globals under one tag."""
+
+from __future__ import annotations
+
+import re
+
+from service.keys import Keys
+
+TAG = re.compile(r"\{([^}]*)\}")
+
+
+def test_account_keys_share_their_partition_tag() -> None:
+    """Record, lock, schedule, events and indexes of an account carry the same hash tag."""
+    keys = Keys("tb", 8)
+    for account in ("a", "user@example.com", "x" * 256):
+        part = keys.partition_of(account)
+        names = [
+            keys.account(account),
+            keys.lock(account),
+            keys.schedule(part),
+            keys.events(part),
+            keys.index(part),
+            keys.app_counts(part),
+        ]
+        assert {TAG.search(n).group(1) for n in names if TAG.search(n)} == {f"p{part}"}
+
+
+def test_partitions_spread_accounts() -> None:
+    """With 8 partitions, 1,000 accounts land in every partition."""
+    keys = Keys("tb", 8)
+    assert {keys.partition_of(f"acct{i}") for i in range(1000)} == set(range(8))
+
+
+def test_prefix_and_globals() -> None:
+    """Every key starts with the prefix; global keys share one tag."""
+    keys = Keys("custom", 1)
+    names = [keys.apps, keys.app("x"), keys.settings, keys.api_token("d"), keys.api_token_ids]
+    assert all(n.startswith("custom:{g}:") for n in names)
+    assert keys.account("a") == "custom:{p0}:acct:a"

@@ -1,0 +1,109 @@
+"""OAuth2 app routes: create, read, partial update, freeze while in use, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from service.config import Config
+
+Client = TestClient[web.Request, web.Application]
+GOOGLE = {"id": "gmail", "provider": "google", "clientId": "cid", "clientSecret": "s3cret-value"}
+
+
+async def test_create_and_read_google_app(client: Client, admin: dict[str, str]) -> None:
+    """A google app gets built-in endpoints and default scopes; the secret is never returned."""
+    body = {**GOOGLE, "additionalScopes": "https://www.googleapis.com/auth/postmaster.readonly"}
+    resp = await client.post("/v1/oauth2", json=body, headers=admin)
+    created = await resp.json()
+    assert resp.status == 201, created
+    assert created["tokenUrl"] == "https://oauth2.googleapis.com/token"
+    assert created["scopes"][-1] == "https://www.googleapis.com/auth/postmaster.readonly"
+    assert created["clientSecretSet"] is True
+    assert created["redirectUrl"] == "http://127.0.0.1:8080/oauth/callback"
+    text = await (await client.get("/v1/oauth2/gmail", headers=admin)).text()
+    listing = await (await client.get("/v1/oauth2", headers=admin)).text()
+    assert "s3cret-value" not in text + listing + str(created)
+    resp = await client.post("/v1/oauth2", json=GOOGLE, headers=admin)
+    assert resp.status == 409
+    assert (await resp.json())["code"] == "AppExists"
+
+
+async def test_microsoft_tenant_and_cloud(client: Client, admin: dict[str, str]) -> None:
+    """Microsoft apps build endpoints from tenant and cloud; unknown clouds are refused."""
+    body = {
+        "id": "ms",
+        "provider": "microsoft",
+        "clientId": "c",
+        "clientSecret": "s",
+        "tenant": "organizations",
+        "cloud": "usgov",
+    }
+    created = await (await client.post("/v1/oauth2", json=body, headers=admin)).json()
+    assert created["tokenUrl"] == "https://login.microsoftonline.us/organizations/oauth2/v2.0/token"
+    assert "offline_access" in created["scopes"]
+    assert created["revocationUrl"] is None
+    resp = await client.post(
+        "/v1/oauth2", json={**body, "id": "ms2", "cloud": "mars"}, headers=admin
+    )
+    assert (await resp.json())["code"] == "InvalidInput"
+
+
+async def test_endpoint_overrides_need_flag(
+    make_client: Callable[..., Awaitable[Client]], config: Config, admin: dict[str, str]
+) -> None:
+    """Overriding google endpoints is refused unless TOKENBROKER_ALLOW_ENDPOINT_OVERRIDES."""
+    strict = await make_client(
+        replace(config, allow_endpoint_overrides=False, allow_private_urls=False)
+    )
+    body = {**GOOGLE, "tokenUrl": "https://evil.example/token"}
+    resp = await strict.post("/v1/oauth2", json=body, headers=admin)
+    assert resp.status == 400
+    oidc = {
+        "id": "o",
+        "provider": "oidc",
+        "clientId": "c",
+        "clientSecret": "s",
+        "issuer": "http://127.0.0.1:9/",
+    }
+    resp = await strict.post("/v1/oauth2", json=oidc, headers=admin)
+    assert resp.status == 400
+    assert "PRIVATE_URLS" in (await resp.json())["message"]
+
+
+async def test_partial_update_keeps_secret(client: Client, admin: dict[str, str]) -> None:
+    """PUT changes only the given fields; an omitted secret is kept."""
+    await client.post("/v1/oauth2", json=GOOGLE, headers=admin)
+    resp = await client.put(
+        "/v1/oauth2/gmail", json={"name": "Mail", "additionalScopes": []}, headers=admin
+    )
+    body = await resp.json()
+    assert resp.status == 200, body
+    assert body["name"] == "Mail" and body["clientSecretSet"] is True
+    assert body["clientId"] == "cid"
+
+
+async def test_frozen_while_in_use_and_delete(
+    client: Client,
+    admin: dict[str, str],
+    import_account: Callable[..., Awaitable[Any]],
+) -> None:
+    """Endpoints cannot change and the app cannot be deleted while accounts use it."""
+    await import_account()
+    resp = await client.put(
+        "/v1/oauth2/idp", json={"tokenUrl": "http://127.0.0.1:1/t"}, headers=admin
+    )
+    assert resp.status == 409
+    assert (await resp.json())["code"] == "AppInUse"
+    resp = await client.put("/v1/oauth2/idp", json={"name": "renamed"}, headers=admin)
+    assert resp.status == 200
+    resp = await client.delete("/v1/oauth2/idp", headers=admin)
+    assert resp.status == 409
+    await client.delete("/v1/account/example", headers=admin)
+    resp = await client.delete("/v1/oauth2/idp", headers=admin)
+    assert resp.status == 200
+    assert (await client.get("/v1/oauth2/idp", headers=admin)).status == 404

@@ -1,0 +1,60 @@
+"""Settings API: read, change, and the rule that it may disable but never enable the endpoint."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from service.core import Core
+
+Client = TestClient[web.Request, web.Application]
+
+
+async def test_defaults_and_update(client: Client, admin: dict[str, str]) -> None:
+    """Settings start at their defaults and PUT changes only the given ones."""
+    body = await (await client.get("/v1/settings", headers=admin)).json()
+    assert body["enableOAuthTokensApi"] is False and body["webhookEvents"] == "*"
+    resp = await client.put(
+        "/v1/settings",
+        headers=admin,
+        json={"webhooks": "https://hooks.example.com/x", "webhookEvents": ["accountAdded"]},
+    )
+    body = await resp.json()
+    assert resp.status == 200, body
+    assert body["webhooks"] == "https://hooks.example.com/x"
+    assert body["webhookEvents"] == ["accountAdded"]
+
+
+async def test_api_cannot_enable_token_endpoint(
+    client: Client, admin: dict[str, str], core: Core
+) -> None:
+    """PUT may disable the oauth-token endpoint but enabling it is 403 SettingNotAllowed."""
+    resp = await client.put("/v1/settings", headers=admin, json={"enableOAuthTokensApi": True})
+    assert resp.status == 403
+    assert (await resp.json())["code"] == "SettingNotAllowed"
+    assert (await core.settings.all())["enableOAuthTokensApi"] is False
+    await core.settings.update({"enableOAuthTokensApi": True})
+    resp = await client.put("/v1/settings", headers=admin, json={"enableOAuthTokensApi": False})
+    assert (await resp.json())["enableOAuthTokensApi"] is False
+
+
+async def test_invalid_values(client: Client, admin: dict[str, str]) -> None:
+    """Unknown settings and bad values answer 400 InvalidInput naming the field."""
+    for body in (
+        {"nope": 1},
+        {"webhooks": "ftp://x"},
+        {"webhookEvents": ["bogus"]},
+        {"webhooksEnabled": "yes"},
+        {"webhookHeaders": {"a": 1}},
+    ):
+        resp = await client.put("/v1/settings", headers=admin, json=body)
+        assert resp.status == 400, body
+        assert (await resp.json())["code"] == "InvalidInput"
+
+
+async def test_seed_only_at_first_start(core: Core) -> None:
+    """The environment seed sets the endpoint flag only when it was never set."""
+    assert await core.settings.seed("enableOAuthTokensApi", True) is True
+    await core.settings.update({"enableOAuthTokensApi": False})
+    assert await core.settings.seed("enableOAuthTokensApi", True) is False
+    assert (await core.settings.all())["enableOAuthTokensApi"] is False
