@@ -161,15 +161,16 @@ class AppStore:
     async def create(self, body: dict[str, Any], now: str) -> App:
         """Validate and store a new app; raise AppExists when the id is taken."""
         validate.no_unknown(body, INPUT_FIELDS)
-        app_id = validate.app_id(body.get("id") or f"app{secrets.token_hex(6)}")
+        raw_id = body.get("id")
+        app_id = validate.app_id(f"app{secrets.token_hex(6)}" if raw_id is None else raw_id)
         kind = body.get("provider")
         if kind not in KINDS:
             raise errors.InvalidInput(
                 f"provider must be one of {', '.join(KINDS)}", details={"field": "provider"}
             )
-        validate.string(body, "clientId", required=True)
+        validate.string(body, "clientId", required=True, max_len=2048)
         validate.string(body, "clientSecret", required=True, max_len=4096)
-        pairs = self._pairs(kind, body, app_id, existing=None)
+        pairs = self._pairs(kind, body, app_id, {})
         pairs.update({"id": app_id, "provider": kind, "v": SCHEMA_VERSION, "created": now})
         pairs["updated"] = now
         if not await self._save(app_id, "create", pairs, []):
@@ -187,9 +188,12 @@ class AppStore:
                 f"{', '.join(changed)} cannot change while the app has accounts",
                 details={"fields": changed},
             )
-        pairs = self._pairs(app.provider, body, app.id, existing=app)
-        pairs["updated"] = now
+        if "clientId" in body and body["clientId"] is None:
+            raise errors.InvalidInput("clientId cannot be removed", details={"field": "clientId"})
         removed = [f for f in TEXT_FIELDS if f in body and body[f] is None]
+        kept = {k: v for k, v in app.fields.items() if k not in removed}
+        pairs = self._pairs(app.provider, body, app.id, kept)
+        pairs["updated"] = now
         if not await self._save(app.id, "update", pairs, removed):
             raise errors.AppNotFound(f"no OAuth2 app with id {app.id!r}")
         return await self.require(app.id)
@@ -232,8 +236,9 @@ class AppStore:
         return saved
 
     def _pairs(
-        self, kind: str, body: dict[str, Any], app_id: str, existing: App | None
+        self, kind: str, body: dict[str, Any], app_id: str, kept: dict[str, str]
     ) -> dict[str, str]:
+        """Validate the body's fields into hash pairs; `kept` = stored fields that stay."""
         pairs: dict[str, str] = {}
         for name in TEXT_FIELDS:
             value = (
@@ -241,7 +246,7 @@ class AppStore:
             )
             if value is not None:
                 pairs[name] = value
-        self._check_kind_fields(kind, pairs, existing)
+        self._check_kind_fields(kind, pairs, kept)
         if "additionalScopes" in body:
             extra = validate.scopes(body["additionalScopes"], "additionalScopes")
             pairs["additionalScopes"] = orjson.dumps(extra).decode()
@@ -250,7 +255,7 @@ class AppStore:
             pairs["clientSecret"] = self.cipher.encrypt(secret, f"app:{app_id}:clientSecret")
         return pairs
 
-    def _check_kind_fields(self, kind: str, pairs: dict[str, str], existing: App | None) -> None:
+    def _check_kind_fields(self, kind: str, pairs: dict[str, str], kept: dict[str, str]) -> None:
         urls = [f for f in ("issuer", "redirectUrl", *ENDPOINT_FIELDS) if f in pairs]
         for name in urls:
             allow = self.config.allow_private_urls or name == "redirectUrl"
@@ -274,7 +279,7 @@ class AppStore:
         elif "tenant" in pairs or "cloud" in pairs:
             raise errors.InvalidInput("tenant and cloud apply to microsoft apps only")
         if kind == "oidc":
-            merged = {**(existing.fields if existing else {}), **pairs}
+            merged = {**kept, **pairs}
             if "issuer" not in merged and "tokenUrl" not in merged:
                 raise errors.InvalidInput(
                     "oidc apps need issuer (for discovery) or tokenUrl",

@@ -13,6 +13,9 @@ from service.redisconn import STORE_ERRORS
 
 log = structlog.get_logger("cache")
 MISS = object()
+POLL_S = 0.1
+PING_EVERY_S = 0.4
+PONG_WITHIN_S = 0.4
 
 
 class LocalCache:
@@ -22,8 +25,11 @@ class LocalCache:
     invalidation arrived since the read started, so a late write never resurrects old data.
     """
 
-    def __init__(self, ttl_s: float) -> None:
-        self.ttl_s = ttl_s
+    def __init__(self, ttl_s: float, max_entries: int = 100_000) -> None:
+        self.ttl_s, self.max_entries = ttl_s, max_entries
+        self._next_sweep = 0.0
+        self.subscriptions = 0  # times (re)subscribed, and pings answered: for health checks
+        self.pongs = 0
         self.entries: dict[str, tuple[float, Any]] = {}
         self.epoch = 0
         self.live = False
@@ -40,7 +46,17 @@ class LocalCache:
     def put(self, key: str, value: Any, epoch: int) -> None:
         """Store `value` read from Redis when the epoch has not moved since the read began."""
         if self.live and epoch == self.epoch and self.ttl_s > 0:
-            self.entries[key] = (time.monotonic() + self.ttl_s, value)
+            now = time.monotonic()
+            if now >= self._next_sweep or len(self.entries) >= self.max_entries:
+                self._evict(now)
+            self.entries[key] = (now + self.ttl_s, value)
+
+    def _evict(self, now: float) -> None:
+        """Drop expired entries (at most once per TTL); if still full, drop all (bounded memory)."""
+        self._next_sweep = now + self.ttl_s
+        self.entries = {k: e for k, e in self.entries.items() if e[0] >= now}
+        if len(self.entries) >= self.max_entries:
+            self.entries.clear()
 
     def invalidate(self, key: str) -> None:
         """Forget one key."""
@@ -53,32 +69,47 @@ class LocalCache:
         self.entries.clear()
 
     async def listen(self, redis: Redis, channel: str, retry_s: float = 0.5) -> None:
-        """Follow the invalidation channel forever; flush whole on every (re)subscribe."""
+        """Follow the invalidation channel forever; flush whole on every (re)subscribe.
+
+        `redis` must not retry on its own: a lost connection has to surface here, so that
+        the cache goes deaf (serves nothing) until it has subscribed again.
+        """
         while True:
             try:
                 async with redis.pubsub(ignore_subscribe_messages=False) as pubsub:
-                    await pubsub.subscribe(channel)
-                    await self._consume(pubsub)
-            except asyncio.CancelledError:
-                self.live = False
-                raise
+                    try:
+                        await pubsub.subscribe(channel)
+                        await self._consume(pubsub)
+                    finally:
+                        self.live = False
+                        self.clear()
             except STORE_ERRORS as exc:
-                if self.live:
-                    log.warning("cache_deaf", error=type(exc).__name__)
-                self.live = False
-                self.clear()
+                log.warning("cache_deaf", error=type(exc).__name__)
                 await asyncio.sleep(retry_s)
 
     async def _consume(self, pubsub: Any) -> None:
+        """Apply messages; ping when idle and give up when a pong does not come back in time."""
+        pong_due: float | None = None
+        next_ping = time.monotonic() + PING_EVERY_S
         while True:
-            message = await pubsub.get_message(timeout=5.0)
+            message = await pubsub.get_message(timeout=POLL_S)
+            now = time.monotonic()
             if message is None:
-                await pubsub.ping()
+                if pong_due is not None and now > pong_due:
+                    raise ConnectionError("the invalidation channel stopped answering")
+                if pong_due is None and now >= next_ping:
+                    await pubsub.ping()
+                    pong_due, next_ping = now + PONG_WITHIN_S, now + PING_EVERY_S
                 continue
-            if message["type"] == "subscribe":
+            if pong_due is not None:  # any reply proves the connection alive
+                self.pongs += 1  # (redis-py mangles the PONG reply itself)
+                pong_due = None
+            kind = message["type"]
+            if kind == "subscribe":
+                self.subscriptions += 1
                 self.clear()
                 self.live = True
-            elif message["type"] == "message":
+            elif kind == "message":
                 data = message["data"]
                 if data == "all":
                     self.clear()

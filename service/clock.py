@@ -41,7 +41,7 @@ class ManualClock:
 def iso(ms: int) -> str:
     """Format epoch ms as ISO 8601 UTC with milliseconds, like 2022-07-08T14:25:27.780Z."""
     stamp = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_iso_ms(value: str) -> int:

@@ -49,14 +49,14 @@ class Config:
         env = os.environ if environ is None else environ
         reader = _Reader(env)
         port = reader.integer("TOKENBROKER_PORT", 8080, 1, 65535)
-        host = env.get("TOKENBROKER_HOST", "127.0.0.1")
+        host = reader.text("TOKENBROKER_HOST", "127.0.0.1")
         return cls(
             redis_url=reader.redis_url("REDIS_URL"),
             secret_key=reader.key("TOKENBROKER_SECRET"),
             old_secret_keys=reader.keys("TOKENBROKER_OLD_SECRETS"),
             host=host,
             port=port,
-            base_url=reader.url("TOKENBROKER_BASE_URL", f"http://{host}:{port}"),
+            base_url=reader.url("TOKENBROKER_BASE_URL", f"http://{_url_host(host)}:{port}"),
             redis_prefix=reader.prefix("TOKENBROKER_REDIS_PREFIX", "tb"),
             schedule_partitions=reader.integer("TOKENBROKER_SCHEDULE_PARTITIONS", 1, 1, 1024),
             log_format=reader.choice("TOKENBROKER_LOG_FORMAT", "auto", LOG_FORMATS),
@@ -72,6 +72,10 @@ class Config:
             keepalive_s=reader.integer("TOKENBROKER_KEEPALIVE_S", 86_400, 60, 90 * 86_400),
             cache_ttl_s=reader.number("TOKENBROKER_CACHE_TTL_S", 5.0, 0, 3600),
         )
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def generate_secret() -> str:
@@ -100,6 +104,9 @@ class _Reader:
     def _get(self, name: str) -> str | None:
         value = self.env.get(name)
         return None if value is None or value.strip() == "" else value.strip()
+
+    def text(self, name: str, default: str) -> str:
+        return self._get(name) or default
 
     def integer(self, name: str, default: int, low: int, high: int) -> int:
         raw = self._get(name)

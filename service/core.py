@@ -36,6 +36,7 @@ class TokenView:
     scopes: list[str]
     expires_at_ms: int | None
     status: str
+    expires: str | None  # expires_at_ms in ISO 8601, formatted once per view
 
     def body(self, cached: bool) -> dict[str, Any]:
         """The token endpoint's JSON body."""
@@ -46,7 +47,7 @@ class TokenView:
             "provider": self.provider,
             "app": self.app,
             "registeredScopes": self.scopes,
-            "expires": iso(self.expires_at_ms) if self.expires_at_ms else None,
+            "expires": self.expires,
             "cached": cached,
         }
 
@@ -124,6 +125,7 @@ class Core:
             scopes=account.scopes,
             expires_at_ms=account.expires_at_ms if valid else None,
             status=account.status,
+            expires=iso(account.expires_at_ms) if valid and account.expires_at_ms else None,
         )
 
     async def fresh_token(self, account_id: str, min_valid_ms: int) -> tuple[TokenView, bool, bool]:

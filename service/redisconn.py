@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -17,13 +17,18 @@ STORE_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSErro
 
 
 def create_redis(config: Config, *, retries: int = 1) -> Redis:
-    """Return a client for REDIS_URL that fails fast instead of retrying for seconds."""
+    """Return a client for REDIS_URL that fails fast instead of retrying for seconds.
+
+    With retries=0 the client never reconnects behind the caller's back (pub/sub listeners).
+    """
     return Redis.from_url(
         config.redis_url,
         socket_timeout=config.redis_timeout_s,
         socket_connect_timeout=config.redis_timeout_s,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries)
+        if retries
+        else Retry(NoBackoff(), 0, supported_errors=()),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError] if retries else [],
         health_check_interval=30,
         decode_responses=True,
         max_connections=256,

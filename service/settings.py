@@ -13,6 +13,7 @@ from service.events import EVENTS
 from service.keys import Keys
 from service.redisconn import as_mapping
 from service.urls import check_outbound_url
+from service.validate import HEADER_NAME
 
 DEFAULTS: dict[str, Any] = {
     "enableOAuthTokensApi": False,
@@ -49,7 +50,15 @@ def check_value(name: str, value: Any, *, allow_private: bool) -> Any:
             )
     elif name == "webhookHeaders" and (
         not isinstance(value, dict)
-        or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        or not all(
+            isinstance(k, str)
+            and HEADER_NAME.fullmatch(k)
+            and isinstance(v, str)
+            and "\r" not in v
+            and "\n" not in v
+            and len(v) <= 4096
+            for k, v in value.items()
+        )
     ):
         raise errors.InvalidInput(f"{name} must map names to strings", details={"field": name})
     return value
@@ -82,4 +91,9 @@ class SettingsStore:
 
     async def seed(self, name: str, value: Any) -> bool:
         """Set a setting only if it was never set (first start); True when it was set now."""
-        return bool(await self.redis.hsetnx(self.keys.settings, name, orjson.dumps(value).decode()))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(self.keys.settings, name, orjson.dumps(value).decode())
+            pipe.publish(self.keys.invalidations, "settings")
+            created, _ = await pipe.execute()
+        self.notify("settings")
+        return bool(created)

@@ -10,12 +10,16 @@ from service import errors
 
 def check_outbound_url(value: str, field: str, *, allow_private: bool) -> str:
     """Return `value` if it is an http(s) URL we may call; raise InvalidInput otherwise."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        raise errors.InvalidInput(f"{field} is not a valid URL", details={"field": field}) from None
+    if parts.scheme not in ("http", "https") or not host:
         raise errors.InvalidInput(f"{field} must be an http(s) URL", details={"field": field})
     if parts.username or parts.password:
         raise errors.InvalidInput(f"{field} must not carry credentials", details={"field": field})
-    if not allow_private and _is_private_host(parts.hostname):
+    if not allow_private and _is_private_host(host):
         raise errors.InvalidInput(
             f"{field} points at a loopback or private address "
             "(allowed only with TOKENBROKER_ALLOW_PRIVATE_URLS=true)",

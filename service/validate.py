@@ -10,6 +10,8 @@ from service.clock import parse_iso_ms
 
 ACCOUNT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+\-]{0,255}")
 APP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}")
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}")
 SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,512}")
 
 
@@ -103,7 +105,10 @@ def iso_time(data: dict[str, Any], key: str) -> int | None:
     if not isinstance(value, str):
         raise errors.InvalidInput(f"{key} must be an ISO 8601 time", details={"field": key})
     try:
-        return parse_iso_ms(value)
+        stamp = parse_iso_ms(value)
+        if not 0 <= stamp <= MAX_TIME_MS:
+            raise ValueError("out of range")
+        return stamp
     except (ValueError, OverflowError):
         raise errors.InvalidInput(
             f"{key} must be an ISO 8601 time with a zone, e.g. 2030-01-01T00:00:00Z",
@@ -113,7 +118,7 @@ def iso_time(data: dict[str, Any], key: str) -> int | None:
 
 def integer(raw: str | None, key: str, default: int, low: int, high: int) -> int:
     """Parse a query parameter as an integer within bounds."""
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         value = int(raw)

@@ -9,11 +9,10 @@ from aiohttp import web
 
 from service import errors, validate
 from service.accounts import STATUSES
-from service.core import Core
 from service.expiry import DEFAULT_LIFETIME_S, due_ms
 from service.refresh import Refreshed
 from service.web.appkeys import CORE
-from service.web.io import authorize, json_body, json_response
+from service.web.io import account_param, authorize, json_body, json_response
 
 IMPORT_FIELDS = {"account", "name", "oauth2"}
 OAUTH2_FIELDS = {"provider", "auth", "refreshToken", "accessToken", "expires", "scopes"}
@@ -66,7 +65,7 @@ async def list_accounts(request: web.Request) -> web.Response:
     await authorize(request, "api")
     page = validate.integer(request.query.get("page"), "page", 0, 0, 1_000_000)
     size = validate.integer(request.query.get("pageSize"), "pageSize", 20, 1, 1000)
-    status = request.query.get("status") or "all"
+    status = request.query.get("status", "all")
     if status != "all" and status not in STATUSES:
         raise errors.InvalidInput(
             f"status must be one of {', '.join(STATUSES)}", details={"field": "status"}
@@ -84,14 +83,14 @@ async def list_accounts(request: web.Request) -> web.Response:
 
 async def get_account(request: web.Request) -> web.Response:
     """Show one account (never any token)."""
-    account_id = validate.account_id(request.match_info["account"])
+    account_id = account_param(request)
     await authorize(request, "api", account_id)
     return json_response((await request.app[CORE].accounts.require(account_id)).public())
 
 
 async def delete_account(request: web.Request) -> web.Response:
     """Delete an account and every key of it."""
-    account_id = validate.account_id(request.match_info["account"])
+    account_id = account_param(request)
     await authorize(request, "api", account_id)
     core = request.app[CORE]
     account = await core.accounts.require(account_id)
@@ -101,14 +100,15 @@ async def delete_account(request: web.Request) -> web.Response:
 
 async def refresh_account(request: web.Request) -> web.Response:
     """Refresh the account's token now, whatever its expiry."""
-    account_id = validate.account_id(request.match_info["account"])
+    account_id = account_param(request)
     await authorize(request, "api", account_id)
     core = request.app[CORE]
     await core.accounts.require(account_id)
     outcome = await core.refresher.refresh(account_id, 0, force=True)
     if isinstance(outcome, Refreshed):
         return json_response(_refreshed_body(outcome.account.public()))
-    raise _failure_error(core, outcome.failure.kind, outcome.failure.details())
+    failure = outcome.failure
+    raise _failure_error(failure.kind, failure.details(), failure.retry_after_s)
 
 
 def _refreshed_body(public: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +120,7 @@ def _refreshed_body(public: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _failure_error(core: Core, kind: str, details: dict[str, Any]) -> errors.ApiError:
+def _failure_error(kind: str, details: dict[str, Any], retry_s: float | None) -> errors.ApiError:
     if kind == "permanent":
         return errors.ReauthRequired("the account needs to be re-authorized", details=details)
     if kind == "app":
@@ -128,5 +128,7 @@ def _failure_error(core: Core, kind: str, details: dict[str, Any]) -> errors.Api
             "the provider rejected the app's credentials", details=details
         )
     return errors.ProviderUnavailable(
-        "the provider could not refresh the token", details=details, headers={"Retry-After": "5"}
+        "the provider could not refresh the token",
+        details=details,
+        headers={"Retry-After": str(int(retry_s or 5))},
     )

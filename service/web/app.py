@@ -10,14 +10,16 @@ from pathlib import Path
 import aiohttp
 import aiohttp_jinja2
 import jinja2
+import orjson
 from aiohttp import web
 
 from service.clock import Clock, SystemClock
 from service.config import Config
 from service.core import Core
 from service.redisconn import create_redis
-from service.web.appkeys import CACHE_TASK, CLOCK, CONFIG, CORE, HTTP, REDIS
-from service.web.middleware import request_middleware
+from service.web.appkeys import CACHE_TASK, CLOCK, CONFIG, CORE, HTTP, OPENAPI, REDIS, REQUEST_IDS
+from service.web.middleware import request_ids, request_middleware
+from service.web.openapi_doc import build_document
 from service.web.routes import add_routes
 
 
@@ -52,11 +54,14 @@ async def core_ctx(app: web.Application) -> AsyncIterator[None]:
 async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
     """The task that follows cache invalidations."""
     core = app[CORE]
-    app[CACHE_TASK] = asyncio.create_task(core.cache.listen(app[REDIS], core.keys.invalidations))
+    listener = create_redis(app[CONFIG], retries=0)  # a lost subscription must surface
+    app[CACHE_TASK] = asyncio.create_task(core.cache.listen(listener, core.keys.invalidations))
     yield
-    app[CACHE_TASK].cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await app[CACHE_TASK]
+    task = app[CACHE_TASK]
+    while not task.done():  # redis-py may swallow a cancel that lands inside connect()
+        task.cancel()
+        await asyncio.wait([task], timeout=0.1)
+    await listener.aclose()
 
 
 def create_app(config: Config, clock: Clock | None = None) -> web.Application:
@@ -64,6 +69,8 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
     app = web.Application(middlewares=[request_middleware], client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[CLOCK] = clock or SystemClock()
+    app[OPENAPI] = orjson.dumps(build_document())
+    app[REQUEST_IDS] = request_ids()
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(templates_dir())), autoescape=True)
     app.cleanup_ctx.extend([redis_ctx, http_ctx, core_ctx, cache_ctx])
     add_routes(app)

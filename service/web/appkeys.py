@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import aiohttp
 from aiohttp import web
@@ -18,3 +19,5 @@ REDIS = web.AppKey("redis", Redis)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 CORE = web.AppKey("core", Core)
 CACHE_TASK = web.AppKey("cache_task", asyncio.Task[None])
+OPENAPI = web.AppKey("openapi", bytes)
+REQUEST_IDS = web.AppKey("request_ids", Iterator[str])

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import structlog
 from aiohttp import web
 
-from service import errors
+from service import errors, validate
 from service.validate import obj
 from service.web.appkeys import CORE
 
@@ -16,9 +17,8 @@ def json_response(
     data: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
     """Return `data` as an application/json response."""
-    return web.Response(
-        body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
-    )
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    return web.Response(body=orjson.dumps(data), status=status, headers=all_headers)
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
@@ -33,11 +33,16 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     return obj(data)
 
 
+def account_param(request: web.Request) -> str:
+    """Return the route's valid {account} and bind it to this request's log lines."""
+    account = validate.account_id(request.match_info["account"])
+    structlog.contextvars.bind_contextvars(account=account)
+    return account
+
+
 async def authorize(request: web.Request, scope: str, account: str | None = None) -> None:
     """Require an API token with `scope` (and access to `account`) on this request."""
     header = request.headers.get("Authorization", "")
     scheme, _, bearer = header.partition(" ")
     token = bearer.strip() if scheme.lower() == "bearer" else None
-    if token is None:
-        token = request.query.get("access_token")
     await request.app[CORE].authorize(token, scope, account)

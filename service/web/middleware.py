@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from http import HTTPStatus
 from typing import Any
 
@@ -14,9 +15,16 @@ from aiohttp import web
 
 from service import errors
 from service.redisconn import STORE_ERRORS
+from service.web.appkeys import REQUEST_IDS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = structlog.get_logger("http")
+
+
+def request_ids() -> Iterator[str]:
+    """Request ids: a random per-process prefix and a counter (no syscall per request)."""
+    prefix = secrets.token_hex(4)
+    return (f"{prefix}-{n:x}" for n in itertools.count(1))
 
 
 def error_response(exc: errors.ApiError) -> web.Response:
@@ -52,7 +60,8 @@ def _from_http_exception(exc: web.HTTPException, method: str) -> errors.ApiError
 @web.middleware
 async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bind a request id, turn every error into JSON, and log one line per request."""
-    request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+    ids: Iterator[str] = request.app[REQUEST_IDS]
+    request_id = request.headers.get("X-Request-Id", "")[:64] or next(ids)
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
     try:
@@ -64,6 +73,8 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
             if exc.status < 400:
                 raise
             response = error_response(_from_http_exception(exc, request.method))
+            if "Allow" in exc.headers:
+                response.headers["Allow"] = exc.headers["Allow"]
         except STORE_ERRORS as exc:
             log.error("store_unavailable", error=type(exc).__name__)
             response = error_response(errors.StoreUnavailable("the store (Redis) is unavailable"))
@@ -74,7 +85,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         log.info(
             "request",
             method=request.method,
-            path=request.rel_url.path,
+            path=request.path,
             status=response.status,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )

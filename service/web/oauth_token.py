@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service import errors, validate
+from service import errors
 from service.settings import OAUTH_TOKENS_API
 from service.web.appkeys import CORE
-from service.web.io import authorize, json_response
+from service.web.io import account_param, authorize, json_response
 
 MAX_MIN_VALIDITY_S = 1800
 
 
 async def oauth_token(request: web.Request) -> web.Response:
     """Serve the account's access token, refreshing it first when it expires too soon."""
-    account_id = validate.account_id(request.match_info["account"])
+    account_id = account_param(request)
     core = request.app[CORE]
     await authorize(request, "oauth-tokens", account_id)
     if not await core.setting(OAUTH_TOKENS_API):
@@ -26,11 +26,11 @@ async def oauth_token(request: web.Request) -> web.Response:
     body = view.body(cached)
     if failed:
         body["refreshFailed"] = True
-    return json_response(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+    return json_response(body, headers={"Cache-Control": "no-store"})
 
 
 def _min_validity(raw: str | None) -> int:
-    if raw is None or raw == "":
+    if raw is None:
         return 60
     try:
         value = int(raw)

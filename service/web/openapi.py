@@ -1,14 +1,12 @@
-"""GET /openapi.json: the OpenAPI 3.1 document of every route."""
+"""GET /openapi.json: the OpenAPI 3.1 document of every route, rendered once per app."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from service.web.io import json_response
+from service.web.appkeys import OPENAPI
 
 
 async def document(request: web.Request) -> web.Response:
     """Serve the OpenAPI document."""
-    from service.web.openapi_doc import build_document
-
-    return json_response(build_document())
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")

@@ -1,12 +1,12 @@
-"""The OpenAPI 3.1 document of every route in service/web/routes.py, built from small helpers."""
+"""The OpenAPI 3.1 document of every route in service/web/routes.py, built from a routes table."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from http import HTTPStatus
 from importlib import metadata
-from typing import Any
+from typing import Any, NamedTuple
 
+from service import errors
 from service.accounts import STATUSES
 from service.events import EVENTS
 from service.providers import ENDPOINT_FIELDS, KINDS, MICROSOFT_CLOUDS
@@ -14,24 +14,90 @@ from service.validate import ACCOUNT_ID, APP_ID, SCOPE
 from service.web.oauth_token import MAX_MIN_VALIDITY_S
 
 Schema = dict[str, Any]
-Errors = Mapping[int, tuple[str, ...]]
-Op = tuple[str, str, Schema]  # (path, method, operation)
 
 ACCOUNT_PATTERN = f"^{ACCOUNT_ID.pattern}$"
 APP_PATTERN = f"^{APP_ID.pattern}$"
-# A space-separated scope string; each run must end at whitespace or the end (no backtracking).
+# A space-separated scope string; each scope must end at whitespace or the end (no backtracking).
 SCOPE_STRING_PATTERN = rf"^\s*(?:{SCOPE.pattern}(?:\s+|$))*$"
+# An http(s) URL with a host and no credentials (service/urls.py also refuses private hosts).
+URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@:][^\s/?#@]*(?:[/?#]\S*)?$"
+STATUS_OF = {cls.code: cls.status for cls in errors.ApiError.__subclasses__()}
 
-AUTH: Errors = {401: ("Unauthorized",), 403: ("Forbidden",)}
-STORE: Errors = {503: ("StoreUnavailable",)}
-BODY: Errors = {
-    400: ("InvalidJson", "InvalidInput"),
-    413: ("PayloadTooLarge",),
-    415: ("UnsupportedMediaType",),
-}
-REFRESH: Errors = {409: ("ReauthRequired",), 503: ("ProviderUnavailable", "AppCredentialsError")}
-ACCOUNT_ERRORS: Errors = {400: ("InvalidAccountId",), 404: ("AccountNotFound",)}
-APP_ERRORS: Errors = {400: ("InvalidAppId",), 404: ("AppNotFound",)}
+# Error codes (service/errors.py) every route of a kind answers; the status comes from the code.
+AUTHORIZE = "Unauthorized Forbidden StoreUnavailable"  # authorize() reads the token from Redis
+BODY = "InvalidJson InvalidInput PayloadTooLarge UnsupportedMediaType"  # json_body()
+REFRESH = "ReauthRequired ProviderUnavailable AppCredentialsError"
+
+
+class Route(NamedTuple):
+    """One route as documented; `name` is its name in routes.py and the operationId."""
+
+    name: str
+    route: str  # "METHOD /path"
+    summary: str
+    ok: str  # the component schema of the success body
+    errors: str = ""  # error codes beyond those of its token, parameters and body
+    scope: str | None = "api"  # the API token scope it needs; None: no token at all
+    body: str | None = None  # the component schema of its JSON request body
+    status: int = 200
+    query: str = ""  # its query parameters, space-separated
+
+
+A, P, S = "/v1/account/{account}", "/v1/oauth2/{app}", "/v1/settings"
+ROUTES = (
+    Route("health", "GET /health", "The process is up", "Health", scope=None),
+    Route("ready", "GET /ready", "Redis answers", "Ready", "StoreUnavailable", scope=None),
+    Route("openapi", "GET /openapi.json", "This document", "Document", scope=None),
+    Route(
+        "oauth_token",
+        f"GET {A}/oauth-token",
+        "The access token",
+        "OAuthToken",
+        f"{REFRESH} ApiEndpointDisabled",
+        "oauth-tokens",
+        query="minValidity",
+    ),
+    Route(
+        "account_create",
+        "POST /v1/account",
+        "Import an account",
+        "AccountImported",
+        "InvalidAccountId InvalidAppId AppNotFound",
+        body="AccountImport",
+    ),
+    Route(
+        "accounts_list",
+        "GET /v1/accounts",
+        "List accounts",
+        "AccountPage",
+        query="page pageSize status",
+    ),
+    Route("account_get", f"GET {A}", "Show an account", "Account"),
+    Route("account_delete", f"DELETE {A}", "Delete an account", "AccountDeleted"),
+    Route("account_refresh", f"POST {A}/refresh", "Refresh now", "AccountRefreshed", REFRESH),
+    Route("apps_list", "GET /v1/oauth2", "List OAuth2 apps", "AppList"),
+    Route(
+        "app_create",
+        "POST /v1/oauth2",
+        "Create an app",
+        "App",
+        "InvalidAppId AppExists",
+        body="AppCreate",
+        status=201,
+    ),
+    Route("app_get", f"GET {P}", "Show an OAuth2 app", "App"),
+    Route("app_update", f"PUT {P}", "Change an OAuth2 app", "App", "AppInUse", body="AppUpdate"),
+    Route("app_delete", f"DELETE {P}", "Delete an OAuth2 app", "AppDeleted", "AppInUse"),
+    Route("settings_get", f"GET {S}", "Read the settings", "Settings"),
+    Route(
+        "settings_put",
+        f"PUT {S}",
+        "Change settings",
+        "Settings",
+        "SettingNotAllowed",
+        body="SettingsUpdate",
+    ),
+)
 
 
 def _t(*types: str, **keywords: Any) -> Schema:
@@ -39,29 +105,29 @@ def _t(*types: str, **keywords: Any) -> Schema:
     return {"type": types[0] if len(types) == 1 else list(types), **keywords}
 
 
+def _each(names: str, *types: str, **keywords: Any) -> Schema:
+    """The same schema for each of the space-separated property names."""
+    return {name: _t(*types, **keywords) for name in names.split()}
+
+
 def _ref(name: str, kind: str = "schemas") -> Schema:
     return {"$ref": f"#/components/{kind}/{name}"}
 
 
 def _text(max_len: int, *, nullable: bool = False) -> Schema:
-    """A non-empty string; a nullable one may be null (the handlers treat null as absent)."""
+    """A non-empty string; a nullable one may be null, which the handlers take as absent."""
     return _t("string", *(["null"] if nullable else []), minLength=1, maxLength=max_len)
 
 
-def _time(*, nullable: bool = False) -> Schema:
-    return _t(
-        "string",
-        *(["null"] if nullable else []),
-        format="date-time",
-        description="ISO 8601 UTC with milliseconds",
-    )
+def _time(*types: str) -> Schema:
+    return _t("string", *types, format="date-time", description="ISO 8601 UTC, milliseconds")
 
 
 def _strings(**keywords: Any) -> Schema:
     return _t("array", items=_t("string"), **keywords)
 
 
-def _kinds() -> Schema:
+def _kind() -> Schema:
     return _t("string", enum=list(KINDS), description="provider kind")
 
 
@@ -83,38 +149,36 @@ def _scopes_input() -> Schema:
     }
 
 
-def _error_schema() -> Schema:
-    return _obj(
+def _account_schemas() -> Schema:
+    account = _obj(
         {
-            "statusCode": _t("integer", minimum=400, maximum=599),
-            "error": _t("string", description="HTTP reason phrase"),
-            "message": _t("string"),
-            "code": _t("string", description="stable error code"),
-            "details": _t("object", description="e.g. the provider's error and error_description"),
-        },
-        required=("statusCode", "error", "message", "code"),
-    )
-
-
-def _account_schema() -> Schema:
-    times = {
-        name: _time(nullable=True) for name in ("expires", "refreshedAt", "created", "updated")
-    }
-    return _obj(
-        {
-            "account": _t("string"),
-            "name": _t("string", "null"),
-            "app": _t("string"),
-            "provider": _kinds(),
-            "user": _t("string"),
+            **_each("account app user", "string"),
+            **_each("name reason", "string", "null"),
+            **{name: _time("null") for name in ("expires", "refreshedAt", "created", "updated")},
+            "provider": _kind(),
             "status": _t("string", enum=list(STATUSES)),
-            "reason": _t("string", "null"),
             "scopes": _strings(),
-            **times,
             "attempts": _t("integer", minimum=0),
             "lastError": _t("object", "null"),
         }
     )
+    page = {"accounts": _t("array", items=_ref("Account")), "pages": _t("integer", minimum=1)}
+    return {
+        "Account": account,
+        "AccountPage": _obj({**_each("total page", "integer", minimum=0), **page}),
+        "AccountImported": _obj(
+            {"account": _t("string"), "state": _t("string", enum=["new", "existing"])}
+        ),
+        "AccountDeleted": _obj({"account": _t("string"), "deleted": _t("boolean")}),
+        "AccountRefreshed": _obj(
+            {
+                "account": _t("string"),
+                "refreshed": _t("boolean", const=True),
+                "expires": _time(),
+                "scopes": _strings(),
+            }
+        ),
+    }
 
 
 def _account_import_schema() -> Schema:
@@ -124,7 +188,7 @@ def _account_import_schema() -> Schema:
             "auth": _obj({"user": _text(320)}, closed=True),
             "refreshToken": _text(8192),
             "accessToken": _text(16384, nullable=True),
-            "expires": _time(nullable=True),
+            "expires": _time("null"),
             "scopes": _scopes_input(),
         },
         required=("provider", "auth", "refreshToken"),
@@ -143,464 +207,180 @@ def _account_import_schema() -> Schema:
 
 def _token_schema() -> Schema:
     failed = _t("boolean", const=True, description="a refresh failed; the valid token is served")
+    required = ("account", "user", "accessToken", "app", "provider", "registeredScopes")
     return _obj(
         {
-            "account": _t("string"),
-            "user": _t("string"),
-            "accessToken": _t("string"),
-            "provider": _kinds(),
-            "app": _t("string", description="the OAuth2 app id"),
-            "registeredScopes": _strings(),
+            **_each(" ".join(required[:4]), "string"),
+            "provider": _kind(),
+            "registeredScopes": _strings(description="the scopes the provider granted"),
             "expires": _time(),
             "cached": _t("boolean"),
             "refreshFailed": failed,
         },
-        required=(
-            "account",
-            "user",
-            "accessToken",
-            "provider",
-            "app",
-            "registeredScopes",
-            "expires",
-            "cached",
-        ),
+        required=(*required, "expires", "cached"),
     )
 
 
-def _app_schema() -> Schema:
-    props: Schema = {
-        "id": _t("string"),
-        "name": _t("string"),
-        "provider": _kinds(),
-        "clientId": _t("string"),
+def _app_schemas() -> Schema:
+    app = {
+        **_each("id name clientId redirectUrl", "string"),
+        **_each(" ".join((*ENDPOINT_FIELDS, "issuer")), "string", "null"),
+        "provider": _kind(),
         "clientSecretSet": _t("boolean"),
         "additionalScopes": _strings(),
         "scopes": _strings(),
-        "redirectUrl": _t("string"),
-        **{name: _t("string", "null") for name in (*ENDPOINT_FIELDS, "issuer")},
         "accounts": _t("integer", minimum=0),
-        "created": _time(nullable=True),
-        "updated": _time(nullable=True),
+        **{name: _time("null") for name in ("created", "updated")},
         "error": _t("object", "null", description="the last app credentials error"),
     }
-    required = tuple(props)
-    return _obj({**props, "tenant": _t("string"), "cloud": _t("string")}, required=required)
+    return {
+        "App": _obj({**app, **_each("tenant cloud", "string")}, required=tuple(app)),
+        "AppList": _obj(
+            {"total": _t("integer", minimum=0), "apps": _t("array", items=_ref("App"))}
+        ),
+        "AppDeleted": _obj({"id": _t("string"), "deleted": _t("boolean", const=True)}),
+        "AppCreate": _app_input_schema(create=True),
+        "AppUpdate": _app_input_schema(create=False),
+    }
 
 
 def _app_input_schema(*, create: bool) -> Schema:
     """Create and update bodies; on update a null text field resets it, a null secret is kept."""
+    url = _t("string", "null", maxLength=2048, pattern=URL_PATTERN)
     props: Schema = {
-        name: _text(2048, nullable=True)
-        for name in ("name", "redirectUrl", "issuer", *ENDPOINT_FIELDS)
+        **{name: dict(url) for name in ("redirectUrl", "issuer", *ENDPOINT_FIELDS)},
+        "name": _text(2048, nullable=True),
+        "provider": _kind(),
+        "clientId": _text(1024) if create else _text(2048, nullable=True),
+        "clientSecret": _text(4096, nullable=not create),
+        "additionalScopes": _scopes_input(),
+        "tenant": _t("string", "null", pattern=APP_PATTERN, description="microsoft only"),
+        "cloud": _t("string", "null", enum=[*MICROSOFT_CLOUDS, None], description="microsoft only"),
     }
-    props.update(
-        {
-            "provider": _kinds(),
-            "clientId": _text(1024) if create else _text(2048, nullable=True),
-            "clientSecret": _text(4096, nullable=not create),
-            "additionalScopes": _scopes_input(),
-            "tenant": _t(
-                "string",
-                "null",
-                pattern=APP_PATTERN,
-                description="microsoft only: common, organizations, consumers or an id",
-            ),
-            "cloud": _t("string", "null", enum=[*MICROSOFT_CLOUDS, None], description="microsoft"),
-        }
-    )
     if not create:
         return _obj(props, required=(), closed=True)
-    props["id"] = _t(
-        "string",
-        "null",
-        pattern=f"^(?:{APP_ID.pattern})?$",
-        description="generated when absent or empty",
-    )
-    return _obj(props, required=("provider", "clientId", "clientSecret"), closed=True)
+    generated = "generated when absent or empty"
+    props["id"] = _t("string", "null", pattern=f"^(?:{APP_ID.pattern})?$", description=generated)
+    schema = _obj(props, required=("provider", "clientId", "clientSecret"), closed=True)
+    return {**schema, "allOf": _kind_rules()}
+
+
+def _kind_rules() -> list[Schema]:
+    """Only microsoft apps take tenant and cloud; oidc apps need an issuer or a tokenUrl."""
+
+    def kind(name: str) -> Schema:
+        return {"properties": {"provider": {"const": name}}}
+
+    def given(name: str) -> Schema:
+        return {"required": [name], "properties": {name: _t("string")}}
+
+    no_tenant = {"properties": _each("tenant cloud", "null")}
+    return [
+        {"if": kind("microsoft"), "else": no_tenant},
+        {"if": kind("oidc"), "then": {"anyOf": [given("issuer"), given("tokenUrl")]}},
+    ]
 
 
 def _settings_schema(*, update: bool) -> Schema:
-    events = _t("array", items=_t("string", enum=list(EVENTS)))
+    url = _t("string", pattern=URL_PATTERN) if update else _t("string")
+    enable = "the JSON API may only disable it: true is 403 SettingNotAllowed"
     props: Schema = {
-        "enableOAuthTokensApi": _t(
-            "boolean", description="the JSON API may only disable it: true is 403 SettingNotAllowed"
-        ),
-        "allowedRedirectUrls": _strings(description="http(s) URL prefixes"),
-        "webhooks": _t("string", "null", description="the webhook http(s) URL"),
+        "enableOAuthTokensApi": _t("boolean", description=enable),
+        "allowedRedirectUrls": _t("array", items=url, description="http(s) URL prefixes"),
+        "webhooks": {**url, "type": ["string", "null"], "description": "the webhook URL"},
         "webhooksEnabled": _t("boolean"),
-        "webhookEvents": {"anyOf": [{"const": "*"}, events]},
+        "webhookEvents": {
+            "anyOf": [{"const": "*"}, _t("array", items=_t("string", enum=list(EVENTS)))]
+        },
         "webhookHeaders": _t("object", additionalProperties=_t("string")),
     }
     return _obj(props, required=(), closed=True) if update else _obj(props)
 
 
 def _components() -> Schema:
+    error = _obj(
+        {
+            "statusCode": _t("integer", minimum=400, maximum=599),
+            **_each("error message code", "string"),
+            "details": _t("object", description="e.g. the provider's error and error_description"),
+        },
+        required=("statusCode", "error", "message", "code"),
+    )
     schemas = {
-        "Error": _error_schema(),
-        "Account": _account_schema(),
-        "AccountImport": _account_import_schema(),
+        "Error": error,
+        **{
+            name: _obj({"status": _t("string", const=value)})
+            for name, value in (("Health", "ok"), ("Ready", "ready"))
+        },
+        "Document": _t("object", description="an OpenAPI 3.1 document"),
         "OAuthToken": _token_schema(),
-        "App": _app_schema(),
-        "AppCreate": _app_input_schema(create=True),
-        "AppUpdate": _app_input_schema(create=False),
+        "AccountImport": _account_import_schema(),
+        **_account_schemas(),
+        **_app_schemas(),
         "Settings": _settings_schema(update=False),
         "SettingsUpdate": _settings_schema(update=True),
     }
     headers = {
-        "RequestId": {
-            "description": "the request id (X-Request-Id of the request when sent)",
-            "schema": _t("string"),
-        },
+        "RequestId": {"description": "the request id", "schema": _t("string")},
         "NoStore": {"required": True, "schema": _t("string", const="no-store")},
-        "RetryAfter": {
-            "description": "seconds to wait",
-            "schema": _t("string", pattern="^[0-9]+$"),
-        },
+        "RetryAfter": {"description": "seconds", "schema": _t("string", pattern="^[0-9]+$")},
     }
-    bearer = {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "An API token with the scope named per operation, or `*`.",
-    }
+    bearer = {"type": "http", "scheme": "bearer", "description": "An API token (scope `*` is all)"}
     return {"schemas": schemas, "headers": headers, "securitySchemes": {"bearerAuth": bearer}}
 
 
-def _ok(description: str, schema: Schema, *, no_store: bool = False) -> Schema:
+def _parameter(name: str) -> tuple[Schema, str]:
+    """A path or query parameter by name, with the error codes a bad or unknown value gets."""
+    schemas = {
+        "account": (_t("string", pattern=ACCOUNT_PATTERN), "InvalidAccountId AccountNotFound"),
+        "app": (_t("string", pattern=APP_PATTERN), "InvalidAppId AppNotFound"),
+        "minValidity": (
+            _t("integer", minimum=0, maximum=MAX_MIN_VALIDITY_S, default=60),
+            "InvalidMinValidity",
+        ),
+        "page": (_t("integer", minimum=0, maximum=1_000_000, default=0), "InvalidInput"),
+        "pageSize": (_t("integer", minimum=1, maximum=1000, default=20), "InvalidInput"),
+        "status": (_t("string", enum=["all", *STATUSES], default="all"), "InvalidInput"),
+    }
+    schema, codes = schemas[name]
+    where = "path" if name in ("account", "app") else "query"
+    return {"name": name, "in": where, "required": where == "path", "schema": schema}, codes
+
+
+def _response(status: int, schema: str, codes: list[str] | None = None) -> Schema:
     headers: Schema = {"X-Request-Id": _ref("RequestId", "headers")}
-    if no_store:
+    if codes or schema == "OAuthToken":  # errors and access tokens say Cache-Control: no-store
         headers["Cache-Control"] = _ref("NoStore", "headers")
-    return {
-        "description": description,
+    if codes and "ProviderUnavailable" in codes:
+        headers["Retry-After"] = _ref("RetryAfter", "headers")
+    response = {
+        "description": HTTPStatus(status).phrase + (f": {', '.join(codes)}" if codes else ""),
         "headers": headers,
-        "content": {"application/json": {"schema": schema}},
+        "content": {"application/json": {"schema": _ref(schema)}},
     }
+    return {**response, "x-error-codes": codes} if codes else response
 
 
-def _error(status: int, codes: tuple[str, ...]) -> Schema:
-    response = _ok(f"{HTTPStatus(status).phrase}: {', '.join(codes)}", _ref("Error"), no_store=True)
-    if "ProviderUnavailable" in codes:
-        response["headers"]["Retry-After"] = _ref("RetryAfter", "headers")
-    response["x-error-codes"] = list(codes)
-    return response
-
-
-def _merge(*groups: Errors) -> dict[int, tuple[str, ...]]:
-    """Join status -> error codes maps, keeping each code once and the statuses in order."""
-    merged: dict[int, tuple[str, ...]] = {}
-    for group in groups:
-        for status, codes in group.items():
-            merged[status] = tuple(dict.fromkeys((*merged.get(status, ()), *codes)))
-    return dict(sorted(merged.items()))
-
-
-def _query(name: str, description: str, **schema: Any) -> Schema:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": _t(schema.pop("type", "integer"), **schema),
-    }
-
-
-def _path_param(name: str) -> Schema:
-    pattern = ACCOUNT_PATTERN if name == "account" else APP_PATTERN
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": f"the {name} id",
-        "schema": _t("string", pattern=pattern),
-    }
-
-
-def _op(
-    name: str,
-    summary: str,
-    tag: str,
-    ok: tuple[int, Schema],
-    errors: Errors,
-    *,
-    scope: str | None = "api",
-    params: tuple[Schema, ...] = (),
-    body: str | None = None,
-) -> Schema:
-    """One operation: operationId is the route's name; errors maps status to error codes."""
-    status, response = ok
-    op: Schema = {
-        "operationId": name,
-        "summary": summary,
-        "tags": [tag],
-        "security": [{"bearerAuth": [scope]}] if scope else [],
-    }
-    if params:
-        op["parameters"] = list(params)
-    if body:
-        op["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": _ref(body)}},
-        }
-    op["responses"] = {
-        str(status): response,
-        **{str(code): _error(code, names) for code, names in errors.items()},
-    }
+def _operation(route: Route, path: str) -> Schema:
+    """The operation of one route: parameters, request body, responses, security."""
+    op: Schema = {"operationId": route.name, "summary": route.summary}
+    op["security"] = [{"bearerAuth": [route.scope]}] if route.scope else []
+    codes = [AUTHORIZE if route.scope else "", BODY if route.body else "", route.errors]
+    names = [part[1:-1] for part in path.split("/") if part.startswith("{")] + route.query.split()
+    if names:
+        params = [_parameter(name) for name in names]
+        op["parameters"] = [param for param, _ in params]
+        codes += [param_codes for _, param_codes in params]
+    if route.body:
+        content = {"application/json": {"schema": _ref(route.body)}}
+        op["requestBody"] = {"required": True, "content": content}
+    by_status: dict[int, list[str]] = {}
+    for code in dict.fromkeys(" ".join(codes).split()):
+        by_status.setdefault(STATUS_OF[code], []).append(code)
+    op["responses"] = {str(route.status): _response(route.status, route.ok)}
+    for status, status_codes in sorted(by_status.items()):
+        op["responses"][str(status)] = _response(status, "Error", status_codes)
     return op
-
-
-def _system_ops() -> list[Op]:
-    def status(value: str) -> Schema:
-        return _ok(value, _obj({"status": _t("string", const=value)}))
-
-    document = _ok("this document", _t("object"))
-    return [
-        (
-            "/health",
-            "get",
-            _op("health", "The process is up", "System", (200, status("ok")), {}, scope=None),
-        ),
-        (
-            "/ready",
-            "get",
-            _op("ready", "Redis answers", "System", (200, status("ready")), STORE, scope=None),
-        ),
-        (
-            "/openapi.json",
-            "get",
-            _op("openapi", "The OpenAPI document", "System", (200, document), {}, scope=None),
-        ),
-    ]
-
-
-def _account_ops() -> list[Op]:
-    one, account = "/v1/account/{account}", (_path_param("account"),)
-    errors = _merge(AUTH, STORE, ACCOUNT_ERRORS)
-    page = _obj(
-        {
-            "total": _t("integer", minimum=0),
-            "page": _t("integer", minimum=0),
-            "pages": _t("integer", minimum=1),
-            "accounts": _t("array", items=_ref("Account")),
-        }
-    )
-    query = (
-        _query("page", "page number, from 0", minimum=0, maximum=1_000_000, default=0),
-        _query("pageSize", "accounts per page", minimum=1, maximum=1000, default=20),
-        _query(
-            "status",
-            "only accounts with this status",
-            type="string",
-            enum=["all", *STATUSES],
-            default="all",
-        ),
-    )
-    imported = _obj({"account": _t("string"), "state": _t("string", enum=["new", "existing"])})
-    deleted = _obj({"account": _t("string"), "deleted": _t("boolean")})
-    refreshed = _obj(
-        {
-            "account": _t("string"),
-            "refreshed": _t("boolean", const=True),
-            "expires": _time(),
-            "scopes": _strings(),
-        }
-    )
-    return [
-        (
-            "/v1/account",
-            "post",
-            _op(
-                "account_create",
-                "Import an account with its refresh token",
-                "Accounts",
-                (200, _ok("imported", imported)),
-                _merge(
-                    AUTH,
-                    STORE,
-                    BODY,
-                    {400: ("InvalidAccountId", "InvalidAppId"), 404: ("AppNotFound",)},
-                ),
-                body="AccountImport",
-            ),
-        ),
-        (
-            "/v1/accounts",
-            "get",
-            _op(
-                "accounts_list",
-                "List accounts by page",
-                "Accounts",
-                (200, _ok("a page", page)),
-                _merge({400: ("InvalidInput",)}, AUTH, STORE),
-                params=query,
-            ),
-        ),
-        (
-            one,
-            "get",
-            _op(
-                "account_get",
-                "Show an account (never a token)",
-                "Accounts",
-                (200, _ok("the account", _ref("Account"))),
-                errors,
-                params=account,
-            ),
-        ),
-        (
-            one,
-            "delete",
-            _op(
-                "account_delete",
-                "Delete an account",
-                "Accounts",
-                (200, _ok("deleted", deleted)),
-                errors,
-                params=account,
-            ),
-        ),
-        (
-            f"{one}/refresh",
-            "post",
-            _op(
-                "account_refresh",
-                "Refresh the account's token now",
-                "Accounts",
-                (200, _ok("refreshed", refreshed)),
-                _merge(errors, REFRESH),
-                params=account,
-            ),
-        ),
-    ]
-
-
-def _token_ops() -> list[Op]:
-    min_validity = _query(
-        "minValidity",
-        "seconds the token must stay valid, else it is refreshed first",
-        minimum=0,
-        maximum=MAX_MIN_VALIDITY_S,
-        default=60,
-    )
-    errors = _merge(
-        AUTH,
-        STORE,
-        ACCOUNT_ERRORS,
-        REFRESH,
-        {400: ("InvalidMinValidity",), 403: ("ApiEndpointDisabled",)},
-    )
-    return [
-        (
-            "/v1/account/{account}/oauth-token",
-            "get",
-            _op(
-                "oauth_token",
-                "The account's currently valid access token",
-                "Tokens",
-                (200, _ok("the token", _ref("OAuthToken"), no_store=True)),
-                errors,
-                scope="oauth-tokens",
-                params=(_path_param("account"), min_validity),
-            ),
-        )
-    ]
-
-
-def _app_ops() -> list[Op]:
-    one, app, tag = "/v1/oauth2/{app}", (_path_param("app"),), "OAuth2 apps"
-    listed = _obj({"total": _t("integer", minimum=0), "apps": _t("array", items=_ref("App"))})
-    deleted = _obj({"id": _t("string"), "deleted": _t("boolean", const=True)})
-    errors, in_use = _merge(APP_ERRORS, AUTH, STORE), {409: ("AppInUse",)}
-    return [
-        (
-            "/v1/oauth2",
-            "get",
-            _op(
-                "apps_list",
-                "List OAuth2 apps",
-                tag,
-                (200, _ok("every app", listed)),
-                _merge(AUTH, STORE),
-            ),
-        ),
-        (
-            "/v1/oauth2",
-            "post",
-            _op(
-                "app_create",
-                "Create an OAuth2 app",
-                tag,
-                (201, _ok("created", _ref("App"))),
-                _merge(BODY, {400: ("InvalidAppId",), 409: ("AppExists",)}, AUTH, STORE),
-                body="AppCreate",
-            ),
-        ),
-        (
-            one,
-            "get",
-            _op(
-                "app_get",
-                "Show an OAuth2 app",
-                tag,
-                (200, _ok("the app", _ref("App"))),
-                errors,
-                params=app,
-            ),
-        ),
-        (
-            one,
-            "put",
-            _op(
-                "app_update",
-                "Change some fields of an OAuth2 app",
-                tag,
-                (200, _ok("the changed app", _ref("App"))),
-                _merge(errors, BODY, in_use),
-                params=app,
-                body="AppUpdate",
-            ),
-        ),
-        (
-            one,
-            "delete",
-            _op(
-                "app_delete",
-                "Delete an OAuth2 app without accounts",
-                tag,
-                (200, _ok("deleted", deleted)),
-                _merge(errors, in_use),
-                params=app,
-            ),
-        ),
-    ]
-
-
-def _settings_ops() -> list[Op]:
-    settings = _ok("every setting", _ref("Settings"))
-    return [
-        (
-            "/v1/settings",
-            "get",
-            _op(
-                "settings_get",
-                "Read every setting",
-                "Settings",
-                (200, settings),
-                _merge(AUTH, STORE),
-            ),
-        ),
-        (
-            "/v1/settings",
-            "put",
-            _op(
-                "settings_put",
-                "Change some settings",
-                "Settings",
-                (200, settings),
-                _merge(BODY, AUTH, {403: ("SettingNotAllowed",)}, STORE),
-                body="SettingsUpdate",
-            ),
-        ),
-    ]
 
 
 def _version() -> str:
@@ -613,22 +393,13 @@ def _version() -> str:
 def build_document() -> dict[str, Any]:
     """Return the OpenAPI 3.1.0 document describing every route of the web process."""
     paths: Schema = {}
-    for path, method, op in (
-        *_system_ops(),
-        *_token_ops(),
-        *_account_ops(),
-        *_app_ops(),
-        *_settings_ops(),
-    ):
-        paths.setdefault(path, {})[method] = op
+    for route in ROUTES:
+        method, path = route.route.split(" ")
+        paths.setdefault(path, {})[method.lower()] = _operation(route, path)
+    description = "Self-hosted OAuth2 token broker: keeps access tokens fresh and serves them."
     return {
         "openapi": "3.1.0",
-        "info": {
-            "title": "tokenbroker",
-            "version": _version(),
-            "description": "Self-hosted OAuth2 token broker: keeps provider access tokens "
-            "fresh and serves them over HTTP.",
-        },
+        "info": {"title": "tokenbroker", "version": _version(), "description": description},
         "security": [{"bearerAuth": []}],
         "paths": paths,
         "components": _components(),

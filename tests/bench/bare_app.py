@@ -26,9 +26,7 @@ def main() -> None:
     args.add_argument("--port", type=int, required=True)
     args.add_argument("--size", type=int, required=True)
     ns = args.parse_args()
-    web.run_app(
-        create_app(ns.size), host="127.0.0.1", port=ns.port, print=None, access_log=None
-    )
+    web.run_app(create_app(ns.size), host="127.0.0.1", port=ns.port, print=None, access_log=None)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,83 @@
+"""The embedded Redis of `tokenbroker dev`: started when REDIS_URL is unset, never orphaned."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from service.embedded_redis import RedisProcess, free_port
+
+TOKENBROKER = str(Path(sys.executable).parent / "tokenbroker")
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _wait(condition: object, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def _health(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def test_process_stop_and_restart_keeps_data(tmp_path: Path) -> None:
+    """A stopped and restarted server on the same port keeps its data (AOF)."""
+    server = RedisProcess(tmp_path / "r")
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(b"SET k v\r\n")
+            assert sock.recv(16).startswith(b"+OK")
+        server.stop()
+        assert not _answers(server.port)
+        server.start()
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(b"GET k\r\n")
+            assert b"v" in sock.recv(32)
+    finally:
+        server.stop()
+
+
+def test_dev_embeds_redis_and_it_dies_with_a_killed_parent(tmp_path: Path) -> None:
+    """`tokenbroker dev` without REDIS_URL starts Redis; SIGKILL of dev leaves none behind."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "TOKENBROKER_"))}
+    env.update({"TOKENBROKER_PORT": str(port), "TOKENBROKER_LOG_FORMAT": "json"})
+    proc = subprocess.Popen([TOKENBROKER, "dev"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait(lambda: _health(port))
+        key = tmp_path / "var" / "secret.key"
+        assert key.exists()
+        assert key.stat().st_mode & 0o777 == 0o600
+        redis_port = int((tmp_path / "var" / "redis.url").read_text().split(":")[2].split("/")[0])
+        assert _answers(redis_port)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        _wait(lambda: not _answers(redis_port), 10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
