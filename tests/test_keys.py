@@ -22,7 +22,9 @@ def test_account_keys_share_their_partition_tag() -> None:
             keys.index(part),
             keys.app_counts(part),
         ]
-        assert {TAG.search(n).group(1) for n in names if TAG.search(n)} == {f"p{part}"}
+        tags = {m.group(1) for m in map(TAG.search, names) if m is not None}
+        assert tags == {f"p{part}"}
+        assert all(TAG.search(n) for n in names)
 
 
 def test_partitions_spread_accounts() -> None:
