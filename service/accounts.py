@@ -187,12 +187,39 @@ class AccountStore:
         return result
 
     async def store_tokens(
-        self, account_id: str, lock_value: str, pairs: dict[str, str], due_ms: int
+        self,
+        account: Account,
+        lock_value: str,
+        pairs: dict[str, str],
+        due_ms: int,
+        missing: list[str],
+        now_ms: int,
     ) -> str:
-        """Write a refresh's result and release the lock; returns 'ok', 'late' or 'gone'."""
+        """Write a refresh's result and release the lock; returns 'ok', 'late' or 'gone'.
+
+        `missing` lists required scopes the grant lacks; a change to a non-empty list
+        records scopesMissing.
+        """
+        account_id = account.id
         part = self.keys.partition_of(account_id)
-        keys = [self.keys.account(account_id), self.keys.lock(account_id), self.keys.schedule(part)]
-        args = [lock_value, due_ms, self.keys.invalidations, account_id, *_flat(pairs)]
+        keys = [
+            self.keys.account(account_id),
+            self.keys.lock(account_id),
+            self.keys.schedule(part),
+            self.keys.events(part),
+        ]
+        data = {"user": account.user, "provider": account.provider, "missingScopes": missing}
+        event = event_json("scopesMissing", account_id, account.app, data, now_ms)
+        missing_json = orjson.dumps(missing).decode()
+        args = [
+            lock_value,
+            due_ms,
+            self.keys.invalidations,
+            account_id,
+            missing_json,
+            event,
+            *_flat(pairs),
+        ]
         result = str(await self.scripts.run("account_store_tokens", keys, args))
         self.notify(f"acct:{account_id}")
         return result
@@ -229,10 +256,13 @@ class AccountStore:
         self.notify(f"acct:{account.id}")
         return changed
 
-    async def note_failure(self, account_id: str, lock_value: str, error: dict[str, Any]) -> int:
-        """Record a retryable failure and release the lock; returns the attempt count."""
-        keys = [self.keys.account(account_id), self.keys.lock(account_id)]
-        args = [lock_value, orjson.dumps(error).decode()]
+    async def note_failure(
+        self, account_id: str, lock_value: str, error: dict[str, Any], retry_ms: int
+    ) -> int:
+        """Record a retryable failure, retry at `retry_ms`, release the lock; returns attempts."""
+        part = self.keys.partition_of(account_id)
+        keys = [self.keys.account(account_id), self.keys.lock(account_id), self.keys.schedule(part)]
+        args = [lock_value, orjson.dumps(error).decode(), account_id, retry_ms]
         return int(await self.scripts.run("account_note_failure", keys, args))
 
     async def delete(self, account: Account, now_ms: int) -> bool:

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from service import errors, validate
 from service.config import Config
 from service.crypto import Cipher
+from service.events import event_json
 from service.keys import Keys
 from service.lua import Scripts
 from service.providers import (
@@ -211,19 +212,19 @@ class AppStore:
         if not deleted:
             raise errors.AppNotFound(f"no OAuth2 app with id {app_id!r}")
 
-    async def set_error(self, app_id: str, error: dict[str, Any] | None) -> bool:
-        """Flag (or clear) an app-level credentials error; True when the flag changed."""
-        key = self.keys.app(app_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hexists(key, "error")
-            if error is None:
-                pipe.hdel(key, "error")
-            else:
-                pipe.hset(key, "error", orjson.dumps(error).decode())
-            pipe.publish(self.keys.invalidations, f"app:{app_id}")
-            had, _, _ = await pipe.execute()
-        self.notify(f"app:{app_id}")
-        return bool(had) != (error is not None)
+    async def set_error(self, app: App, error: dict[str, Any] | None, now_ms: int) -> bool:
+        """Flag (or clear) an app-level credentials error; True when the flag changed.
+
+        Flagging records one appCredentialsError per transition.
+        """
+        data = {"provider": app.provider, "clientId": app.client_id, **(error or {})}
+        event = event_json("appCredentialsError", None, app.id, data, now_ms)
+        keys = [self.keys.app(app.id), self.keys.global_events]
+        flag = orjson.dumps(error).decode() if error is not None else ""
+        args = [self.keys.invalidations, app.id, flag, event]
+        changed = int(await self.scripts.run("app_flag", keys, args)) == 1
+        self.notify(f"app:{app.id}")
+        return changed
 
     async def _save(
         self, app_id: str, mode: str, pairs: dict[str, str], removed: list[str]

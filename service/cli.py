@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 from aiohttp import web
 
@@ -80,19 +83,89 @@ def cmd_dev(args: argparse.Namespace) -> None:
     config = _config(env)
     logs.configure(config.log_format)
     print(f"tokenbroker dev: API on {config.base_url}  (health: {config.base_url}/health)")
+    print("tokenbroker dev: the refresh worker runs in this process too")
     print(
         "tokenbroker dev: create an API token with: .venv/bin/tokenbroker token create --scope '*'"
     )
     sys.stdout.flush()
     from service.web.app import create_app
 
+    app = create_app(config)
+    app.cleanup_ctx.append(_worker_ctx(config))
     try:
-        web.run_app(
-            create_app(config), host=config.host, port=config.port, print=None, access_log=None
-        )
+        web.run_app(app, host=config.host, port=config.port, print=None, access_log=None)
     finally:
         if server is not None:
             server.stop()
+
+
+def _worker_ctx(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context running a Worker beside the web app (dev: one process for all)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async with _worker_resources(config) as worker:
+            task = asyncio.create_task(worker.run())
+            yield
+            worker.stop()
+            await task
+
+    return ctx
+
+
+@contextlib.asynccontextmanager
+async def _worker_resources(config: Config) -> AsyncIterator[Any]:
+    """A Worker with its own Redis client and HTTP session, closed on exit."""
+    from workers.worker import Worker  # the CLI is the one place service/ may import workers/
+
+    redis = create_redis(config)
+    http = aiohttp.ClientSession()
+    try:
+        yield Worker(config, redis, http, SystemClock())
+    finally:
+        await http.close()
+        await redis.aclose()
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run the worker process, or with --check tell whether one is healthy on this host."""
+    config = _config()
+    if args.check:
+        from workers.health import is_healthy
+
+        within_s = max(10.0, 3 * config.poll_ms / 1000)
+        return 0 if is_healthy(config.worker_health_file, within_s) else 1
+    logs.configure(config.log_format)
+
+    async def main() -> None:
+        async with _worker_resources(config) as worker:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, worker.stop)
+            metrics = await _serve_metrics(worker, config.worker_metrics_port)
+            try:
+                await worker.run()
+            finally:
+                if metrics is not None:
+                    await metrics.cleanup()
+
+    asyncio.run(main())
+    return 0
+
+
+async def _serve_metrics(worker: Any, port: int | None) -> web.AppRunner | None:
+    """Serve the worker's /metrics on `port` (none when no port is configured)."""
+    if port is None:
+        return None
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=worker.metrics.render(), content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics, name="metrics")
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", port).start()  # noqa: S104 - scraped from outside
+    return runner
 
 
 def _run(coro_fn: Callable[[Config, Keys, Any], Awaitable[int]]) -> int:
@@ -166,7 +239,11 @@ def parser() -> argparse.ArgumentParser:
     web_p = sub.add_parser("web", help="run the web process")
     web_p.add_argument("--host")
     web_p.add_argument("--port", type=int)
-    sub.add_parser("dev", help="run embedded Redis (when REDIS_URL is unset) and the web process")
+    sub.add_parser("dev", help="run web and worker together (embedded Redis unless REDIS_URL)")
+    worker_p = sub.add_parser("worker", help="run the refresh worker")
+    worker_p.add_argument(
+        "--check", action="store_true", help="exit 0 if a worker on this host is healthy"
+    )
     tok = sub.add_parser("token", help="manage API tokens")
     tok_sub = tok.add_subparsers(dest="token_cmd", required=True)
     create = tok_sub.add_parser("create", help="create a token; prints it as the last line")
@@ -192,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     handlers: dict[str, Callable[[argparse.Namespace], Any]] = {
         "web": cmd_web,
+        "worker": cmd_worker,
         "dev": cmd_dev,
         "token": cmd_token,
         "settings": cmd_settings,

@@ -42,6 +42,13 @@ class Config:
     keepalive_s: int = 86_400
     cache_ttl_s: float = 5.0
     max_body_bytes: int = 64 * 1024
+    worker_concurrency: int = 16
+    app_rate_per_s: float = 20.0
+    lease_ms: int = 60_000
+    poll_ms: int = 1_000
+    shutdown_grace_s: float = 20.0
+    worker_health_file: str = "/tmp/tokenbroker-worker.health"  # noqa: S108 - a heartbeat
+    worker_metrics_port: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -71,6 +78,16 @@ class Config:
             refresh_lead_s=reader.integer("TOKENBROKER_REFRESH_LEAD_S", 300, 0, 86_400),
             keepalive_s=reader.integer("TOKENBROKER_KEEPALIVE_S", 86_400, 60, 90 * 86_400),
             cache_ttl_s=reader.number("TOKENBROKER_CACHE_TTL_S", 5.0, 0, 3600),
+            worker_concurrency=reader.integer("TOKENBROKER_WORKER_CONCURRENCY", 16, 1, 1024),
+            app_rate_per_s=reader.number("TOKENBROKER_APP_RATE_PER_S", 20.0, 0.01, 100_000),
+            lease_ms=reader.integer("TOKENBROKER_LEASE_MS", 60_000, 100, 3_600_000),
+            poll_ms=reader.integer("TOKENBROKER_POLL_MS", 1_000, 10, 60_000),
+            shutdown_grace_s=reader.number("TOKENBROKER_SHUTDOWN_GRACE_S", 20.0, 0, 600),
+            worker_health_file=reader.text(
+                "TOKENBROKER_WORKER_HEALTH_FILE",
+                "/tmp/tokenbroker-worker.health",  # noqa: S108
+            ),
+            worker_metrics_port=reader.optional_integer("TOKENBROKER_WORKER_METRICS_PORT"),
         )
 
 
@@ -119,6 +136,11 @@ class _Reader:
         if not low <= value <= high:
             raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
         return value
+
+    def optional_integer(self, name: str) -> int | None:
+        if self._get(name) is None:
+            return None
+        return self.integer(name, 0, 1, 65535)
 
     def number(self, name: str, default: float, low: float, high: float) -> float:
         raw = self._get(name)

@@ -59,6 +59,15 @@ class Keys:
         return f"{self._tag(partition)}:appcount"
 
     @property
+    def global_events(self) -> str:
+        """Stream of events not tied to one account (appCredentialsError)."""
+        return f"{self._global}:events"
+
+    def rate(self, app: str) -> str:
+        """Token bucket limiting refreshes per second of one app, shared by all workers."""
+        return f"{self._global}:rate:{app}"
+
+    @property
     def settings(self) -> str:
         """Hash of the operator's settings."""
         return f"{self._global}:settings"

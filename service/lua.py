@@ -16,6 +16,9 @@ SCRIPT_NAMES = (
     "account_delete",
     "lock_release",
     "app_save",
+    "app_flag",
+    "schedule_claim",
+    "rate_take",
 )
 
 

@@ -13,12 +13,14 @@ from redis.asyncio import Redis
 
 from service import errors
 from service.accounts import Account, AccountStore
-from service.apps import AppStore
+from service.apps import App, AppStore
+from service.backoff import backoff_ms
 from service.clock import Clock, iso
 from service.config import Config
 from service.expiry import due_ms
 from service.keys import Keys
 from service.oauth import Failure, Granted, OAuthClient
+from service.providers import missing_scopes
 
 log = structlog.get_logger("refresh")
 LOCK_POLL_S = 0.02
@@ -116,13 +118,13 @@ class Refresher:
             await self._release(account_id, lock)
             raise
         if isinstance(result, Granted):
-            outcome = await self._store(account, lock, result)
+            outcome = await self._store(account, app, lock, result)
             if "error" in app.fields:  # the app's credentials work again
-                await self.apps.set_error(app.id, None)
+                await self.apps.set_error(app, None, self.clock.now_ms())
             return outcome
-        return await self._fail(account, lock, result)
+        return await self._fail(account, app, lock, result)
 
-    async def _store(self, account: Account, lock: str, granted: Granted) -> Outcome:
+    async def _store(self, account: Account, app: App, lock: str, granted: Granted) -> Outcome:
         now = self.clock.now_ms()
         lifetime_ms = granted.lifetime_s * 1000
         pairs = self.accounts.token_fields(account.id, granted.access_token, granted.refresh_token)
@@ -144,7 +146,9 @@ class Refresher:
             lead_s=self.config.refresh_lead_s,
             keepalive_s=self.config.keepalive_s,
         )
-        result = await self.accounts.store_tokens(account.id, lock, pairs, due)
+        granted_scopes = granted.scopes if granted.scopes is not None else account.scopes
+        missing = missing_scopes(app.provider, app.scopes, granted_scopes)
+        result = await self.accounts.store_tokens(account, lock, pairs, due, missing, now)
         if result == "gone":
             raise errors.AccountNotFound(f"account {account.id!r} was deleted during the refresh")
         log.info(
@@ -156,7 +160,7 @@ class Refresher:
         )
         return Refreshed(await self.accounts.require(account.id), called=True)
 
-    async def _fail(self, account: Account, lock: str, failure: Failure) -> Outcome:
+    async def _fail(self, account: Account, app: App, lock: str, failure: Failure) -> Outcome:
         now = self.clock.now_ms()
         error = {**failure.details(), "time": iso(now)}
         if failure.kind == "permanent":
@@ -164,9 +168,10 @@ class Refresher:
                 account, lock, failure.reason or "invalidGrant", error, now
             )
         else:
-            await self.accounts.note_failure(account.id, lock, error)
+            retry = now + retry_delay_ms(failure, account.attempts + 1)
+            await self.accounts.note_failure(account.id, lock, error, retry)
             if failure.kind == "app":
-                await self.apps.set_error(account.app, error)
+                await self.apps.set_error(app, error, now)
         log.warning(
             "refresh_failed",
             account=account.id,
@@ -182,6 +187,13 @@ class Refresher:
             await self.accounts.scripts.run("lock_release", [self.keys.lock(account_id)], [lock])
         except Exception:  # the lock's TTL frees it anyway; report and go on
             log.warning("lock_release_failed", account=account_id)
+
+
+def retry_delay_ms(failure: Failure, attempt: int) -> int:
+    """How long to wait before retrying after a failure: app-level failures retry slowly."""
+    if failure.kind == "app":
+        return backoff_ms(attempt, base_ms=60_000, cap_ms=3_600_000)
+    return backoff_ms(attempt, retry_after_s=failure.retry_after_s)
 
 
 def _reauth_failure(account: Account) -> Failure:

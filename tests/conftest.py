@@ -138,7 +138,7 @@ def import_account(
     async def do(
         account: str = "example", *, expires: str | None = None, with_access: bool = True
     ) -> dict[str, Any]:
-        minted = idp.mint(f"{account}-user", "openid email offline_access mail.read")
+        minted = idp.mint(f"{account}-user", "openid email profile offline_access mail.read")
         oauth2: dict[str, Any] = {
             "provider": oidc_app,
             "auth": {"user": f"{account}@example.test"},

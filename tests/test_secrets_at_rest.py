@@ -35,7 +35,7 @@ from tests.support.idp import Idp
 
 Client = TestClient[web.Request, web.Application]
 PAST = "2020-01-01T00:00:00.000Z"
-SCOPES = "openid email offline_access mail.read"
+SCOPES = "openid email profile offline_access mail.read"
 
 
 class Secrets:

@@ -1,12 +1,16 @@
--- Store the result of a successful refresh, reschedule, release the lock, invalidate caches.
+-- Store the result of a successful refresh, reschedule, release the lock, invalidate caches,
+-- and record a scopesMissing event when the granted scopes newly lack required ones.
 -- KEYS[1] account hash
 -- KEYS[2] account lock
 -- KEYS[3] partition schedule (sorted set, score = refresh due, epoch ms)
+-- KEYS[4] partition event stream
 -- ARGV[1] lock value held by the caller ('' = caller holds no lock)
 -- ARGV[2] next refresh due time, epoch ms
 -- ARGV[3] invalidation channel
 -- ARGV[4] account id
--- ARGV[5..] field, value pairs to set on the account hash
+-- ARGV[5] JSON list of required scopes missing from the grant ('[]' = none)
+-- ARGV[6] scopesMissing event JSON, appended when ARGV[5] differs from the stored list
+-- ARGV[7..] field, value pairs to set on the account hash
 -- returns 'ok'; 'gone' when the account was deleted meanwhile (nothing written);
 --         'late' when the lock had passed to nobody or another holder (tokens still written,
 --         because a rotated refresh token must never be lost)
@@ -22,8 +26,13 @@ if ARGV[1] ~= '' then
     result = 'late'
   end
 end
+local was_missing = redis.call('HGET', KEYS[1], 'missingScopes') or '[]'
+if ARGV[5] ~= was_missing and ARGV[5] ~= '[]' then
+  redis.call('XADD', KEYS[4], '*', 'payload', ARGV[6])
+end
+redis.call('HSET', KEYS[1], 'missingScopes', ARGV[5])
 redis.call('HDEL', KEYS[1], 'lastError', 'reason')
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), ARGV[4])
 redis.call('PUBLISH', ARGV[3], 'acct:' .. ARGV[4])
 return result

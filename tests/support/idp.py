@@ -270,7 +270,7 @@ class Idp:
     def mint(
         self,
         sub: str,
-        scope: str = "openid email offline_access mail.read",
+        scope: str = "openid email profile offline_access mail.read",
         client_id: str | None = None,
     ) -> dict[str, object]:
         """Mint a real grant with refresh and access tokens for ``sub``.

@@ -1,0 +1,102 @@
+"""Fixtures for worker tests: a Worker on the test Redis with a clock the test moves."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from service.clock import ManualClock, SystemClock, iso
+from service.config import Config
+from service.redisconn import create_redis
+from tests.support.idp import Idp
+from workers.worker import Worker
+
+SCOPE = "openid email profile offline_access mail.read"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock that starts at the real time and moves only when the test says."""
+    return ManualClock(SystemClock().now_ms())
+
+
+@pytest.fixture
+def worker_config(config: Config, tmp_path: Any) -> Config:
+    """Worker settings for tests: small batches, short lease and poll."""
+    return dataclasses.replace(
+        config,
+        worker_concurrency=8,
+        lease_ms=30_000,
+        poll_ms=50,
+        app_rate_per_s=1000,
+        worker_health_file=str(tmp_path / "worker.health"),
+    )
+
+
+@pytest.fixture
+async def worker(worker_config: Config, clock: ManualClock, redis: Redis) -> AsyncIterator[Worker]:
+    """A Worker with its own Redis client and HTTP session on the test Redis."""
+    client = create_redis(worker_config)
+    async with aiohttp.ClientSession() as http:
+        yield Worker(worker_config, client, http, clock)
+    await client.aclose()
+
+
+@pytest.fixture
+async def app_id(worker: Worker, idp: Idp) -> str:
+    """An oidc app at the test provider, requiring mail.read besides the defaults."""
+    body = {
+        "id": "idp",
+        "provider": "oidc",
+        "clientId": idp.client_id,
+        "clientSecret": idp.client_secret,
+        "tokenUrl": idp.token_url,
+        "issuer": idp.issuer,
+        "additionalScopes": ["mail.read"],
+    }
+    return (await worker.core.apps.create(body, iso(SystemClock().now_ms()))).id
+
+
+@pytest.fixture
+def add_account(
+    worker: Worker, app_id: str, idp: Idp, clock: ManualClock
+) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """Import an account whose token expires `expires_in_s` from the clock's now."""
+
+    async def add(
+        account: str = "a1", expires_in_s: int = 3600, scope: str = SCOPE
+    ) -> dict[str, Any]:
+        minted = idp.mint(f"{account}-user", scope)
+        core, now = worker.core, clock.now_ms()
+        expires = now + expires_in_s * 1000
+        pairs = core.accounts.token_fields(
+            account, str(minted["access_token"]), str(minted["refresh_token"])
+        )
+        pairs.update(
+            {
+                "provider": "oidc",
+                "user": f"{account}@example.test",
+                "scopes": orjson.dumps(scope.split()).decode(),
+                "expiresAt": str(expires),
+                "lifetimeMs": str(expires_in_s * 1000),
+            }
+        )
+        from service.expiry import due_ms
+
+        due = due_ms(
+            now,
+            expires,
+            expires_in_s * 1000,
+            lead_s=core.config.refresh_lead_s,
+            keepalive_s=core.config.keepalive_s,
+        )
+        await core.accounts.save(account, app_id, pairs, due, now, {"user": account})
+        return minted
+
+    return add
