@@ -285,6 +285,16 @@ class AccountStore:
         self.notify(f"acct:{account.id}")
         return deleted
 
+    async def count_by_status(self) -> dict[str, int]:
+        """Return how many accounts have each status, summed over partitions."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for status in STATUSES:
+                for part in range(self.keys.partitions):
+                    pipe.zcard(self.keys.index(part, status))
+            counts = await pipe.execute()
+        per = self.keys.partitions
+        return {s: sum(counts[i * per : (i + 1) * per]) for i, s in enumerate(STATUSES)}
+
     async def page(self, page: int, size: int, status: str = "all") -> tuple[int, list[Account]]:
         """Return (total, accounts of the page) ordered by id, merged over partitions."""
         names = [self.keys.index(p, status) for p in range(self.keys.partitions)]

@@ -16,8 +16,19 @@ from aiohttp import web
 from service.clock import Clock, SystemClock
 from service.config import Config
 from service.core import Core
+from service.metrics import Metrics
 from service.redisconn import create_redis
-from service.web.appkeys import CACHE_TASK, CLOCK, CONFIG, CORE, HTTP, OPENAPI, REDIS, REQUEST_IDS
+from service.web.appkeys import (
+    CACHE_TASK,
+    CLOCK,
+    CONFIG,
+    CORE,
+    HTTP,
+    METRICS,
+    OPENAPI,
+    REDIS,
+    REQUEST_IDS,
+)
 from service.web.middleware import request_ids, request_middleware
 from service.web.openapi_doc import build_document
 from service.web.routes import add_routes
@@ -71,6 +82,7 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
     app[CLOCK] = clock or SystemClock()
     app[OPENAPI] = orjson.dumps(build_document())
     app[REQUEST_IDS] = request_ids()
+    app[METRICS] = Metrics()
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(templates_dir())), autoescape=True)
     app.cleanup_ctx.extend([redis_ctx, http_ctx, core_ctx, cache_ctx])
     add_routes(app)

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from service.clock import Clock
 from service.config import Config
 from service.core import Core
+from service.metrics import Metrics
 
 CONFIG = web.AppKey("config", Config)
 CLOCK = web.AppKey("clock", Clock)
@@ -20,4 +21,5 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 CORE = web.AppKey("core", Core)
 CACHE_TASK = web.AppKey("cache_task", asyncio.Task[None])
 OPENAPI = web.AppKey("openapi", bytes)
+METRICS = web.AppKey("metrics", Metrics)
 REQUEST_IDS = web.AppKey("request_ids", Iterator[str])

@@ -43,11 +43,13 @@ class Route(NamedTuple):
     query: str = ""  # its query parameters, space-separated
 
 
+CONTENT_TYPES = {"Metrics": "text/plain"}
 A, P, S = "/v1/account/{account}", "/v1/oauth2/{app}", "/v1/settings"
 ROUTES = (
     Route("health", "GET /health", "The process is up", "Health", scope=None),
     Route("ready", "GET /ready", "Redis answers", "Ready", "StoreUnavailable", scope=None),
     Route("openapi", "GET /openapi.json", "This document", "Document", scope=None),
+    Route("metrics", "GET /metrics", "Prometheus metrics", "Metrics", scope="metrics"),
     Route(
         "oauth_token",
         f"GET {A}/oauth-token",
@@ -313,6 +315,7 @@ def _components() -> Schema:
             for name, value in (("Health", "ok"), ("Ready", "ready"))
         },
         "Document": _t("object", description="an OpenAPI 3.1 document"),
+        "Metrics": _t("string", description="Prometheus text exposition format"),
         "OAuthToken": _token_schema(),
         "AccountImport": _account_import_schema(),
         **_account_schemas(),
@@ -356,7 +359,7 @@ def _response(status: int, schema: str, codes: list[str] | None = None) -> Schem
     response = {
         "description": HTTPStatus(status).phrase + (f": {', '.join(codes)}" if codes else ""),
         "headers": headers,
-        "content": {"application/json": {"schema": _ref(schema)}},
+        "content": {CONTENT_TYPES.get(schema, "application/json"): {"schema": _ref(schema)}},
     }
     return {**response, "x-error-codes": codes} if codes else response
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service.web import accounts, apps, health, oauth_token, openapi, settings
+from service.web import accounts, apps, health, metrics, oauth_token, openapi, settings
 
 
 def add_routes(app: web.Application) -> None:
@@ -14,6 +14,7 @@ def add_routes(app: web.Application) -> None:
             web.get("/health", health.health, name="health"),
             web.get("/ready", health.ready, name="ready"),
             web.get("/openapi.json", openapi.document, name="openapi"),
+            web.get("/metrics", metrics.metrics, name="metrics"),
             web.get(
                 "/v1/account/{account}/oauth-token", oauth_token.oauth_token, name="oauth_token"
             ),

@@ -28,7 +28,7 @@ from tests.conftest import TEST_SECRET, make_token
 Client = TestClient[web.Request, web.Application]
 
 PUBLIC_ROUTES = {"health", "ready", "openapi"}  # answer without a token, by design
-SCOPE_OF = {"oauth_token": "oauth-tokens"}  # every other API route needs "api"
+SCOPE_OF = {"oauth_token": "oauth-tokens", "metrics": "metrics"}  # the rest need "api"
 ACCOUNT = "acct-1"
 OTHER_ACCOUNT = "acct-2"
 APP = "app-1"
