@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from service import errors
 from service.clock import iso
 from service.crypto import Cipher
-from service.events import event_json
+from service.events import Wanted, always, wanted_event
 from service.keys import Keys
 from service.lua import Scripts
 from service.redisconn import read_hash
@@ -114,9 +114,11 @@ class AccountStore:
         scripts: Scripts,
         cipher: Cipher,
         notify: Callable[[str], None] = lambda key: None,
+        wants: Wanted = always,
     ) -> None:
         self.redis, self.keys, self.scripts, self.cipher = redis, keys, scripts, cipher
         self.notify = notify  # tells this process's cache at once; other processes via pub/sub
+        self.wants = wants  # which events webhooks want queued (none while they are off)
 
     async def get(self, account_id: str) -> Account | None:
         """Return the account or None."""
@@ -179,8 +181,10 @@ class AccountStore:
             "updatedAt": str(now_ms),
             **pairs,
         }
-        added = event_json("accountAdded", account_id, app, event_data, now_ms)
-        success = event_json("authenticationSuccess", account_id, app, event_data, now_ms)
+        added = await wanted_event(self.wants, "accountAdded", account_id, app, event_data, now_ms)
+        success = await wanted_event(
+            self.wants, "authenticationSuccess", account_id, app, event_data, now_ms
+        )
         args = [account_id, app, due_ms, self.keys.invalidations, added, success, *_flat(fields)]
         result = str(await self.scripts.run("account_save", keys, args))
         self.notify(f"acct:{account_id}")
@@ -209,7 +213,9 @@ class AccountStore:
             self.keys.events(part),
         ]
         data = {"user": account.user, "provider": account.provider, "missingScopes": missing}
-        event = event_json("scopesMissing", account_id, account.app, data, now_ms)
+        event = await wanted_event(
+            self.wants, "scopesMissing", account_id, account.app, data, now_ms
+        )
         missing_json = orjson.dumps(missing).decode()
         args = [
             lock_value,
@@ -244,7 +250,9 @@ class AccountStore:
             "reason": reason,
             **error,
         }
-        event = event_json("authenticationError", account.id, account.app, data, now_ms)
+        event = await wanted_event(
+            self.wants, "authenticationError", account.id, account.app, data, now_ms
+        )
         fields = {
             "status": "reauth_required",
             "reason": reason,
@@ -279,7 +287,9 @@ class AccountStore:
             self.keys.app_counts(part),
         ]
         data = {"user": account.user, "provider": account.provider}
-        event = event_json("accountDeleted", account.id, account.app, data, now_ms)
+        event = await wanted_event(
+            self.wants, "accountDeleted", account.id, account.app, data, now_ms
+        )
         args = [account.id, self.keys.invalidations, event]
         deleted = int(await self.scripts.run("account_delete", keys, args)) == 1
         self.notify(f"acct:{account.id}")

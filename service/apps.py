@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from service import errors, validate
 from service.config import Config
 from service.crypto import Cipher
-from service.events import event_json
+from service.events import Wanted, always, wanted_event
 from service.keys import Keys
 from service.lua import Scripts
 from service.providers import (
@@ -65,6 +65,10 @@ class App:
         """Default scopes of the kind followed by the additional ones, deduplicated."""
         return list(dict.fromkeys(default_scopes(self.provider) + self.additional_scopes))
 
+    def callback_url(self, base_url: str) -> str:
+        """The OAuth redirect_uri registered at the provider (default BASE_URL/oauth/callback)."""
+        return self.fields.get("redirectUrl", f"{base_url}/oauth/callback")
+
     def public(self, accounts: int, base_url: str) -> dict[str, Any]:
         """The app as the API shows it: never the secret."""
         ends = self.endpoints
@@ -76,7 +80,7 @@ class App:
             "clientSecretSet": self.encrypted_secret is not None,
             "additionalScopes": self.additional_scopes,
             "scopes": self.scopes,
-            "redirectUrl": self.fields.get("redirectUrl", f"{base_url}/oauth/callback"),
+            "redirectUrl": self.callback_url(base_url),
             "authorizationUrl": ends.authorization_url,
             "tokenUrl": ends.token_url,
             "userinfoUrl": ends.userinfo_url,
@@ -121,9 +125,10 @@ class AppStore:
         cipher: Cipher,
         config: Config,
         notify: Callable[[str], None] = lambda key: None,
+        wants: Wanted = always,
     ) -> None:
         self.redis, self.keys, self.scripts, self.cipher = redis, keys, scripts, cipher
-        self.config, self.notify = config, notify
+        self.config, self.notify, self.wants = config, notify, wants
 
     async def get(self, app_id: str) -> App | None:
         """Return the app or None."""
@@ -218,7 +223,7 @@ class AppStore:
         Flagging records one appCredentialsError per transition.
         """
         data = {"provider": app.provider, "clientId": app.client_id, **(error or {})}
-        event = event_json("appCredentialsError", None, app.id, data, now_ms)
+        event = await wanted_event(self.wants, "appCredentialsError", None, app.id, data, now_ms)
         keys = [self.keys.app(app.id), self.keys.global_events]
         flag = orjson.dumps(error).decode() if error is not None else ""
         args = [self.keys.invalidations, app.id, flag, event]

@@ -113,14 +113,14 @@ def _worker_ctx(config: Config) -> Callable[[web.Application], AsyncIterator[Non
 
 
 @contextlib.asynccontextmanager
-async def _worker_resources(config: Config) -> AsyncIterator[Any]:
+async def _worker_resources(config: Config, only: str | None = None) -> AsyncIterator[Any]:
     """A Worker with its own Redis client and HTTP session, closed on exit."""
     from workers.worker import Worker  # the CLI is the one place service/ may import workers/
 
     redis = create_redis(config)
     http = aiohttp.ClientSession()
     try:
-        yield Worker(config, redis, http, SystemClock())
+        yield Worker(config, redis, http, SystemClock(), only=only)
     finally:
         await http.close()
         await redis.aclose()
@@ -137,7 +137,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logs.configure(config.log_format)
 
     async def main() -> None:
-        async with _worker_resources(config) as worker:
+        async with _worker_resources(config, args.only) as worker:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, worker.stop)
@@ -243,6 +243,9 @@ def parser() -> argparse.ArgumentParser:
     worker_p = sub.add_parser("worker", help="run the refresh worker")
     worker_p.add_argument(
         "--check", action="store_true", help="exit 0 if a worker on this host is healthy"
+    )
+    worker_p.add_argument(
+        "--only", choices=("refresh", "webhooks"), help="run one loop instead of both"
     )
     tok = sub.add_parser("token", help="manage API tokens")
     tok_sub = tok.add_subparsers(dest="token_cmd", required=True)

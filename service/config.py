@@ -49,6 +49,23 @@ class Config:
     shutdown_grace_s: float = 20.0
     worker_health_file: str = "/tmp/tokenbroker-worker.health"  # noqa: S108 - a heartbeat
     worker_metrics_port: int | None = None
+    webhook_timeout_s: float = 10.0
+    webhook_retry_budget_s: int = 86_400
+    webhook_retry_base_ms: int = 5_000
+    webhook_lease_ms: int = 60_000
+    webhook_concurrency: int = 16
+
+    def __post_init__(self) -> None:
+        if self.shutdown_grace_s < self.provider_timeout_s:
+            raise ConfigError(
+                "TOKENBROKER_SHUTDOWN_GRACE_S must be at least TOKENBROKER_PROVIDER_TIMEOUT_S: "
+                "a refresh at the provider is never cut short"
+            )
+        if self.lock_ms < (self.provider_timeout_s + 2) * 1000:
+            raise ConfigError(
+                "TOKENBROKER_LOCK_MS must exceed TOKENBROKER_PROVIDER_TIMEOUT_S + 2 s, so that a "
+                "refresh lock never expires during a call to the provider"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -88,6 +105,15 @@ class Config:
                 "/tmp/tokenbroker-worker.health",  # noqa: S108
             ),
             worker_metrics_port=reader.optional_integer("TOKENBROKER_WORKER_METRICS_PORT"),
+            webhook_timeout_s=reader.number("TOKENBROKER_WEBHOOK_TIMEOUT_S", 10.0, 0.1, 120),
+            webhook_retry_budget_s=reader.integer(
+                "TOKENBROKER_WEBHOOK_RETRY_BUDGET_S", 86_400, 1, 30 * 86_400
+            ),
+            webhook_retry_base_ms=reader.integer(
+                "TOKENBROKER_WEBHOOK_RETRY_BASE_MS", 5_000, 10, 3_600_000
+            ),
+            webhook_lease_ms=reader.integer("TOKENBROKER_WEBHOOK_LEASE_MS", 60_000, 100, 3_600_000),
+            webhook_concurrency=reader.integer("TOKENBROKER_WEBHOOK_CONCURRENCY", 16, 1, 1024),
         )
 
 

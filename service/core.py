@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import structlog
 from redis.asyncio import Redis
 
 from service import errors
@@ -15,13 +16,19 @@ from service.apps import AppStore
 from service.cache import MISS, LocalCache
 from service.clock import Clock, iso
 from service.config import Config
+from service.consent import ConsentFlow
 from service.crypto import Cipher, sha256_hex
+from service.identity import IdentityVerifier
+from service.jws import Signer
 from service.keys import Keys
+from service.links import HostedLinks
 from service.lua import Scripts
-from service.oauth import OAuthClient
+from service.oauth import OAuthClient, Revocation
 from service.redisconn import read_hash
 from service.refresh import Refreshed, Refresher
 from service.settings import DEFAULTS, OAUTH_TOKENS_API, SettingsStore
+
+log = structlog.get_logger("core")
 
 
 @dataclass(frozen=True)
@@ -66,12 +73,46 @@ class Core:
         notify = self.cache.invalidate
         self.tokens = ApiTokenStore(redis, self.keys, notify)
         self.settings = SettingsStore(redis, self.keys, notify)
-        self.apps = AppStore(redis, self.keys, self.scripts, self.cipher, config, notify)
-        self.accounts = AccountStore(redis, self.keys, self.scripts, self.cipher, notify)
+        wants = self.wants_event
+        self.apps = AppStore(redis, self.keys, self.scripts, self.cipher, config, notify, wants)
+        self.accounts = AccountStore(redis, self.keys, self.scripts, self.cipher, notify, wants)
         self.oauth = OAuthClient(http, clock, config.provider_timeout_s)
         self.refresher = Refresher(
             redis, self.keys, self.accounts, self.apps, self.oauth, clock, config
         )
+        self.signer = Signer(config.secret_key, config.old_secret_keys)
+        self.identity = IdentityVerifier(http, self.oauth.discovery, clock, self.oauth.timeout)
+        self.consent = ConsentFlow(
+            redis,
+            self.keys,
+            (self.apps, self.accounts),
+            self.oauth,
+            self.identity,
+            (self.signer, self.cipher),
+            clock,
+            config,
+        )
+        self.links = HostedLinks(redis, self.keys, self.signer, clock, config.base_url)
+
+    async def delete_account(self, account: Account) -> tuple[bool, Revocation | None]:
+        """Delete the account, then revoke its refresh token at the provider (best effort).
+
+        The revocation is tried once with a short timeout; its failure never undoes the delete.
+        """
+        refresh_token = self.accounts.refresh_token(account) if account.encrypted_refresh else None
+        deleted = await self.accounts.delete(account, self.clock.now_ms())
+        if not deleted or refresh_token is None:
+            return deleted, None
+        app = await self.apps.get(account.app)
+        if app is None:
+            return deleted, Revocation(False, "appDeleted", "the account's app no longer exists")
+        outcome = await self.oauth.revoke(app, self.apps.client_secret(app), refresh_token)
+        log.info(
+            "account_revoked" if outcome.revoked else "account_revoke_failed",
+            account=account.id,
+            reason=outcome.reason,
+        )
+        return deleted, outcome
 
     async def seed_settings(self) -> None:
         """Apply first-start seeds from the environment (never overriding the operator)."""
@@ -99,6 +140,13 @@ class Core:
             values = await self.settings.all()
             self.cache.put("settings", values, epoch)
         return values.get(name, DEFAULTS.get(name))
+
+    async def wants_event(self, name: str) -> bool:
+        """Whether webhooks want this event queued: on, with a URL, and not filtered out."""
+        if not await self.setting("webhooksEnabled") or not await self.setting("webhooks"):
+            return False
+        events = await self.setting("webhookEvents")
+        return events == "*" or name in events
 
     async def token_view(self, account_id: str) -> TokenView:
         """Return the account's token view (cached, invalidated on every change)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -33,3 +34,23 @@ def event_json(
         "data": data,
     }
     return orjson.dumps(body).decode()
+
+
+Wanted = Callable[[str], Awaitable[bool]]
+
+
+async def always(name: str) -> bool:
+    """The default filter: every event is wanted."""
+    return True
+
+
+async def wanted_event(
+    wants: Wanted,
+    name: str,
+    account: str | None,
+    app: str | None,
+    data: dict[str, Any],
+    now_ms: int,
+) -> str:
+    """The event's JSON when webhooks want it, else '' (scripts append nothing for '')."""
+    return event_json(name, account, app, data, now_ms) if await wants(name) else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 DEFAULT_LIFETIME_S = 600  # expires_in missing or unreadable: assume short, never "forever"
-MIN_LIFETIME_S = 30  # zero or negative: treat as nearly expired, not as a crash
+MIN_LIFETIME_S = 1  # zero or negative: treat as expired at once, not as a crash
 MAX_LIFETIME_S = 7 * 86_400  # absurdly long: cap, so a keep-alive refresh still happens
 
 

@@ -85,7 +85,40 @@ class Keys:
         """Short-lived OAuth state of one consent flow."""
         return f"{self.prefix}:state:{nonce}"
 
+    def link(self, link_id: str) -> str:
+        """Short-lived record of one hosted consent link; deleted when the link is used."""
+        return f"{self.prefix}:link:{link_id}"
+
     @property
     def invalidations(self) -> str:
         """Pub/sub channel carrying cache invalidations to every web process."""
         return f"{self.prefix}:invalidate"
+
+    def outboxes(self) -> list[str]:
+        """Hash-tagged prefixes that own an event stream: every partition, then the global one."""
+        return [self._tag(p) for p in range(self.partitions)] + [self._global]
+
+    @staticmethod
+    def outbox_stream(outbox: str) -> str:
+        """The event stream of an outbox (the same key as events(p) or global_events)."""
+        return f"{outbox}:events"
+
+    @staticmethod
+    def webhook_retries(outbox: str) -> str:
+        """Sorted set of events awaiting another delivery attempt, scored by due ms."""
+        return f"{outbox}:wh:retry"
+
+    @staticmethod
+    def webhook_dead(outbox: str) -> str:
+        """Sorted set of events whose retry budget ran out (dead letters), scored by time."""
+        return f"{outbox}:wh:dead"
+
+    @staticmethod
+    def webhook_record(outbox: str, msg_id: str) -> str:
+        """Hash of an event that failed at least once: payload, attempts, status."""
+        return f"{outbox}:wh:rec:{msg_id}"
+
+    @staticmethod
+    def webhook_done(outbox: str) -> str:
+        """List of the most recent deliveries (summaries), newest first."""
+        return f"{outbox}:wh:done"

@@ -19,6 +19,9 @@ SCRIPT_NAMES = (
     "app_flag",
     "schedule_claim",
     "rate_take",
+    "webhook_delivered",
+    "webhook_failed",
+    "webhook_redeliver",
 )
 
 

@@ -44,6 +44,27 @@ class Metrics:
             "tokenbroker_accounts", "Accounts by status", ["status"], registry=self.registry
         )
 
+        self.deliveries = Counter(
+            "tokenbroker_webhook_deliveries",
+            "Webhook delivery attempts by event and outcome",
+            ["event", "outcome"],
+            registry=self.registry,
+        )
+        self.delivery_seconds = Histogram(
+            "tokenbroker_webhook_attempt_seconds",
+            "Duration of one webhook delivery attempt",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.backlog = Gauge(
+            "tokenbroker_webhook_backlog", "Events waiting for delivery", registry=self.registry
+        )
+        self.backlog_age = Gauge(
+            "tokenbroker_webhook_backlog_oldest_seconds",
+            "Age of the oldest waiting event",
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         """The metrics in Prometheus' text format."""
         return generate_latest(self.registry)

@@ -1,4 +1,4 @@
-"""The provider side of a refresh: the refresh_token grant and how its answer is classified."""
+"""Calls to a provider with the app's credentials: refresh, code exchange, revocation."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import orjson
 
 from service.apps import App
 from service.clock import Clock
+from service.discovery import Discovery
 from service.expiry import lifetime_s
 
 FailureKind = Literal["transient", "permanent", "app"]
@@ -30,6 +31,7 @@ REAUTH_REASONS = {
 }
 APP_CODES = {7000215, 7000222, 700016, 7000218}
 THROTTLE_CODES = {50196, 90055}
+REVOKE_TIMEOUT_S = 5.0  # revocation runs inline in DELETE: never wait long
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,23 @@ class Failure:
 
 
 RefreshResult = Granted | Failure
+
+
+@dataclass(frozen=True)
+class CodeGrant:
+    """A successful authorization_code grant: the tokens and the id_token when one came."""
+
+    granted: Granted
+    id_token: str | None
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """The outcome of revoking a refresh token at the provider."""
+
+    revoked: bool
+    reason: str | None = None
+    description: str | None = None
 
 
 def classify(status: int, body: object, retry_after: str | None) -> Failure:
@@ -110,62 +129,108 @@ def parse_granted(body: object, sent_at_ms: int, old_refresh_token: str) -> Refr
 
 
 class OAuthClient:
-    """Calls providers' token endpoints with the app's client credentials."""
+    """Calls providers' token and revocation endpoints with the app's client credentials."""
 
     def __init__(self, http: aiohttp.ClientSession, clock: Clock, timeout_s: float) -> None:
         self.http, self.clock = http, clock
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._discovered: dict[str, dict[str, Any]] = {}
+        self.revoke_timeout = aiohttp.ClientTimeout(total=min(timeout_s, REVOKE_TIMEOUT_S))
+        self.discovery = Discovery(http, self.timeout)
 
     async def refresh(self, app: App, secret: str | None, refresh_token: str) -> RefreshResult:
         """Run the refresh_token grant; never raises for provider or network trouble."""
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        form["client_id"] = app.client_id
-        if secret is not None:
-            form["client_secret"] = secret
         if app.provider == "microsoft":
             form["scope"] = " ".join(app.scopes)
         sent_at = self.clock.now_ms()
+        answer = await self._token_call(app, secret, form)
+        if isinstance(answer, Failure):
+            return answer
+        status, body, retry_after = answer
+        if status == 200:
+            return parse_granted(body, sent_at, refresh_token)
+        return classify(status, body, retry_after)
+
+    async def exchange_code(
+        self, app: App, secret: str | None, code: str, verifier: str, redirect_uri: str
+    ) -> CodeGrant | Failure:
+        """Run the authorization_code grant with the PKCE verifier; never raises."""
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+        }
+        sent_at = self.clock.now_ms()
+        answer = await self._token_call(app, secret, form)
+        if isinstance(answer, Failure):
+            return answer
+        status, body, retry_after = answer
+        if status != 200:
+            return classify(status, body, retry_after)
+        granted = parse_granted(body, sent_at, "")
+        if isinstance(granted, Failure):
+            return granted
+        id_token = body.get("id_token") if isinstance(body, dict) else None
+        return CodeGrant(granted, id_token if isinstance(id_token, str) else None)
+
+    async def revoke(self, app: App, secret: str | None, refresh_token: str) -> Revocation:
+        """Revoke a refresh token (RFC 7009), once, with a short timeout; never raises."""
         try:
-            token_url = await self.token_url(app)
-            async with self.http.post(
-                token_url,
-                data=form,
-                timeout=self.timeout,
-                allow_redirects=False,
-                headers={"Accept": "application/json"},
-            ) as response:
-                raw = await response.read()
-                body = _json_or_none(raw)
-                if response.status == 200:
-                    return parse_granted(body, sent_at, refresh_token)
-                return classify(response.status, body, response.headers.get("Retry-After"))
+            url = await self.discovery.endpoint(app, "revocation_url")
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return Revocation(False, "discovery", type(exc).__name__)
+        if url is None:
+            return Revocation(False, "unsupported", "the provider offers no revocation endpoint")
+        form = {"token": refresh_token, "token_type_hint": "refresh_token"}
+        try:
+            status, body, _ = await self._post(url, _with_client(app, secret, form), True)
         except TimeoutError:
-            return Failure("transient", "timeout", "the provider did not answer in time")
+            return Revocation(False, "timeout", "the provider did not answer in time")
         except (aiohttp.ClientError, OSError) as exc:
-            return Failure("transient", "network", type(exc).__name__)
+            return Revocation(False, "network", type(exc).__name__)
+        if status == 200:
+            return Revocation(True)
+        error = body.get("error") if isinstance(body, dict) else None
+        return Revocation(False, str(error or f"http_{status}"), f"the provider answered {status}")
 
-    async def token_url(self, app: App) -> str:
-        """The app's token URL, discovered from its issuer when not configured."""
-        url = app.endpoints.token_url
-        if url:
-            return url
-        meta = await self.discover(app.endpoints.issuer or "")
-        return str(meta["token_endpoint"])
+    async def _token_call(
+        self, app: App, secret: str | None, form: dict[str, str]
+    ) -> tuple[int, object, str | None] | Failure:
+        """POST to the app's token endpoint; a network failure drops a discovered endpoint."""
+        try:
+            url = await self.discovery.endpoint(app, "token_url")
+            if url is None:
+                return Failure("transient", "no_token_url", "the app has no token URL")
+            return await self._post(url, _with_client(app, secret, form), False)
+        except TimeoutError:
+            failure = Failure("transient", "timeout", "the provider did not answer in time")
+        except (aiohttp.ClientError, OSError) as exc:
+            failure = Failure("transient", "network", type(exc).__name__)
+        if self.discovery.discovered(app, "token_url"):
+            self.discovery.forget(app.endpoints.issuer)
+        return failure
 
-    async def discover(self, issuer: str) -> dict[str, Any]:
-        """Fetch (once, then from memory) the issuer's OpenID configuration."""
-        if issuer in self._discovered:
-            return self._discovered[issuer]
-        url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-        async with self.http.get(url, timeout=self.timeout, allow_redirects=False) as response:
-            if response.status != 200:
-                raise aiohttp.ClientError(f"discovery answered {response.status}")
-            meta = _json_or_none(await response.read())
-        if not isinstance(meta, dict) or not isinstance(meta.get("token_endpoint"), str):
-            raise aiohttp.ClientError("discovery document without token_endpoint")
-        self._discovered[issuer] = meta
-        return meta
+    async def _post(
+        self, url: str, form: dict[str, str], short: bool
+    ) -> tuple[int, object, str | None]:
+        async with self.http.post(
+            url,
+            data=form,
+            timeout=self.revoke_timeout if short else self.timeout,
+            allow_redirects=False,
+            headers={"Accept": "application/json"},
+        ) as response:
+            body = _json_or_none(await response.read())
+            return response.status, body, response.headers.get("Retry-After")
+
+
+def _with_client(app: App, secret: str | None, form: dict[str, str]) -> dict[str, str]:
+    """The form with client authentication in the body (client_secret_post)."""
+    auth = {"client_id": app.client_id}
+    if secret is not None:
+        auth["client_secret"] = secret
+    return {**form, **auth}
 
 
 def _json_or_none(raw: bytes) -> object:
@@ -191,4 +256,13 @@ def _retry_after_s(value: str | None) -> float | None:
         return None
 
 
-__all__ = ["Failure", "Granted", "OAuthClient", "RefreshResult", "classify", "parse_granted"]
+__all__ = [
+    "CodeGrant",
+    "Failure",
+    "Granted",
+    "OAuthClient",
+    "RefreshResult",
+    "Revocation",
+    "classify",
+    "parse_granted",
+]

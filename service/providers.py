@@ -1,4 +1,4 @@
-"""Provider kinds (google, microsoft, oidc): built-in endpoints, default scopes, scope rules."""
+"""Provider kinds (google, microsoft, oidc): endpoints, scopes, scope rules, consent parameters."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ MICROSOFT_CLOUDS = {
     "china": ("login.chinacloudapi.cn", "microsoftgraph.chinacloudapi.cn"),
 }
 MICROSOFT_TENANTS = ("common", "organizations", "consumers")
+MICROSOFT_UNLISTED = frozenset({"offline_access", "openid", "profile", "email"})
 ENDPOINT_FIELDS = ("authorizationUrl", "tokenUrl", "userinfoUrl", "jwksUrl", "revocationUrl")
 GOOGLE_SCOPE_ALIASES = {
     "email": "https://www.googleapis.com/auth/userinfo.email",
@@ -68,7 +69,9 @@ def normalize_scopes(kind: str, scopes: list[str]) -> set[str]:
         if kind == "google":
             result.add(GOOGLE_SCOPE_ALIASES.get(scope, scope))
         elif kind == "microsoft":
-            if scope == "offline_access":
+            # Microsoft's token responses list resource scopes and may leave out offline_access
+            # and the OpenID Connect scopes (the id_token stands for those).
+            if scope in MICROSOFT_UNLISTED:
                 continue
             # Microsoft reports Graph scopes without their resource prefix.
             short = scope.rsplit("/", 1)[-1] if scope.startswith("https://") else scope
@@ -82,3 +85,18 @@ def missing_scopes(kind: str, required: list[str], granted: list[str]) -> list[s
     """Return the required scopes (as configured) that the grant does not include."""
     have = normalize_scopes(kind, granted)
     return [scope for scope in required if not normalize_scopes(kind, [scope]) <= have]
+
+
+def consent_params(kind: str, scopes: list[str], login_hint: str | None) -> dict[str, str]:
+    """Authorization request parameters a provider kind needs beyond the standard ones."""
+    params: dict[str, str] = {}
+    if kind == "google":
+        # a refresh token comes only with offline access, and again only on a new consent
+        params.update(access_type="offline", prompt="consent", include_granted_scopes="true")
+    elif kind == "microsoft":
+        params["prompt"] = "select_account"
+    elif "offline_access" in scopes:
+        params["prompt"] = "consent"  # OpenID Connect ignores offline_access without it
+    if login_hint:
+        params["login_hint"] = login_hint
+    return params

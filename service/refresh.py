@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
 import time
 from dataclasses import dataclass
@@ -21,9 +22,11 @@ from service.expiry import due_ms
 from service.keys import Keys
 from service.oauth import Failure, Granted, OAuthClient
 from service.providers import missing_scopes
+from service.redisconn import STORE_ERRORS
 
 log = structlog.get_logger("refresh")
 LOCK_POLL_S = 0.02
+STORE_RETRY_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,9 @@ class Refresher:
         )
         granted_scopes = granted.scopes if granted.scopes is not None else account.scopes
         missing = missing_scopes(app.provider, app.scopes, granted_scopes)
-        result = await self.accounts.store_tokens(account, lock, pairs, due, missing, now)
+        # Shielded and retried: the provider has rotated the refresh token, so losing this
+        # write (a cancelled request, a Redis blip) would lose the account.
+        result = await asyncio.shield(self._persist(account, lock, pairs, due, missing, now))
         if result == "gone":
             raise errors.AccountNotFound(f"account {account.id!r} was deleted during the refresh")
         log.info(
@@ -159,6 +164,28 @@ class Refresher:
             late=result == "late",
         )
         return Refreshed(await self.accounts.require(account.id), called=True)
+
+    async def _persist(
+        self,
+        account: Account,
+        lock: str,
+        pairs: dict[str, str],
+        due: int,
+        missing: list[str],
+        now: int,
+    ) -> str:
+        """store_tokens, retried while Redis is unreachable (up to STORE_RETRY_S)."""
+        deadline = time.monotonic() + STORE_RETRY_S
+        for attempt in itertools.count(1):
+            try:
+                return await self.accounts.store_tokens(account, lock, pairs, due, missing, now)
+            except STORE_ERRORS as exc:
+                if time.monotonic() > deadline:
+                    log.error("rotated_tokens_not_stored", account=account.id)
+                    raise
+                log.warning("store_retry", account=account.id, error=type(exc).__name__)
+                await asyncio.sleep(min(0.1 * attempt, 1.0))
+        raise AssertionError("unreachable")
 
     async def _fail(self, account: Account, app: App, lock: str, failure: Failure) -> Outcome:
         now = self.clock.now_ms()

@@ -55,7 +55,7 @@ def test_every_variable_parsed() -> None:
             "TOKENBROKER_ALLOW_PRIVATE_URLS": "1",
             "TOKENBROKER_REDIS_TIMEOUT_S": "0.25",
             "TOKENBROKER_PROVIDER_TIMEOUT_S": "7.5",
-            "TOKENBROKER_LOCK_MS": "5000",
+            "TOKENBROKER_LOCK_MS": "15000",
             "TOKENBROKER_REFRESH_LEAD_S": "0",
             "TOKENBROKER_KEEPALIVE_S": "3600",
             "TOKENBROKER_CACHE_TTL_S": "0",
@@ -76,7 +76,7 @@ def test_every_variable_parsed() -> None:
         allow_private_urls=True,
         redis_timeout_s=0.25,
         provider_timeout_s=7.5,
-        lock_ms=5000,
+        lock_ms=15000,
         refresh_lead_s=0,
         keepalive_s=3600,
         cache_ttl_s=0.0,
@@ -193,3 +193,9 @@ def test_secret_never_in_repr() -> None:
     config = Config.from_env(env(TOKENBROKER_OLD_SECRETS=base64.b64encode(OLD1).decode()))
     assert B64 not in repr(config) and repr(KEY) not in repr(config)
     assert repr(OLD1) not in repr(config)
+
+
+def test_lock_must_outlast_a_provider_call() -> None:
+    """A refresh lock shorter than a provider call is refused, naming TOKENBROKER_LOCK_MS."""
+    with pytest.raises(ConfigError, match="TOKENBROKER_LOCK_MS"):
+        Config.from_env(env(TOKENBROKER_LOCK_MS="5000", TOKENBROKER_PROVIDER_TIMEOUT_S="10"))

@@ -28,6 +28,7 @@ from service.expiry import (
         (True, DEFAULT_LIFETIME_S),
         ([], DEFAULT_LIFETIME_S),
         (-5, MIN_LIFETIME_S),
+        (20, 20),
         (0, MIN_LIFETIME_S),
         (10**12, MAX_LIFETIME_S),
         (float("nan"), DEFAULT_LIFETIME_S),

@@ -226,6 +226,9 @@ async def test_no_secret_at_rest_in_logs_or_answers(
     assert resp.status == 200
     assert core.apps.client_secret(await core.apps.require("api-app")) == second_secret
 
+    # events are queued (and scanned) only while webhooks are on
+    await core.settings.update({"webhooks": "https://hooks.example.com/x", "webhooksEnabled": True})
+
     # three accounts: alpha (valid token), beta (expired), gamma (will be revoked for good)
     minted: dict[str, dict[str, Any]] = {}
     for account, expires in (("alpha", None), ("beta", PAST), ("gamma", PAST)):

@@ -52,6 +52,7 @@ class RefreshLoop:
         self.schedule = Schedule(core.redis, core.keys, core.scripts)
         self.rate = AppRateLimit(core.keys, core.scripts, config.app_rate_per_s)
         self.tasks: set[asyncio.Task[None]] = set()
+        self.at_provider: set[asyncio.Task[None]] = set()  # past the point of handing back
         self.stopping = asyncio.Event()
         self.slot_free = asyncio.Event()
         self.beats = 0  # successful claim rounds, for the heartbeat
@@ -111,10 +112,14 @@ class RefreshLoop:
         return claimed
 
     async def drain(self) -> None:
-        """Let in-flight refreshes finish within the grace period, then hand back the rest."""
+        """Let in-flight refreshes finish within the grace period, then hand back the rest.
+
+        A refresh already at the provider is never cancelled: the provider may rotate the
+        refresh token, and only finishing the call stores the new one.
+        """
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=self.config.shutdown_grace_s)
-        for task in list(self.tasks):
+        for task in list(self.tasks - self.at_provider):
             task.cancel()
         if self.tasks:
             await asyncio.wait(self.tasks)
@@ -126,6 +131,7 @@ class RefreshLoop:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
+        self.at_provider.discard(task)
         self.slot_free.set()
 
     async def _refresh_one(self, account_id: str, due: int) -> None:
@@ -153,6 +159,9 @@ class RefreshLoop:
             return
         min_valid, force = refresh_policy(account, self.core.clock.now_ms(), self.config)
         started = time.perf_counter()
+        task = asyncio.current_task()
+        if task is not None:
+            self.at_provider.add(task)
         outcome = await self.core.refresher.refresh(account_id, min_valid, force=force)
         self._record(account, outcome, time.perf_counter() - started)
         if isinstance(outcome, Refreshed) and not outcome.called:

@@ -15,27 +15,48 @@ from service.core import Core
 from service.metrics import Metrics
 from workers.health import beat
 from workers.refresh import RefreshLoop
+from workers.webhooks import WebhookLoop
 
 log = structlog.get_logger("worker")
 
 
-class Worker:
-    """Runs the refresh loop (and, later, the webhook loop) against one Redis."""
+LOOPS = ("refresh", "webhooks")
 
-    def __init__(self, config: Config, redis: Redis, http: aiohttp.ClientSession, clock: Clock):
+
+class Worker:
+    """Runs the refresh loop and the webhook loop (or only one of them) against one Redis."""
+
+    def __init__(
+        self,
+        config: Config,
+        redis: Redis,
+        http: aiohttp.ClientSession,
+        clock: Clock,
+        only: str | None = None,
+    ):
         self.config = config
         self.core = Core(config, redis, http, clock)
         self.metrics = Metrics()
         self.refresh = RefreshLoop(self.core, self.metrics, config)
+        self.webhooks = WebhookLoop(self.core, self.metrics, config, http)
+        self.loops = [only] if only else list(LOOPS)
 
     async def run(self, burst: bool = False) -> None:
         """Run until stop() (or, in burst mode, until nothing is due)."""
         if burst:
-            await self.refresh.run(burst=True)
+            if "refresh" in self.loops:
+                await self.refresh.run(burst=True)
+            if "webhooks" in self.loops:
+                await self.webhooks.run(burst=True)
             return
         heart = asyncio.create_task(self._heartbeat())
+        runs = []
+        if "refresh" in self.loops:
+            runs.append(self.refresh.run())
+        if "webhooks" in self.loops:
+            runs.append(self.webhooks.run())
         try:
-            await self.refresh.run()
+            await asyncio.gather(*runs)
         finally:
             heart.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -44,6 +65,7 @@ class Worker:
     def stop(self) -> None:
         """Stop claiming work; run() returns once in-flight work is done or handed back."""
         self.refresh.stop()
+        self.webhooks.stop()
 
     async def close(self) -> None:
         """Stop and wait for in-flight work (within the grace period)."""
@@ -54,7 +76,8 @@ class Worker:
         """Beat the health file whenever the loop made progress since the last beat."""
         seen = -1
         while True:
-            if self.refresh.beats != seen:
-                seen = self.refresh.beats
+            progress = self.refresh.beats + self.webhooks.beats
+            if progress != seen:
+                seen = progress
                 await asyncio.to_thread(beat, self.config.worker_health_file)
             await asyncio.sleep(self.config.poll_ms / 1000)

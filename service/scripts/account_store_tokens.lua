@@ -10,6 +10,7 @@
 -- ARGV[4] account id
 -- ARGV[5] JSON list of required scopes missing from the grant ('[]' = none)
 -- ARGV[6] scopesMissing event JSON, appended when ARGV[5] differs from the stored list
+--         ('' = webhooks want no such event)
 -- ARGV[7..] field, value pairs to set on the account hash
 -- returns 'ok'; 'gone' when the account was deleted meanwhile (nothing written);
 --         'late' when the lock had passed to nobody or another holder (tokens still written,
@@ -27,7 +28,7 @@ if ARGV[1] ~= '' then
   end
 end
 local was_missing = redis.call('HGET', KEYS[1], 'missingScopes') or '[]'
-if ARGV[5] ~= was_missing and ARGV[5] ~= '[]' then
+if ARGV[5] ~= was_missing and ARGV[5] ~= '[]' and ARGV[6] ~= '' then
   redis.call('XADD', KEYS[4], '*', 'payload', ARGV[6])
 end
 redis.call('HSET', KEYS[1], 'missingScopes', ARGV[5])

@@ -5,7 +5,7 @@
 -- ARGV[1] invalidation channel
 -- ARGV[2] app id
 -- ARGV[3] error JSON ('' = clear the flag)
--- ARGV[4] appCredentialsError event JSON
+-- ARGV[4] appCredentialsError event JSON ('' = webhooks want no such event)
 -- returns 1 when the flag changed, 0 when it did not, -1 when the app is gone
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local had = redis.call('HEXISTS', KEYS[1], 'error') == 1
@@ -15,7 +15,7 @@ if ARGV[3] == '' then
 else
   redis.call('HSET', KEYS[1], 'error', ARGV[3])
   if had then return 0 end
-  redis.call('XADD', KEYS[2], '*', 'payload', ARGV[4])
+  if ARGV[4] ~= '' then redis.call('XADD', KEYS[2], '*', 'payload', ARGV[4]) end
 end
 redis.call('PUBLISH', ARGV[1], 'app:' .. ARGV[2])
 return 1

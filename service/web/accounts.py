@@ -1,4 +1,4 @@
-"""Account routes: import, list, show, delete and force a refresh."""
+"""Account routes: import or connect, list, show, delete (revoking) and force a refresh."""
 
 from __future__ import annotations
 
@@ -9,26 +9,49 @@ from aiohttp import web
 
 from service import errors, validate
 from service.accounts import STATUSES
+from service.core import Core
 from service.expiry import DEFAULT_LIFETIME_S, due_ms
 from service.refresh import Refreshed
 from service.web.appkeys import CORE
+from service.web.consent import consent_request
 from service.web.io import account_param, authorize, json_body, json_response
 
 IMPORT_FIELDS = {"account", "name", "oauth2"}
-OAUTH2_FIELDS = {"provider", "auth", "refreshToken", "accessToken", "expires", "scopes"}
+AUTHORIZE_FIELDS = {"provider", "authorize", "redirectUrl"}
+OAUTH2_FIELDS = {"auth", "refreshToken", "accessToken", "expires", "scopes", *AUTHORIZE_FIELDS}
 
 
 async def create_account(request: web.Request) -> web.Response:
-    """Import an account with a refresh token obtained elsewhere."""
+    """Import an account with a refresh token obtained elsewhere, or start its consent."""
     await authorize(request, "api")
     body = await json_body(request)
     validate.no_unknown(body, IMPORT_FIELDS)
-    account_id = validate.account_id(body.get("account"))
     oauth2 = validate.obj(body.get("oauth2"), "oauth2")
-    validate.no_unknown(oauth2, OAUTH2_FIELDS, "oauth2")
+    core = request.app[CORE]
+    if validate.boolean(oauth2, "authorize"):
+        return await _authorize(core, body, oauth2)
+    return await _import(core, body, oauth2)
+
+
+async def _authorize(core: Core, body: dict[str, Any], oauth2: dict[str, Any]) -> web.Response:
+    """Start a consent for a new or existing account: answer the provider's consent URL."""
+    validate.no_unknown(oauth2, AUTHORIZE_FIELDS, "oauth2")
+    consent = await consent_request(
+        core,
+        account=body.get("account"),
+        app=validate.app_id(oauth2.get("provider")),
+        redirect_url=validate.string(oauth2, "redirectUrl", max_len=2048),
+        name=validate.string(body, "name", max_len=256),
+    )
+    return json_response({"redirect": await core.consent.start(consent)})
+
+
+async def _import(core: Core, body: dict[str, Any], oauth2: dict[str, Any]) -> web.Response:
+    """Import an account with its tokens."""
+    account_id = validate.account_id(body.get("account"))
+    validate.no_unknown(oauth2, OAUTH2_FIELDS - {"redirectUrl"}, "oauth2")
     auth = validate.obj(oauth2.get("auth"), "oauth2.auth")
     validate.no_unknown(auth, {"user"}, "oauth2.auth")
-    core = request.app[CORE]
     app = await core.apps.require(validate.app_id(oauth2.get("provider")))
     user = validate.string(auth, "user", required=True, max_len=320)
     refresh = validate.string(oauth2, "refreshToken", required=True, max_len=8192)
@@ -89,13 +112,20 @@ async def get_account(request: web.Request) -> web.Response:
 
 
 async def delete_account(request: web.Request) -> web.Response:
-    """Delete an account and every key of it."""
+    """Delete an account and every key of it; revoke its refresh token at the provider."""
     account_id = account_param(request)
     await authorize(request, "api", account_id)
     core = request.app[CORE]
     account = await core.accounts.require(account_id)
-    deleted = await core.accounts.delete(account, core.clock.now_ms())
-    return json_response({"account": account_id, "deleted": deleted})
+    deleted, revocation = await core.delete_account(account)
+    body: dict[str, Any] = {
+        "account": account_id,
+        "deleted": deleted,
+        "revoked": revocation is not None and revocation.revoked,
+    }
+    if revocation is not None and not revocation.revoked:
+        body["reason"] = revocation.reason
+    return json_response(body)
 
 
 async def refresh_account(request: web.Request) -> web.Response:

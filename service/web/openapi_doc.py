@@ -12,6 +12,13 @@ from service.events import EVENTS
 from service.providers import ENDPOINT_FIELDS, KINDS, MICROSOFT_CLOUDS
 from service.validate import ACCOUNT_ID, APP_ID, SCOPE
 from service.web.oauth_token import MAX_MIN_VALIDITY_S
+from service.web.openapi_consent import (
+    PAGE_TYPE,
+    account_rule,
+    authorize_fields,
+    consent_schemas,
+    redirect_response,
+)
 
 Schema = dict[str, Any]
 
@@ -41,9 +48,18 @@ class Route(NamedTuple):
     body: str | None = None  # the component schema of its JSON request body
     status: int = 200
     query: str = ""  # its query parameters, space-separated
+    html: bool = False  # a browser route: it redirects (`status`), errors are HTML pages
 
 
-CONTENT_TYPES = {"Metrics": "text/plain"}
+CALLBACK_ERRORS = (
+    "InvalidState ConsentDenied CodeExchangeFailed NoRefreshToken IdTokenInvalid "
+    "IdentityUnavailable UserMismatch ScopesMissing AppNotFound ProviderUnavailable "
+    "StoreUnavailable"
+)
+LINK_ERRORS = "LinkExpired LinkUsed AppNotFound InvalidInput ProviderUnavailable StoreUnavailable"
+
+
+CONTENT_TYPES = {"Metrics": "text/plain", "Page": PAGE_TYPE}
 A, P, S = "/v1/account/{account}", "/v1/oauth2/{app}", "/v1/settings"
 ROUTES = (
     Route("health", "GET /health", "The process is up", "Health", scope=None),
@@ -62,10 +78,40 @@ ROUTES = (
     Route(
         "account_create",
         "POST /v1/account",
-        "Import an account",
-        "AccountImported",
-        "InvalidAccountId InvalidAppId AppNotFound",
+        "Import an account, or start its consent (authorize: true)",
+        "AccountCreated",
+        "InvalidAccountId InvalidAppId AppNotFound RedirectUrlNotAllowed ProviderUnavailable",
         body="AccountImport",
+    ),
+    Route(
+        "authentication_form",
+        "POST /v1/authentication/form",
+        "A hosted consent link (signed, expiring, single-use)",
+        "AuthenticationLink",
+        "InvalidAccountId InvalidAppId AppNotFound RedirectUrlNotAllowed",
+        body="AuthenticationForm",
+    ),
+    Route(
+        "oauth_start",
+        "GET /oauth/start",
+        "Open a hosted link: on to the provider's consent screen",
+        "",
+        LINK_ERRORS,
+        scope=None,
+        status=302,
+        query="link",
+        html=True,
+    ),
+    Route(
+        "oauth_callback",
+        "GET /oauth/callback",
+        "The provider's answer: the account is saved, the user sent to the redirectUrl",
+        "Page",
+        CALLBACK_ERRORS,
+        scope=None,
+        status=303,
+        query="state code error error_description iss",
+        html=True,
     ),
     Route(
         "accounts_list",
@@ -171,7 +217,15 @@ def _account_schemas() -> Schema:
         "AccountImported": _obj(
             {"account": _t("string"), "state": _t("string", enum=["new", "existing"])}
         ),
-        "AccountDeleted": _obj({"account": _t("string"), "deleted": _t("boolean")}),
+        "AccountDeleted": _obj(
+            {
+                "account": _t("string"),
+                "deleted": _t("boolean"),
+                "revoked": _t("boolean", description="the provider revoked the refresh token"),
+                "reason": _t("string", "null", description="why it was not revoked"),
+            },
+            required=("account", "deleted", "revoked"),
+        ),
         "AccountRefreshed": _obj(
             {
                 "account": _t("string"),
@@ -184,6 +238,7 @@ def _account_schemas() -> Schema:
 
 
 def _account_import_schema() -> Schema:
+    authorize, rules = authorize_fields(URL_PATTERN)
     oauth2 = _obj(
         {
             "provider": _t("string", pattern=APP_PATTERN, description="the OAuth2 app id"),
@@ -192,19 +247,22 @@ def _account_import_schema() -> Schema:
             "accessToken": _text(16384, nullable=True),
             "expires": _time("null"),
             "scopes": _scopes_input(),
+            **authorize,
         },
-        required=("provider", "auth", "refreshToken"),
+        required=("provider",),
         closed=True,
     )
-    return _obj(
+    account = _t("string", "null", pattern=ACCOUNT_PATTERN, description="generated on consent")
+    schema = _obj(
         {
-            "account": _t("string", pattern=ACCOUNT_PATTERN),
+            "account": account,
             "name": _text(256, nullable=True),
-            "oauth2": oauth2,
+            "oauth2": {**oauth2, "allOf": rules},
         },
-        required=("account", "oauth2"),
+        required=("oauth2",),
         closed=True,
     )
+    return {**schema, "allOf": [account_rule()]}
 
 
 def _token_schema() -> Schema:
@@ -318,6 +376,7 @@ def _components() -> Schema:
         "Metrics": _t("string", description="Prometheus text exposition format"),
         "OAuthToken": _token_schema(),
         "AccountImport": _account_import_schema(),
+        **consent_schemas(URL_PATTERN, ACCOUNT_PATTERN, APP_PATTERN),
         **_account_schemas(),
         **_app_schemas(),
         "Settings": _settings_schema(update=False),
@@ -344,6 +403,11 @@ def _parameter(name: str) -> tuple[Schema, str]:
         "page": (_t("integer", minimum=0, maximum=1_000_000, default=0), "InvalidInput"),
         "pageSize": (_t("integer", minimum=1, maximum=1000, default=20), "InvalidInput"),
         "status": (_t("string", enum=["all", *STATUSES], default="all"), "InvalidInput"),
+        "link": (_t("string", description="the signed hosted link"), "InvalidLink"),
+        **{
+            name: (_t("string", description="set by the provider"), "")
+            for name in ("state", "code", "error", "error_description", "iss")
+        },
     }
     schema, codes = schemas[name]
     where = "path" if name in ("account", "app") else "query"
@@ -380,9 +444,17 @@ def _operation(route: Route, path: str) -> Schema:
     by_status: dict[int, list[str]] = {}
     for code in dict.fromkeys(" ".join(codes).split()):
         by_status.setdefault(STATUS_OF[code], []).append(code)
-    op["responses"] = {str(route.status): _response(route.status, route.ok)}
+    if route.html:
+        headers = {"X-Request-Id": _ref("RequestId", "headers")}
+        headers["Cache-Control"] = _ref("NoStore", "headers")
+        op["responses"] = {str(route.status): redirect_response(route.status, headers)}
+        if route.ok:  # a page when there is nowhere to redirect to
+            op["responses"]["200"] = _response(200, route.ok)
+    else:
+        op["responses"] = {str(route.status): _response(route.status, route.ok)}
     for status, status_codes in sorted(by_status.items()):
-        op["responses"][str(status)] = _response(status, "Error", status_codes)
+        error_schema = "Page" if route.html else "Error"
+        op["responses"][str(status)] = _response(status, error_schema, status_codes)
     return op
 
 

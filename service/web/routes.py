@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service.web import accounts, apps, health, metrics, oauth_token, openapi, settings
+from service.web import accounts, apps, consent, health, metrics, oauth_token, openapi, settings
 
 
 def add_routes(app: web.Application) -> None:
@@ -25,6 +25,13 @@ def add_routes(app: web.Application) -> None:
             web.post(
                 "/v1/account/{account}/refresh", accounts.refresh_account, name="account_refresh"
             ),
+            web.post(
+                "/v1/authentication/form",
+                consent.authentication_form,
+                name="authentication_form",
+            ),
+            web.get("/oauth/start", consent.open_link, name="oauth_start"),
+            web.get("/oauth/callback", consent.oauth_callback, name="oauth_callback"),
             web.get("/v1/oauth2", apps.list_apps, name="apps_list"),
             web.post("/v1/oauth2", apps.create_app_route, name="app_create"),
             web.get("/v1/oauth2/{app}", apps.get_app, name="app_get"),

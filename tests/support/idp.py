@@ -393,6 +393,29 @@ class Idp:
             url = urllib.parse.urljoin(url, location)
         raise RuntimeError("too many redirects while completing authorization")
 
+    def deny_authorization(self, authorize_url: str, timeout: float = HTTP_TIMEOUT_S) -> str:
+        """Start ``authorize_url`` and abort at the first interaction page (the user says no).
+
+        Returns the final redirect URL (``redirect_uri?error=access_denied&state=...``)
+        without requesting it.
+        """
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect())
+        url = authorize_url
+        for _ in range(10):
+            if not url.startswith(self.issuer + "/"):
+                return url
+            if re.fullmatch(r"/interaction/[^/]+", urllib.parse.urlsplit(url).path):
+                url = f"{url}/abort"
+            status, headers, body = _open(opener, urllib.request.Request(url), timeout)
+            location = headers.get("Location") or headers.get("location")
+            if status not in (302, 303) or not location:
+                raise RuntimeError(
+                    f"unexpected {status} from {url}: {body.decode('utf-8', 'replace')[:500]}"
+                )
+            url = urllib.parse.urljoin(url, location)
+        raise RuntimeError("too many redirects while denying authorization")
+
 
 def _pump(stream: IO[str], sink: Callable[[str | None], None]) -> None:
     """Copy lines from a child's pipe into ``sink``; ``None`` marks the end."""

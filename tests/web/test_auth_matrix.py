@@ -27,7 +27,7 @@ from tests.conftest import TEST_SECRET, make_token
 
 Client = TestClient[web.Request, web.Application]
 
-PUBLIC_ROUTES = {"health", "ready", "openapi"}  # answer without a token, by design
+PUBLIC_ROUTES = {"health", "ready", "openapi", "oauth_start", "oauth_callback"}  # by design
 SCOPE_OF = {"oauth_token": "oauth-tokens", "metrics": "metrics"}  # the rest need "api"
 ACCOUNT = "acct-1"
 OTHER_ACCOUNT = "acct-2"

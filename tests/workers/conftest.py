@@ -44,7 +44,11 @@ async def worker(worker_config: Config, clock: ManualClock, redis: Redis) -> Asy
     """A Worker with its own Redis client and HTTP session on the test Redis."""
     client = create_redis(worker_config)
     async with aiohttp.ClientSession() as http:
-        yield Worker(worker_config, client, http, clock)
+        worker = Worker(worker_config, client, http, clock)
+        await worker.core.settings.update(  # events are queued only for a webhook receiver
+            {"webhooks": "http://127.0.0.1:9/hooks", "webhooksEnabled": True}
+        )
+        yield worker
     await client.aclose()
 
 

@@ -1,0 +1,276 @@
+"""The consent flow: a consent URL with a single-use state and PKCE, and the callback's checks."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+import structlog
+from redis.asyncio import Redis
+
+from service import errors
+from service.accounts import AccountStore
+from service.apps import App, AppStore
+from service.clock import Clock
+from service.config import Config
+from service.crypto import Cipher
+from service.events import wanted_event
+from service.expiry import due_ms
+from service.identity import Identity, IdentityVerifier
+from service.jws import JoseFailure, Signer, expired
+from service.keys import Keys
+from service.oauth import Failure, Granted, OAuthClient
+from service.providers import consent_params, missing_scopes
+from service.redirects import with_query
+
+STATE_TTL_S = 600  # how long a user has between our redirect and the provider's answer
+log = structlog.get_logger("consent")
+
+
+@dataclass(frozen=True)
+class ConsentRequest:
+    """What one consent is for: the account, the app and where the user lands afterwards."""
+
+    account: str
+    app: str
+    redirect_url: str | None = None
+    expected_user: str | None = None
+    name: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ConsentRequest:
+        """Rebuild a request stored with asdict()."""
+        return cls(
+            account=str(data["account"]),
+            app=str(data["app"]),
+            redirect_url=data.get("redirect_url"),
+            expected_user=data.get("expected_user"),
+            name=data.get("name"),
+        )
+
+
+@dataclass(frozen=True)
+class Connected:
+    """A finished consent: the account saved, new or existing, and where the user goes."""
+
+    account: str
+    state: str
+    redirect_url: str | None
+
+
+class CallbackError(Exception):
+    """A refused callback: the error to show, and the redirectUrl when one is known."""
+
+    def __init__(self, error: errors.ApiError, redirect_url: str | None) -> None:
+        super().__init__(error.message)
+        self.error, self.redirect_url = error, redirect_url
+
+
+def code_challenge(verifier: str) -> str:
+    """PKCE S256: BASE64URL(SHA256(verifier)) without padding (RFC 7636)."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+class ConsentFlow:
+    """Starts consents (state in Redis, PKCE, nonce) and finishes them at the callback."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        stores: tuple[AppStore, AccountStore],
+        oauth: OAuthClient,
+        identity: IdentityVerifier,
+        crypto: tuple[Signer, Cipher],
+        clock: Clock,
+        config: Config,
+    ) -> None:
+        self.redis, self.keys, self.oauth, self.identity = redis, keys, oauth, identity
+        (self.apps, self.accounts), (self.signer, self.cipher) = stores, crypto
+        self.clock, self.config = clock, config
+
+    async def start(self, request: ConsentRequest) -> str:
+        """Store a single-use state for `request` and return the provider's consent URL."""
+        app = await self.apps.require(request.app)
+        authorize_url = await self._authorization_url(app)
+        nonce, verifier, oidc_nonce = (secrets.token_urlsafe(n) for n in (24, 48, 24))
+        exp_s = self.clock.now_ms() // 1000 + STATE_TTL_S
+        record = {
+            "request": asdict(request),
+            "nonce": oidc_nonce,
+            "verifier": self.cipher.encrypt(verifier, f"state:{nonce}:verifier"),
+        }
+        await self.redis.set(self.keys.state(nonce), orjson.dumps(record), px=STATE_TTL_S * 1000)
+        claims: dict[str, Any] = {"n": nonce, "exp": exp_s}
+        if request.redirect_url:
+            claims["r"] = request.redirect_url
+        existing = await self.accounts.get(request.account)
+        hint = request.expected_user or (existing.user if existing and existing.user else None)
+        params = {
+            "response_type": "code",
+            "client_id": app.client_id,
+            "redirect_uri": app.callback_url(self.config.base_url),
+            "scope": " ".join(app.scopes),
+            "state": self.signer.sign(claims),
+            "code_challenge": code_challenge(verifier),
+            "code_challenge_method": "S256",
+            **consent_params(app.provider, app.scopes, hint),
+        }
+        if "openid" in app.scopes:
+            params["nonce"] = oidc_nonce
+        return with_query(authorize_url, **params)
+
+    async def finish(self, query: Mapping[str, str]) -> Connected:
+        """Check the provider's answer and save the account; raise CallbackError."""
+        redirect_url: str | None = None
+        try:
+            claims = self._state_claims(query.get("state"))
+            redirect_url = claims.get("r") if isinstance(claims.get("r"), str) else None
+            raw = await self.redis.getdel(self.keys.state(str(claims.get("n"))))
+            if expired(claims, self.clock.now_ms()):
+                raise errors.InvalidState("this sign-in took too long; please start again")
+            if raw is None:
+                raise errors.InvalidState("this sign-in was already used or has expired")
+            record = orjson.loads(raw)
+            request = ConsentRequest.from_dict(record["request"])
+            if "error" in query:
+                raise _denied(query)
+            return await self._complete(request, record, str(claims["n"]), query)
+        except errors.ApiError as exc:
+            log.info("consent_refused", code=exc.code)
+            raise CallbackError(exc, redirect_url) from None
+
+    def _state_claims(self, state: str | None) -> dict[str, Any]:
+        if not state:
+            raise errors.InvalidState("the provider's answer carries no state")
+        try:
+            claims = self.signer.verify(state)
+        except JoseFailure:
+            raise errors.InvalidState("the state was not issued by this service") from None
+        if not isinstance(claims.get("n"), str):
+            raise errors.InvalidState("the state was not issued by this service")
+        return claims
+
+    async def _complete(
+        self, request: ConsentRequest, record: dict[str, Any], nonce: str, query: Mapping[str, str]
+    ) -> Connected:
+        code = query.get("code")
+        if not code:
+            raise errors.InvalidState("the provider's answer carries no authorization code")
+        app = await self.apps.require(request.app)
+        _check_issuer(app, query.get("iss"))
+        verifier = self.cipher.decrypt(record["verifier"], f"state:{nonce}:verifier")
+        redirect_uri = app.callback_url(self.config.base_url)
+        secret = self.apps.client_secret(app)
+        result = await self.oauth.exchange_code(app, secret, code, verifier, redirect_uri)
+        if isinstance(result, Failure):
+            raise errors.CodeExchangeFailed(
+                "the provider refused to exchange the authorization code", details=result.details()
+            )
+        granted = result.granted
+        if granted.refresh_token is None:
+            raise errors.NoRefreshToken("the provider granted no refresh token")
+        identity = await self.identity.identify(
+            app, result.id_token, granted.access_token, str(record["nonce"])
+        )
+        expected = request.expected_user
+        if expected is not None and identity.user.casefold() != expected.casefold():
+            raise errors.UserMismatch(
+                f"you signed in as {identity.user}, but {expected} was expected"
+            )
+        scopes = granted.scopes if granted.scopes is not None else app.scopes
+        missing = missing_scopes(app.provider, app.scopes, scopes)
+        if missing:
+            await self._scopes_missing(request, app, identity, missing)
+            raise errors.ScopesMissing(
+                "the provider did not grant every scope the app needs",
+                details={"missingScopes": missing},
+            )
+        state = await self._save(request, app, identity, granted, scopes)
+        log.info("consent_saved", account=request.account, app=app.id, state=state)
+        return Connected(request.account, state, request.redirect_url)
+
+    async def _save(
+        self,
+        request: ConsentRequest,
+        app: App,
+        identity: Identity,
+        granted: Granted,
+        scopes: list[str],
+    ) -> str:
+        now = self.clock.now_ms()
+        lifetime_ms = granted.lifetime_s * 1000
+        pairs = self.accounts.token_fields(
+            request.account, granted.access_token, granted.refresh_token
+        )
+        pairs.update(
+            {
+                "provider": app.provider,
+                "user": identity.user,
+                "scopes": orjson.dumps(scopes).decode(),
+                "missingScopes": "[]",
+                "expiresAt": str(granted.expires_at_ms),
+                "lifetimeMs": str(lifetime_ms),
+                "refreshedAt": str(now),
+            }
+        )
+        if request.name:
+            pairs["name"] = request.name
+        due = due_ms(
+            now,
+            granted.expires_at_ms,
+            lifetime_ms,
+            lead_s=self.config.refresh_lead_s,
+            keepalive_s=self.config.keepalive_s,
+        )
+        data = {"user": identity.user, "provider": app.provider}
+        return await self.accounts.save(request.account, app.id, pairs, due, now, data)
+
+    async def _scopes_missing(
+        self, request: ConsentRequest, app: App, identity: Identity, missing: list[str]
+    ) -> None:
+        data = {
+            "user": identity.user,
+            "provider": app.provider,
+            "missingScopes": missing,
+            "source": "consent",
+        }
+        now = self.clock.now_ms()
+        wants = self.accounts.wants
+        event = await wanted_event(wants, "scopesMissing", request.account, app.id, data, now)
+        if event:  # one command: nothing else changes
+            stream = self.keys.events(self.keys.partition_of(request.account))
+            await self.redis.xadd(stream, {"payload": event})
+
+    async def _authorization_url(self, app: App) -> str:
+        url = await self.oauth.discovery.lookup(app, "authorization_url")
+        if url is None:
+            raise errors.InvalidInput(
+                "the app has no authorizationUrl (set it, or an issuer to discover it from)"
+            )
+        return url
+
+
+def _denied(query: Mapping[str, str]) -> errors.ApiError:
+    error = query.get("error") or "access_denied"
+    details = {"error": error[:200]}
+    if query.get("error_description"):
+        details["error_description"] = query["error_description"][:500]
+    if error == "access_denied":
+        return errors.ConsentDenied("access was not granted at the provider", details=details)
+    return errors.ConsentDenied(f"the provider answered {error[:200]}", details=details)
+
+
+def _check_issuer(app: App, iss: str | None) -> None:
+    """RFC 9207: an `iss` in the answer must name the app's issuer (mix-up defence)."""
+    expected = app.endpoints.issuer
+    if iss is None or not expected or "{" in expected:
+        return
+    if iss.rstrip("/") != expected.rstrip("/"):
+        raise errors.InvalidState("the answer came from another issuer than the app's")

@@ -1,0 +1,137 @@
+"""Consent routes: hosted links (create, open) and the OAuth callback, with small plain pages."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from service import errors, validate
+from service.consent import CallbackError, ConsentRequest
+from service.core import Core
+from service.links import DEFAULT_TTL_S, MAX_TTL_S, MIN_TTL_S
+from service.redirects import check_redirect_url, with_query
+from service.redisconn import STORE_ERRORS
+from service.web.appkeys import CORE
+from service.web.io import authorize, json_body, json_response
+
+FORM_FIELDS = {"account", "app", "name", "redirectUrl", "expectedUser", "ttl"}
+NO_STORE = {"Cache-Control": "no-store"}
+PageHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def consent_request(
+    core: Core,
+    *,
+    account: object,
+    app: str,
+    redirect_url: str | None,
+    expected_user: str | None = None,
+    name: str | None = None,
+) -> ConsentRequest:
+    """A checked ConsentRequest: the app exists, the redirectUrl is allowed, an account id."""
+    account_id = secrets.token_hex(8) if account is None else validate.account_id(account)
+    await core.apps.require(app)
+    if redirect_url is not None:
+        allowed = await core.setting("allowedRedirectUrls")
+        check_redirect_url(redirect_url, core.config.base_url, list(allowed or []))
+    return ConsentRequest(account_id, app, redirect_url, expected_user, name)
+
+
+async def authentication_form(request: web.Request) -> web.Response:
+    """Create a hosted link (signed, expiring, single-use) that starts a consent."""
+    await authorize(request, "api")
+    body = await json_body(request)
+    validate.no_unknown(body, FORM_FIELDS)
+    core = request.app[CORE]
+    ttl = body.get("ttl", DEFAULT_TTL_S)
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not MIN_TTL_S <= ttl <= MAX_TTL_S:
+        raise errors.InvalidInput(
+            f"ttl must be an integer from {MIN_TTL_S} to {MAX_TTL_S} seconds",
+            details={"field": "ttl"},
+        )
+    consent = await consent_request(
+        core,
+        account=body.get("account"),
+        app=await _app_of(core, body),
+        redirect_url=validate.string(body, "redirectUrl", required=True, max_len=2048),
+        expected_user=validate.string(body, "expectedUser", max_len=320),
+        name=validate.string(body, "name", max_len=256),
+    )
+    return json_response({"url": await core.links.create(consent, ttl)})
+
+
+async def _app_of(core: Core, body: dict[str, Any]) -> str:
+    """The app named in the body; else the existing account's; else the only app there is."""
+    if body.get("app") is not None:
+        return validate.app_id(body["app"])
+    if body.get("account") is not None:
+        account = await core.accounts.get(validate.account_id(body["account"]))
+        if account is not None:
+            return account.app
+    apps = await core.apps.all()
+    if len(apps) != 1:
+        raise errors.InvalidInput("app is required (name the OAuth2 app)", details={"field": "app"})
+    return apps[0].id
+
+
+def page_errors(handler: PageHandler) -> PageHandler:
+    """Answer a page route's errors with a small HTML page instead of JSON."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except CallbackError as exc:
+            return _error_page(request, exc.error, exc.redirect_url)
+        except errors.ApiError as exc:
+            return _error_page(request, exc, None)
+        except STORE_ERRORS:
+            return _error_page(request, errors.StoreUnavailable("please try again later"), None)
+
+    return wrapped
+
+
+@page_errors
+async def open_link(request: web.Request) -> web.StreamResponse:
+    """Use up a hosted link and send the user on to the provider's consent screen."""
+    core = request.app[CORE]
+    consent = await core.links.open(request.query.get("link"))
+    return _redirect(await core.consent.start(consent), 302)
+
+
+@page_errors
+async def oauth_callback(request: web.Request) -> web.StreamResponse:
+    """Finish a consent: check the answer, save the account, send the user back."""
+    done = await request.app[CORE].consent.finish(request.query)
+    if done.redirect_url:
+        target = with_query(done.redirect_url, account=done.account, state=done.state)
+        return _redirect(target, 303)
+    context = {"account": done.account, "state": done.state}
+    return _page(request, "consent_done.html", context, 200)
+
+
+def _redirect(location: str, status: int) -> web.Response:
+    return web.Response(status=status, headers={"Location": location, **NO_STORE})
+
+
+def _error_page(
+    request: web.Request, error: errors.ApiError, redirect_url: str | None
+) -> web.Response:
+    back = with_query(redirect_url, error=error.code) if redirect_url else None
+    details = error.details or {}
+    context = {
+        "code": error.code,
+        "message": error.message,
+        "missing": details.get("missingScopes", []),
+        "back": back,
+    }
+    return _page(request, "consent_error.html", context, error.status)
+
+
+def _page(request: web.Request, name: str, context: dict[str, Any], status: int) -> web.Response:
+    response = aiohttp_jinja2.render_template(name, request, context, status=status)
+    response.headers.update(NO_STORE)
+    return response

@@ -1,0 +1,108 @@
+"""OpenAPI pieces of the consent routes: hosted-link bodies, consent answers, pages, redirects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.links import MAX_TTL_S, MIN_TTL_S
+
+Schema = dict[str, Any]
+PAGE_TYPE = "text/html"
+
+
+def _string(*, nullable: bool = False, **keywords: Any) -> Schema:
+    return {"type": ["string", "null"] if nullable else "string", **keywords}
+
+
+def consent_schemas(url_pattern: str, account_pattern: str, app_pattern: str) -> Schema:
+    """The component schemas the consent routes use."""
+    url = _string(minLength=1, maxLength=2048, pattern=url_pattern)
+    form = {
+        "type": "object",
+        "properties": {
+            "account": _string(
+                nullable=True, pattern=account_pattern, description="generated when absent"
+            ),
+            "app": _string(
+                nullable=True,
+                pattern=app_pattern,
+                description="the OAuth2 app id; default: the account's app, or the only app",
+            ),
+            "name": _string(nullable=True, minLength=1, maxLength=256),
+            "redirectUrl": {
+                **url,
+                "description": "where the user lands afterwards: on TOKENBROKER_BASE_URL or "
+                "under an allowedRedirectUrls prefix, else 400 RedirectUrlNotAllowed",
+            },
+            "expectedUser": _string(nullable=True, minLength=1, maxLength=320),
+            "ttl": {
+                "type": ["integer", "null"],
+                "minimum": MIN_TTL_S,
+                "maximum": MAX_TTL_S,
+                "description": "seconds the link stays valid (default one day)",
+            },
+        },
+        "required": ["redirectUrl"],
+        "additionalProperties": False,
+    }
+    redirect = {"type": "object", "properties": {"redirect": _string()}, "required": ["redirect"]}
+    link = {"type": "object", "properties": {"url": _string()}, "required": ["url"]}
+    return {
+        "AuthenticationForm": form,
+        "AuthenticationLink": link,
+        "AuthorizeRedirect": redirect,
+        "AccountCreated": {
+            "anyOf": [
+                {"$ref": "#/components/schemas/AccountImported"},
+                {"$ref": "#/components/schemas/AuthorizeRedirect"},
+            ]
+        },
+        "Page": _string(description="a small HTML page for the user"),
+    }
+
+
+def redirect_response(status: int, headers: Schema) -> Schema:
+    """A redirect answer: Location, no body."""
+    location = {"required": True, "schema": _string(), "description": "where the user goes"}
+    return {
+        "description": "The user is sent on",
+        "headers": {**headers, "Location": location},
+    }
+
+
+def authorize_fields(url_pattern: str) -> tuple[Schema, list[Schema]]:
+    """The authorize properties of POST /v1/account's oauth2 object, and the rules they add.
+
+    A consent request (authorize: true) carries no tokens; an import needs them and takes no
+    redirectUrl (the handler refuses a field it does not take, even when it is null).
+    """
+    props = {
+        "authorize": {
+            "type": ["boolean", "null"],
+            "description": "true: answer the provider's consent URL instead of importing",
+        },
+        "redirectUrl": {
+            **_string(nullable=True, minLength=1, maxLength=2048, pattern=url_pattern),
+            "description": "with authorize: where the user lands afterwards",
+        },
+    }
+    tokens = ("auth", "refreshToken", "accessToken", "expires", "scopes")
+    consent = {
+        "required": ["authorize"],
+        "properties": {"authorize": {"const": True}},
+        "not": {"anyOf": [{"required": [name]} for name in tokens]},
+    }
+    imported = {
+        "required": ["auth", "refreshToken"],
+        "properties": {"authorize": {"enum": [False, None]}},
+        "not": {"required": ["redirectUrl"]},
+    }
+    return props, [{"anyOf": [consent, imported]}]
+
+
+def account_rule() -> Schema:
+    """POST /v1/account: an import names its account; a consent may leave it to be generated."""
+    authorize: Schema = {"required": ["authorize"], "properties": {"authorize": {"const": True}}}
+    consent = {"properties": {"oauth2": authorize}}
+    imported = {"required": ["account"], "properties": {"account": {"type": "string"}}}
+    return {"anyOf": [consent, imported]}

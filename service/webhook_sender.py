@@ -1,0 +1,80 @@
+"""One signed webhook POST: Standard Webhooks headers, a timeout, no redirects."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from service.clock import iso
+from service.signing import signature_header
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one delivery attempt got: an HTTP status, or an error without one."""
+
+    at_ms: int
+    status: int | None
+    error: str | None
+    duration_ms: int
+
+    @property
+    def ok(self) -> bool:
+        """A 2xx answer: delivered."""
+        return self.status is not None and 200 <= self.status < 300
+
+    def public(self) -> dict[str, Any]:
+        """The attempt as stored and listed."""
+        return {
+            "date": iso(self.at_ms),
+            "status": self.status,
+            "error": self.error,
+            "durationMs": self.duration_ms,
+        }
+
+
+class Sender:
+    """Posts event bodies to the receiver, signed with every active secret."""
+
+    def __init__(self, http: aiohttp.ClientSession, timeout_s: float) -> None:
+        self.http = http
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    async def send(
+        self,
+        url: str,
+        extra: dict[str, str],
+        secrets: list[str],
+        msg_id: str,
+        body: bytes,
+        now_ms: int,
+    ) -> Attempt:
+        """POST one event; never raises for receiver or network trouble."""
+        stamp = now_ms // 1000
+        headers = {
+            **extra,
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": signature_header(secrets, msg_id, stamp, body),
+        }
+        started = time.perf_counter()
+        status: int | None = None
+        error: str | None = None
+        try:
+            async with self.http.post(
+                url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
+            ) as response:
+                status = response.status
+                await response.read()
+                if not 200 <= status < 300:
+                    error = f"receiver answered {status}"
+        except TimeoutError:
+            error = "timeout"
+        except (aiohttp.ClientError, OSError) as exc:
+            error = f"network: {type(exc).__name__}"
+        elapsed = int((time.perf_counter() - started) * 1000)
+        return Attempt(now_ms, status, error, elapsed)

@@ -1,0 +1,230 @@
+"""The webhook loop against a real receiver: signed, once per change, retried, dead-lettered."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from redis.asyncio import Redis
+from standardwebhooks.webhooks import Webhook
+
+from service.clock import ManualClock
+from service.config import Config
+from service.deliveries import Deliveries
+from service.webhook_secrets import WebhookSecrets
+from tests.support.idp import Idp
+from tests.test_signing import verify
+from workers.worker import Worker
+
+Adder = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@dataclasses.dataclass
+class Receiver:
+    """A webhook receiver that records every request and answers `status`."""
+
+    status: int = 200
+    got: list[tuple[dict[str, str], bytes]] = dataclasses.field(default_factory=list)
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Record the request and answer the configured status."""
+        self.got.append((dict(request.headers), await request.read()))
+        return web.Response(status=self.status)
+
+    def events(self) -> list[dict[str, Any]]:
+        """The bodies received, parsed."""
+        return [orjson.loads(body) for _, body in self.got]
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A real HTTP receiver on a loopback port."""
+    rec = Receiver()
+    app = web.Application()
+    app.router.add_post("/hooks", rec.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    rec.url = str(server.make_url("/hooks"))
+    yield rec
+    await server.close()
+
+
+@pytest.fixture
+async def hooked(worker: Worker, receiver: Receiver, clock: ManualClock) -> str:
+    """Webhooks on, pointing at the receiver; returns the signing secret."""
+    await worker.core.settings.update({"webhooks": receiver.url, "webhooksEnabled": True})
+    core = worker.core
+    return await WebhookSecrets(core.redis, core.keys, core.cipher).rotate(clock.now_ms())
+
+
+def fast_retries(worker: Worker, budget_s: int = 60) -> None:
+    """Short webhook retry settings for this worker."""
+    config: Config = dataclasses.replace(
+        worker.config, webhook_retry_base_ms=1000, webhook_retry_budget_s=budget_s,
+        webhook_lease_ms=100,
+    )
+    worker.webhooks.config = config
+
+
+async def test_event_delivered_signed(
+    worker: Worker, add_account: Adder, receiver: Receiver, hooked: str
+) -> None:
+    """accountAdded arrives once, with Standard Webhooks headers that verify."""
+    await add_account()
+    await worker.webhooks.run(burst=True)
+    assert len(receiver.got) == 1
+    headers, body = receiver.got[0]
+    payload = orjson.loads(body)
+    assert set(payload) == {"id", "event", "date", "account", "app", "data"}
+    assert payload["event"] == "accountAdded" and payload["account"] == "a1"
+    assert headers["webhook-id"] == payload["id"] and payload["id"].startswith("msg_")
+    assert headers["Content-Type"] == "application/json"
+    Webhook(hooked).verify(body, {k.lower(): v for k, v in headers.items()})
+    await worker.webhooks.run(burst=True)
+    assert len(receiver.got) == 1
+
+
+async def test_invalid_grant_from_provider_fires_once(
+    worker: Worker, add_account: Adder, receiver: Receiver, hooked: str, clock: ManualClock,
+    idp: Idp,
+) -> None:
+    """invalid_grant from the real provider gives one authenticationError, not one per run."""
+    await add_account(expires_in_s=600)
+    clock.advance(6 * 60_000)
+    idp.fault("error", error="invalid_grant")
+    await worker.run(burst=True)
+    clock.advance(3_600_000)
+    await worker.run(burst=True)
+    names = [e["event"] for e in receiver.events()]
+    assert names == ["accountAdded", "authenticationError"]
+    error = receiver.events()[1]
+    assert error["data"]["reason"] == "invalidGrant" and error["data"]["user"] == "a1@example.test"
+
+
+async def test_receiver_down_then_back(
+    worker: Worker, add_account: Adder, receiver: Receiver, hooked: str, clock: ManualClock,
+    redis: Redis,
+) -> None:
+    """Failed attempts are retried with backoff under the same webhook-id until delivered."""
+    fast_retries(worker, budget_s=3600)
+    receiver.status = 500
+    await add_account()
+    for _ in range(3):
+        await worker.webhooks.run(burst=True)
+        clock.advance(10_000)
+    assert len(receiver.got) == 3
+    receiver.status = 204
+    clock.advance(60_000)
+    await worker.webhooks.run(burst=True)
+    ids = {headers["webhook-id"] for headers, _ in receiver.got}
+    assert len(receiver.got) == 4 and len(ids) == 1
+    core = worker.core
+    done = await Deliveries(core.redis, core.keys, core.scripts).list("delivered", 10)
+    assert done[0]["id"] in ids and len(done[0]["attempts"]) == 4
+    assert await Deliveries(core.redis, core.keys, core.scripts).list("pending", 10) == []
+
+
+async def test_dead_letter_then_redeliver(
+    worker: Worker, add_account: Adder, receiver: Receiver, hooked: str, clock: ManualClock
+) -> None:
+    """A receiver failing past the budget leaves a dead letter; redelivering it works."""
+    fast_retries(worker, budget_s=30)
+    receiver.status = 500
+    await add_account()
+    deliveries = Deliveries(worker.core.redis, worker.core.keys, worker.core.scripts)
+    for _ in range(20):
+        await worker.webhooks.run(burst=True)
+        clock.advance(20_000)
+        if await deliveries.list("failed", 10):
+            break
+    dead = await deliveries.list("failed", 10)
+    assert len(dead) == 1 and dead[0]["status"] == "failed"
+    assert all(a["status"] == 500 for a in dead[0]["attempts"])
+    tries = len(receiver.got)
+    clock.advance(3_600_000)
+    await worker.webhooks.run(burst=True)
+    assert len(receiver.got) == tries  # dead letters are not retried on their own
+    receiver.status = 200
+    assert await deliveries.redeliver(dead[0]["id"], clock.now_ms())
+    await worker.webhooks.run(burst=True)
+    assert receiver.got[-1][0]["webhook-id"] == dead[0]["id"]
+    assert await deliveries.list("failed", 10) == []
+
+
+async def test_unfinished_delivery_is_reclaimed(
+    worker: Worker, add_account: Adder, receiver: Receiver, hooked: str
+) -> None:
+    """An event a crashed consumer took but never finished is delivered by another."""
+    fast_retries(worker)
+    await add_account()
+    core = worker.core
+    deliveries = Deliveries(core.redis, core.keys, core.scripts)
+    await deliveries.ensure_groups()
+    taken = await deliveries.read_new(core.keys.outboxes()[0], "crashed-worker", 10)
+    assert len(taken) == 1
+    for _ in range(200):  # poll: the reclaim waits for 100 ms of idleness at Redis
+        await worker.webhooks.run(burst=True)
+        if receiver.got:
+            break
+    assert [e["id"] for e in receiver.events()] == [taken[0].msg_id]
+
+
+async def test_disabled_or_filtered_events_are_not_queued(
+    worker: Worker, add_account: Adder, receiver: Receiver, hooked: str, redis: Redis
+) -> None:
+    """While webhooks are off nothing is queued; the event filter drops other events."""
+    await worker.core.settings.update({"webhooksEnabled": False})
+    await add_account("off")
+    await worker.core.settings.update(
+        {"webhooksEnabled": True, "webhookEvents": ["accountDeleted"]}
+    )
+    await add_account("filtered")
+    assert await redis.xlen(worker.core.keys.events(0)) == 0
+    account = await worker.core.accounts.require("filtered")
+    await worker.core.accounts.delete(account, worker.core.clock.now_ms())
+    await worker.webhooks.run(burst=True)
+    assert [e["event"] for e in receiver.events()] == ["accountDeleted"]
+
+
+async def test_rotation_signs_with_both_secrets(
+    worker: Worker, add_account: Adder, receiver: Receiver, hooked: str, clock: ManualClock
+) -> None:
+    """After a rotation both secrets sign for a day; then only the new one."""
+    core = worker.core
+    new = await WebhookSecrets(core.redis, core.keys, core.cipher).rotate(clock.now_ms())
+    await add_account("r1")
+    await worker.webhooks.run(burst=True)
+    headers, body = receiver.got[-1]
+    args = (headers["webhook-id"], headers["webhook-timestamp"], body, headers["webhook-signature"])
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    assert verify(hooked, *args) and verify(new, *args)
+    clock.advance(25 * 3_600_000)
+    await add_account("r2")
+    await worker.webhooks.run(burst=True)
+    headers, body = receiver.got[-1]
+    args = (headers["webhook-id"], headers["webhook-timestamp"], body, headers["webhook-signature"])
+    assert verify(new, *args) and not verify(hooked, *args)
+
+
+async def test_trim_keeps_undelivered_entries(
+    worker: Worker, add_account: Adder, receiver: Receiver, hooked: str, redis: Redis
+) -> None:
+    """Trimming removes delivered entries only; an unfinished one stays in the stream."""
+    await add_account("t1")
+    await worker.webhooks.run(burst=True)
+    await add_account("t2")
+    core = worker.core
+    deliveries = Deliveries(core.redis, core.keys, core.scripts)
+    await deliveries.ensure_groups()
+    await deliveries.read_new(core.keys.outboxes()[0], "slow-worker", 10)
+    await add_account("t3")
+    await deliveries.trim(core.keys.outboxes()[0])
+    left = [orjson.loads(f["payload"])["account"]
+            for _, f in await redis.xrange(core.keys.events(0))]
+    assert left == ["t2", "t3"]

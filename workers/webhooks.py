@@ -1,0 +1,178 @@
+"""The webhook loop: delivers outbox events to the receiver, signed, retried, dead-lettered."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+from typing import Any
+
+import aiohttp
+import orjson
+import structlog
+from redis.exceptions import ResponseError
+
+from service.backoff import backoff_ms
+from service.config import Config
+from service.core import Core
+from service.deliveries import Deliveries, Delivery
+from service.metrics import Metrics
+from service.redisconn import STORE_ERRORS
+from service.webhook_secrets import WebhookSecrets
+from service.webhook_sender import Sender
+
+log = structlog.get_logger("worker.webhooks")
+RETRY_CAP_MS = 8 * 3_600_000
+TRIM_EVERY_ROUNDS = 50
+
+
+class WebhookLoop:
+    """Reads every outbox through one consumer group, shared by all workers."""
+
+    def __init__(
+        self, core: Core, metrics: Metrics, config: Config, http: aiohttp.ClientSession
+    ) -> None:
+        self.core, self.metrics, self.config = core, metrics, config
+        self.deliveries = Deliveries(core.redis, core.keys, core.scripts)
+        self.secrets = WebhookSecrets(core.redis, core.keys, core.cipher)
+        self.sender = Sender(http, config.webhook_timeout_s)
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.stopping = asyncio.Event()
+        self.rounds = 0  # rounds that delivered something (housekeeping cadence)
+        self.beats = 0  # rounds that reached Redis (heartbeat)
+        self._warned = False
+
+    def stop(self) -> None:
+        """Stop after the current round."""
+        self.stopping.set()
+
+    async def run(self, burst: bool = False) -> None:
+        """Deliver until stopped; in burst mode, until nothing is left to do now."""
+        ready = False
+        while not self.stopping.is_set():
+            try:
+                if not ready:
+                    await self.deliveries.ensure_groups()
+                    ready = True
+                done = await self.round()
+                self.beats += 1
+            except STORE_ERRORS as exc:
+                log.warning("store_unavailable", error=type(exc).__name__)
+                ready = False
+                if burst:
+                    raise
+                await self._pause()
+                continue
+            except ResponseError as exc:  # e.g. NOGROUP after the data was lost: start over
+                log.error("webhook_round_failed", error=str(exc)[:200])
+                ready = False
+                if burst:
+                    raise
+                await self._pause()
+                continue
+            if burst and not done:
+                return
+            if not done:
+                await self._pause()
+
+    async def round(self) -> int:
+        """Deliver what is due in every outbox; returns how many events were attempted."""
+        settings = await self.core.settings.all()
+        url = settings["webhooks"]
+        if not url or not settings["webhooksEnabled"]:
+            return 0
+        signing = await self.secrets.active(self.core.clock.now_ms())
+        if not signing:
+            if not self._warned:
+                log.warning("webhook_secret_missing")
+                self._warned = True
+            return 0
+        batch = await self._collect()
+        limit = asyncio.Semaphore(self.config.webhook_concurrency)
+
+        async def one(item: Delivery) -> None:
+            async with limit:
+                try:
+                    await self.deliver(item, url, settings["webhookHeaders"], signing)
+                except STORE_ERRORS as exc:  # the lease or the pending list brings it back
+                    log.warning("webhook_store_error", id=item.msg_id, error=type(exc).__name__)
+                except Exception:
+                    log.exception("webhook_crashed", id=item.msg_id)
+
+        await asyncio.gather(*(one(item) for item in batch))
+        self.rounds += 1
+        if self.rounds % TRIM_EVERY_ROUNDS == 0:
+            await self.housekeeping()
+        return len(batch)
+
+    async def _collect(self) -> list[Delivery]:
+        count, lease = self.config.webhook_concurrency, self.config.webhook_lease_ms
+        now = self.core.clock.now_ms()
+        batch: list[Delivery] = []
+        for outbox in self.core.keys.outboxes():
+            batch += await self.deliveries.read_new(outbox, self.consumer, count)
+            batch += await self.deliveries.reclaim(outbox, self.consumer, lease, count)
+            batch += await self.deliveries.due_retries(outbox, now, lease, count)
+        return batch
+
+    async def deliver(
+        self, item: Delivery, url: str, headers: dict[str, str], signing: list[str]
+    ) -> None:
+        """One attempt; record it as delivered, to retry, or dead past the budget."""
+        structlog.contextvars.bind_contextvars(attempt=len(item.attempts) + 1)
+        now = self.core.clock.now_ms()
+        body = item.payload.encode()
+        attempt = await self.sender.send(url, headers, signing, item.msg_id, body, now)
+        item.attempts.append(attempt.public())
+        event = _event_name(item)
+        self.metrics.delivery_seconds.observe(attempt.duration_ms / 1000)
+        if attempt.ok:
+            await self.deliveries.delivered(item, _summary(item, event))
+            outcome = "delivered"
+        else:
+            first = item.first_ms or now
+            wait = backoff_ms(
+                len(item.attempts), base_ms=self.config.webhook_retry_base_ms, cap_ms=RETRY_CAP_MS
+            )
+            budget_end = first + self.config.webhook_retry_budget_s * 1000
+            outcome = await self.deliveries.failed(
+                item, now + wait if now + wait <= budget_end else None, now
+            )
+        self.metrics.deliveries.labels(event, outcome).inc()
+        log.info(
+            "webhook",
+            id=item.msg_id,
+            kind=event,
+            outcome=outcome,
+            status=attempt.status,
+            error=attempt.error,
+        )
+
+    async def housekeeping(self) -> None:
+        """Trim streams below what is delivered; refresh the backlog gauges."""
+        for outbox in self.core.keys.outboxes():
+            await self.deliveries.trim(outbox)
+        waiting, age_ms = await self.deliveries.backlog(self.core.clock.now_ms())
+        self.metrics.backlog.set(waiting)
+        self.metrics.backlog_age.set(age_ms / 1000)
+
+    async def _pause(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), self.config.poll_ms / 1000)
+
+
+def _event_name(item: Delivery) -> str:
+    return str(orjson.loads(item.payload).get("event", "unknown"))
+
+
+def _summary(item: Delivery, event: str) -> dict[str, Any]:
+    last = item.attempts[-1]
+    return {
+        "id": item.msg_id,
+        "event": event,
+        "date": last["date"],
+        "status": "delivered",
+        "attempts": item.attempts,
+    }
