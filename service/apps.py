@@ -168,7 +168,7 @@ class AppStore:
         """Validate and store a new app; raise AppExists when the id is taken."""
         validate.no_unknown(body, INPUT_FIELDS)
         raw_id = body.get("id")
-        app_id = validate.app_id(f"app{secrets.token_hex(6)}" if raw_id is None else raw_id)
+        app_id = validate.app_id(f"app{secrets.token_hex(6)}" if raw_id in (None, "") else raw_id)
         kind = body.get("provider")
         if kind not in KINDS:
             raise errors.InvalidInput(

@@ -86,14 +86,14 @@ def scopes(value: object, key: str) -> list[str]:
         items = list(value)
     else:
         raise errors.InvalidInput(f"{key} must be a list of scopes", details={"field": key})
+    if len(items) > 100:
+        raise errors.InvalidInput(f"{key} holds more than 100 scopes", details={"field": key})
     result: list[str] = []
     for item in items:
         if not isinstance(item, str) or not SCOPE.fullmatch(item):
             raise errors.InvalidInput(f"{key} holds an invalid scope", details={"field": key})
         if item not in result:
             result.append(item)
-    if len(result) > 100:
-        raise errors.InvalidInput(f"{key} holds more than 100 scopes", details={"field": key})
     return result
 
 
@@ -106,9 +106,9 @@ def iso_time(data: dict[str, Any], key: str) -> int | None:
         raise errors.InvalidInput(f"{key} must be an ISO 8601 time", details={"field": key})
     try:
         stamp = parse_iso_ms(value)
-        if not 0 <= stamp <= MAX_TIME_MS:
+        if stamp > MAX_TIME_MS:
             raise ValueError("out of range")
-        return stamp
+        return max(stamp, 0)  # any time before 1970 is simply in the past
     except (ValueError, OverflowError):
         raise errors.InvalidInput(
             f"{key} must be an ISO 8601 time with a zone, e.g. 2030-01-01T00:00:00Z",

@@ -10,7 +10,7 @@ from service import errors
 from service.accounts import STATUSES
 from service.events import EVENTS
 from service.providers import ENDPOINT_FIELDS, KINDS, MICROSOFT_CLOUDS
-from service.validate import ACCOUNT_ID, APP_ID, SCOPE
+from service.validate import ACCOUNT_ID, APP_ID, HEADER_NAME, SCOPE
 from service.web.oauth_token import MAX_MIN_VALIDITY_S
 from service.web.openapi_consent import (
     PAGE_TYPE,
@@ -25,9 +25,14 @@ Schema = dict[str, Any]
 ACCOUNT_PATTERN = f"^{ACCOUNT_ID.pattern}$"
 APP_PATTERN = f"^{APP_ID.pattern}$"
 # A space-separated scope string; each scope must end at whitespace or the end (no backtracking).
-SCOPE_STRING_PATTERN = rf"^\s*(?:{SCOPE.pattern}(?:\s+|$))*$"
+SCOPE_STRING_PATTERN = rf"^\s*(?:{SCOPE.pattern}(?:\s+|$)){{0,100}}$"
 # An http(s) URL with a host and no credentials (service/urls.py also refuses private hosts).
-URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@:][^\s/?#@]*(?:[/?#]\S*)?$"
+# Host characters: none that ends or splits a host, nor one whose NFKC form does (urlsplit).
+_NOT_HOST = (
+    r"\s/?#@\[\]\u2047-\u2049\u2100\u2101\u2105\u2106\u2a74\ufe13\ufe16\ufe47\ufe48"
+    r"\ufe55\ufe56\ufe5f\ufe6b\uff03\uff0f\uff1a\uff1f\uff20\uff3b\uff3d"
+)
+URL_PATTERN = rf"^[Hh][Tt][Tt][Pp][Ss]?://[^:{_NOT_HOST}][^{_NOT_HOST}]*(?:[/?#]\S*)?$"
 STATUS_OF = {cls.code: cls.status for cls in errors.ApiError.__subclasses__()}
 
 # Error codes (service/errors.py) every route of a kind answers; the status comes from the code.
@@ -311,7 +316,7 @@ def _app_input_schema(*, create: bool) -> Schema:
         **{name: dict(url) for name in ("redirectUrl", "issuer", *ENDPOINT_FIELDS)},
         "name": _text(2048, nullable=True),
         "provider": _kind(),
-        "clientId": _text(1024) if create else _text(2048, nullable=True),
+        "clientId": _text(2048),
         "clientSecret": _text(4096, nullable=not create),
         "additionalScopes": _scopes_input(),
         "tenant": _t("string", "null", pattern=APP_PATTERN, description="microsoft only"),
@@ -352,7 +357,11 @@ def _settings_schema(*, update: bool) -> Schema:
         "webhookEvents": {
             "anyOf": [{"const": "*"}, _t("array", items=_t("string", enum=list(EVENTS)))]
         },
-        "webhookHeaders": _t("object", additionalProperties=_t("string")),
+        "webhookHeaders": _t(
+            "object",
+            propertyNames={"pattern": f"^{HEADER_NAME.pattern}$"},
+            additionalProperties=_t("string", maxLength=4096, pattern="^[^\r\n]*$"),
+        ),
     }
     return _obj(props, required=(), closed=True) if update else _obj(props)
 

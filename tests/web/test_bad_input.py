@@ -478,7 +478,7 @@ URL_VALUES: list[Json] = [
     ["http://example.com"],
 ]
 APP_CASES: list[Case] = [
-    *cases("id", [0, False, "", [], {}, "bad id", "x" * 65, ".dot"], 400, "InvalidAppId"),
+    *cases("id", [0, False, [], {}, "bad id", "x" * 65, ".dot"], 400, "InvalidAppId"),
     *cases("provider", [None, 1, "gmail", "", ["oidc"], {}], 400, "InvalidInput"),
     *cases("clientId", [None, 1, "", LONG, ["c"]], 400, "InvalidInput"),
     *cases("clientSecret", [None, 1, "", LONG, {"s": 1}], 400, "InvalidInput"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -66,7 +66,9 @@ async def hooked(worker: Worker, receiver: Receiver, clock: ManualClock) -> str:
 def fast_retries(worker: Worker, budget_s: int = 60) -> None:
     """Short webhook retry settings for this worker."""
     config: Config = dataclasses.replace(
-        worker.config, webhook_retry_base_ms=1000, webhook_retry_budget_s=budget_s,
+        worker.config,
+        webhook_retry_base_ms=1000,
+        webhook_retry_budget_s=budget_s,
         webhook_lease_ms=100,
     )
     worker.webhooks.config = config
@@ -75,7 +77,7 @@ def fast_retries(worker: Worker, budget_s: int = 60) -> None:
 async def test_event_delivered_signed(
     worker: Worker, add_account: Adder, receiver: Receiver, hooked: str
 ) -> None:
-    """accountAdded arrives once, with Standard Webhooks headers that verify."""
+    """An accountAdded event arrives once, with Standard Webhooks headers that verify."""
     await add_account()
     await worker.webhooks.run(burst=True)
     assert len(receiver.got) == 1
@@ -91,7 +93,11 @@ async def test_event_delivered_signed(
 
 
 async def test_invalid_grant_from_provider_fires_once(
-    worker: Worker, add_account: Adder, receiver: Receiver, hooked: str, clock: ManualClock,
+    worker: Worker,
+    add_account: Adder,
+    receiver: Receiver,
+    hooked: str,
+    clock: ManualClock,
     idp: Idp,
 ) -> None:
     """invalid_grant from the real provider gives one authenticationError, not one per run."""
@@ -108,7 +114,11 @@ async def test_invalid_grant_from_provider_fires_once(
 
 
 async def test_receiver_down_then_back(
-    worker: Worker, add_account: Adder, receiver: Receiver, hooked: str, clock: ManualClock,
+    worker: Worker,
+    add_account: Adder,
+    receiver: Receiver,
+    hooked: str,
+    clock: ManualClock,
     redis: Redis,
 ) -> None:
     """Failed attempts are retried with backoff under the same webhook-id until delivered."""
@@ -225,6 +235,6 @@ async def test_trim_keeps_undelivered_entries(
     await deliveries.read_new(core.keys.outboxes()[0], "slow-worker", 10)
     await add_account("t3")
     await deliveries.trim(core.keys.outboxes()[0])
-    left = [orjson.loads(f["payload"])["account"]
-            for _, f in await redis.xrange(core.keys.events(0))]
+    entries = cast(list[tuple[str, dict[str, str]]], await redis.xrange(core.keys.events(0)))
+    left = [orjson.loads(fields["payload"])["account"] for _, fields in entries]
     assert left == ["t2", "t3"]
