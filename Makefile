@@ -32,6 +32,7 @@ lint: $(STAMP)
 bench: $(STAMP) idp
 	@command -v wrk >/dev/null || scripts/need-package wrk
 	$(BIN)/python -m tests.bench.token_endpoint
+	$(BIN)/python -m tests.bench.refresh_worker
 
 clean:
 	rm -rf $(VENV) var tests/idp/node_modules

@@ -213,8 +213,10 @@ class AccountStore:
             self.keys.events(part),
         ]
         data = {"user": account.user, "provider": account.provider, "missingScopes": missing}
-        event = await wanted_event(
-            self.wants, "scopesMissing", account_id, account.app, data, now_ms
+        event = (  # asked only when some are missing: the common case costs no settings read
+            await wanted_event(self.wants, "scopesMissing", account_id, account.app, data, now_ms)
+            if missing
+            else ""
         )
         missing_json = orjson.dumps(missing).decode()
         args = [

@@ -45,7 +45,7 @@ class Config:
     worker_concurrency: int = 16
     app_rate_per_s: float = 20.0
     lease_ms: int = 60_000
-    poll_ms: int = 1_000
+    poll_ms: int = 250
     shutdown_grace_s: float = 20.0
     worker_health_file: str = "/tmp/tokenbroker-worker.health"  # noqa: S108 - a heartbeat
     worker_metrics_port: int | None = None
@@ -98,7 +98,7 @@ class Config:
             worker_concurrency=reader.integer("TOKENBROKER_WORKER_CONCURRENCY", 16, 1, 1024),
             app_rate_per_s=reader.number("TOKENBROKER_APP_RATE_PER_S", 20.0, 0.01, 100_000),
             lease_ms=reader.integer("TOKENBROKER_LEASE_MS", 60_000, 100, 3_600_000),
-            poll_ms=reader.integer("TOKENBROKER_POLL_MS", 1_000, 10, 60_000),
+            poll_ms=reader.integer("TOKENBROKER_POLL_MS", 250, 10, 60_000),
             shutdown_grace_s=reader.number("TOKENBROKER_SHUTDOWN_GRACE_S", 20.0, 0, 600),
             worker_health_file=reader.text(
                 "TOKENBROKER_WORKER_HEALTH_FILE",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import secrets
 import time
@@ -163,7 +164,20 @@ class Refresher:
             rotated=granted.refresh_token is not None,
             late=result == "late",
         )
-        return Refreshed(await self.accounts.require(account.id), called=True)
+        stored = dataclasses.replace(
+            account,
+            encrypted_access=pairs["accessToken"],
+            encrypted_refresh=pairs.get("refreshToken", account.encrypted_refresh),
+            expires_at_ms=granted.expires_at_ms,
+            lifetime_ms=lifetime_ms,
+            refreshed_at_ms=now,
+            updated_ms=now,
+            attempts=0,
+            last_error=None,
+            reason=None,
+            scopes=granted_scopes,
+        )
+        return Refreshed(stored, called=True)
 
     async def _persist(
         self,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import aiohttp
 import structlog
@@ -13,6 +12,7 @@ from service.clock import Clock
 from service.config import Config
 from service.core import Core
 from service.metrics import Metrics
+from service.redisconn import create_redis
 from workers.health import beat
 from workers.refresh import RefreshLoop
 from workers.webhooks import WebhookLoop
@@ -49,7 +49,11 @@ class Worker:
             if "webhooks" in self.loops:
                 await self.webhooks.run(burst=True)
             return
-        heart = asyncio.create_task(self._heartbeat())
+        listener = create_redis(self.config, retries=0)  # its own: a lost subscription surfaces
+        helpers = [
+            asyncio.create_task(self._heartbeat()),
+            asyncio.create_task(self.core.cache.listen(listener, self.core.keys.invalidations)),
+        ]
         runs = []
         if "refresh" in self.loops:
             runs.append(self.refresh.run())
@@ -58,9 +62,11 @@ class Worker:
         try:
             await asyncio.gather(*runs)
         finally:
-            heart.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heart
+            for task in helpers:
+                while not task.done():  # redis-py may swallow a cancel inside connect()
+                    task.cancel()
+                    await asyncio.wait([task], timeout=0.1)
+            await listener.aclose()
 
     def stop(self) -> None:
         """Stop claiming work; run() returns once in-flight work is done or handed back."""
@@ -80,4 +86,4 @@ class Worker:
             if progress != seen:
                 seen = progress
                 await asyncio.to_thread(beat, self.config.worker_health_file)
-            await asyncio.sleep(self.config.poll_ms / 1000)
+            await asyncio.sleep(max(self.config.poll_ms / 1000, 1.0))

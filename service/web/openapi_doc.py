@@ -19,6 +19,7 @@ from service.web.openapi_consent import (
     consent_schemas,
     redirect_response,
 )
+from service.web.openapi_webhooks import webhook_parameters, webhook_schemas
 
 Schema = dict[str, Any]
 
@@ -150,7 +151,33 @@ ROUTES = (
         "SettingNotAllowed",
         body="SettingsUpdate",
     ),
+    Route(
+        "webhook_secret", f"POST {S}/webhook-secret", "Rotate the webhook secret", "WebhookSecret"
+    ),
+    Route(
+        "webhook_deliveries",
+        "GET /v1/webhooks/deliveries",
+        "List deliveries",
+        "Deliveries",
+        query="status@deliveries limit",
+    ),
+    Route(
+        "webhook_redeliver",
+        "POST /v1/webhooks/deliveries/{id}/redeliver",
+        "Queue a dead letter again",
+        "Redelivered",
+    ),
+    Route(
+        "webhook_test",
+        "POST /v1/webhooks/test",
+        "Send a signed test event",
+        "WebhookTest",
+        "WebhookNotConfigured",
+    ),
 )
+
+
+WEBHOOK_PARAMETERS = webhook_parameters()
 
 
 def _t(*types: str, **keywords: Any) -> Schema:
@@ -388,6 +415,7 @@ def _components() -> Schema:
         **consent_schemas(URL_PATTERN, ACCOUNT_PATTERN, APP_PATTERN),
         **_account_schemas(),
         **_app_schemas(),
+        **webhook_schemas(),
         "Settings": _settings_schema(update=False),
         "SettingsUpdate": _settings_schema(update=True),
     }
@@ -418,9 +446,13 @@ def _parameter(name: str) -> tuple[Schema, str]:
             for name in ("state", "code", "error", "error_description", "iss")
         },
     }
-    schema, codes = schemas[name]
-    where = "path" if name in ("account", "app") else "query"
-    return {"name": name, "in": where, "required": where == "path", "schema": schema}, codes
+    if name in WEBHOOK_PARAMETERS:
+        schema, codes, where = WEBHOOK_PARAMETERS[name]
+    else:
+        schema, codes = schemas[name]
+        where = "path" if name in ("account", "app") else "query"
+    param = {"name": name.split("@")[0], "in": where, "required": where == "path"}
+    return {**param, "schema": schema}, codes
 
 
 def _response(status: int, schema: str, codes: list[str] | None = None) -> Schema:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service.web import accounts, apps, consent, health, metrics, oauth_token, openapi, settings
+from service.web import (
+    accounts,
+    apps,
+    consent,
+    health,
+    metrics,
+    oauth_token,
+    openapi,
+    settings,
+    webhooks,
+)
 
 
 def add_routes(app: web.Application) -> None:
@@ -39,5 +49,13 @@ def add_routes(app: web.Application) -> None:
             web.delete("/v1/oauth2/{app}", apps.delete_app, name="app_delete"),
             web.get("/v1/settings", settings.get_settings, name="settings_get"),
             web.put("/v1/settings", settings.put_settings, name="settings_put"),
+            web.post("/v1/settings/webhook-secret", webhooks.rotate_secret, name="webhook_secret"),
+            web.get("/v1/webhooks/deliveries", webhooks.list_deliveries, name="webhook_deliveries"),
+            web.post(
+                "/v1/webhooks/deliveries/{id}/redeliver",
+                webhooks.redeliver,
+                name="webhook_redeliver",
+            ),
+            web.post("/v1/webhooks/test", webhooks.send_test, name="webhook_test"),
         ]
     )

@@ -32,7 +32,7 @@ SCOPE_OF = {"oauth_token": "oauth-tokens", "metrics": "metrics"}  # the rest nee
 ACCOUNT = "acct-1"
 OTHER_ACCOUNT = "acct-2"
 APP = "app-1"
-PARAMS = {"{account}": ACCOUNT, "{app}": APP}
+PARAMS = {"{account}": ACCOUNT, "{app}": APP, "{id}": "msg_unknown"}
 ERROR_KEYS = {"statusCode", "error", "message", "code"}
 
 

@@ -1,0 +1,93 @@
+"""Webhook routes: the secret is shown once, deliveries are listed, test events are signed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from redis.asyncio import Redis
+
+from service.core import Core
+from tests.test_signing import verify
+
+Client = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
+    """A real receiver answering 200 and recording requests; yields (url, requests)."""
+    got: list[tuple[dict[str, str], bytes]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        got.append((dict(request.headers), await request.read()))
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/in", handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield str(server.make_url("/in")), got
+    await server.close()
+
+
+async def test_secret_shown_once(client: Client, admin: dict[str, str], redis: Redis) -> None:
+    """Rotation answers the whsec_ secret once; settings and Redis never show it in clear."""
+    resp = await client.post("/v1/settings/webhook-secret", headers=admin)
+    body = await resp.json()
+    assert resp.status == 200 and body["secret"].startswith("whsec_")
+    assert resp.headers["Cache-Control"] == "no-store"
+    settings = await (await client.get("/v1/settings", headers=admin)).text()
+    assert body["secret"] not in settings and "webhookSecret" not in settings
+    stored = await redis.hgetall("tb:{g}:settings")
+    assert body["secret"] not in str(stored)
+
+
+async def test_send_test_event(
+    client: Client, admin: dict[str, str], receiver: tuple[str, list[tuple[dict[str, str], bytes]]]
+) -> None:
+    """The test event reaches the receiver signed; without a URL or secret it is 409."""
+    url, got = receiver
+    resp = await client.post("/v1/webhooks/test", headers=admin)
+    assert resp.status == 409
+    assert (await resp.json())["code"] == "WebhookNotConfigured"
+    await client.put("/v1/settings", headers=admin, json={"webhooks": url})
+    secret = (await (await client.post("/v1/settings/webhook-secret", headers=admin)).json())[
+        "secret"
+    ]
+    resp = await client.post("/v1/webhooks/test", headers=admin)
+    body = await resp.json()
+    assert resp.status == 200 and body["delivered"] is True and body["status"] == 200, body
+    headers, raw = got[0]
+    assert headers["webhook-id"] == body["id"]
+    assert verify(
+        secret,
+        headers["webhook-id"],
+        headers["webhook-timestamp"],
+        raw,
+        headers["webhook-signature"],
+    )
+
+
+async def test_deliveries_listing_and_redeliver(client: Client, admin: dict[str, str]) -> None:
+    """Deliveries list by status; unknown statuses and unknown dead letters are refused."""
+    for status in ("pending", "failed", "delivered"):
+        resp = await client.get(f"/v1/webhooks/deliveries?status={status}", headers=admin)
+        assert resp.status == 200
+        assert (await resp.json())["deliveries"] == []
+    resp = await client.get("/v1/webhooks/deliveries?status=lost", headers=admin)
+    assert resp.status == 400
+    resp = await client.post("/v1/webhooks/deliveries/msg_nope/redeliver", headers=admin)
+    assert resp.status == 404
+    assert (await resp.json())["code"] == "DeliveryNotFound"
+
+
+async def test_webhook_header_values_checked(client: Client, core: Core) -> None:
+    """Header names must be HTTP tokens and values single lines (no header injection)."""
+    token = {
+        "Authorization": f"Bearer {(await core.tokens.create(['api'], None, None, None, 0))[0]}"
+    }
+    for headers in ({"X-Ok\r\nEvil": "1"}, {"X-Ok": "a\r\nEvil: 1"}):
+        resp = await client.put("/v1/settings", headers=token, json={"webhookHeaders": headers})
+        assert resp.status == 400
