@@ -164,6 +164,13 @@ class Deliveries:
                 oldest = min(oldest, int(record.get("first", now_ms)))
         return waiting, max(0, now_ms - oldest)
 
+    async def dead_count(self) -> int:
+        """How many dead letters wait for an operator, over every outbox."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for o in self.keys.outboxes():
+                pipe.zcard(self.keys.webhook_dead(o))
+            return sum(await pipe.execute())
+
     async def list(self, status: str, limit: int) -> list[dict[str, Any]]:
         """Recent deliveries with one status: pending (retrying), failed (dead) or delivered."""
         items: list[dict[str, Any]] = []

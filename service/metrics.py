@@ -59,6 +59,11 @@ class Metrics:
         self.backlog = Gauge(
             "tokenbroker_webhook_backlog", "Events waiting for delivery", registry=self.registry
         )
+        self.dead_letters = Gauge(
+            "tokenbroker_webhook_dead_letters",
+            "Events whose retry budget ran out",
+            registry=self.registry,
+        )
         self.backlog_age = Gauge(
             "tokenbroker_webhook_backlog_oldest_seconds",
             "Age of the oldest waiting event",

@@ -7,6 +7,7 @@ import contextlib
 import os
 import secrets
 import socket
+import time
 from typing import Any
 
 import aiohttp
@@ -26,6 +27,7 @@ from service.webhook_sender import Sender
 log = structlog.get_logger("worker.webhooks")
 RETRY_CAP_MS = 8 * 3_600_000
 TRIM_EVERY_ROUNDS = 50
+HOUSEKEEPING_EVERY_S = 10.0
 
 
 class WebhookLoop:
@@ -43,6 +45,7 @@ class WebhookLoop:
         self.rounds = 0  # rounds that delivered something (housekeeping cadence)
         self.beats = 0  # rounds that reached Redis (heartbeat)
         self._warned = False
+        self._housekept = 0.0
 
     def stop(self) -> None:
         """Stop after the current round."""
@@ -103,7 +106,8 @@ class WebhookLoop:
 
         await asyncio.gather(*(one(item) for item in batch))
         self.rounds += 1
-        if self.rounds % TRIM_EVERY_ROUNDS == 0:
+        stale = time.monotonic() - self._housekept > HOUSEKEEPING_EVERY_S
+        if self.rounds % TRIM_EVERY_ROUNDS == 0 or stale:
             await self.housekeeping()
         return len(batch)
 
@@ -157,6 +161,8 @@ class WebhookLoop:
         waiting, age_ms = await self.deliveries.backlog(self.core.clock.now_ms())
         self.metrics.backlog.set(waiting)
         self.metrics.backlog_age.set(age_ms / 1000)
+        self.metrics.dead_letters.set(await self.deliveries.dead_count())
+        self._housekept = time.monotonic()
 
     async def _pause(self) -> None:
         with contextlib.suppress(TimeoutError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from service.deliveries import Deliveries
 from service.schedule import Schedule
 from service.web.appkeys import CORE, METRICS
 from service.web.io import authorize
@@ -20,4 +21,9 @@ async def metrics(request: web.Request) -> web.Response:
     registry.overdue.set(overdue)
     for status, count in (await core.accounts.count_by_status()).items():
         registry.accounts.labels(status).set(count)
+    deliveries = Deliveries(core.redis, core.keys, core.scripts)
+    waiting, age_ms = await deliveries.backlog(core.clock.now_ms())
+    registry.backlog.set(waiting)
+    registry.backlog_age.set(age_ms / 1000)
+    registry.dead_letters.set(await deliveries.dead_count())
     return web.Response(body=registry.render(), content_type="text/plain")

@@ -35,3 +35,5 @@ async def test_accounts_and_schedule_counted(
     assert 'tokenbroker_accounts{status="active"} 2.0' in text
     assert "tokenbroker_schedule_depth 2.0" in text
     assert 'tokenbroker_accounts{status="reauth_required"} 0.0' in text
+    assert "tokenbroker_webhook_dead_letters 0.0" in text
+    assert "tokenbroker_webhook_backlog 0.0" in text

@@ -238,3 +238,21 @@ async def test_trim_keeps_undelivered_entries(
     entries = cast(list[tuple[str, dict[str, str]]], await redis.xrange(core.keys.events(0)))
     left = [orjson.loads(fields["payload"])["account"] for _, fields in entries]
     assert left == ["t2", "t3"]
+
+
+async def test_reconsent_fires_authentication_success(
+    worker: Worker, add_account: Adder, receiver: Receiver, hooked: str, clock: ManualClock,
+    idp: Idp,
+) -> None:
+    """An account back from reauth_required (new tokens saved) fires authenticationSuccess once."""
+    await add_account(expires_in_s=600)
+    clock.advance(6 * 60_000)
+    idp.fault("error", error="invalid_grant")
+    await worker.run(burst=True)
+    assert (await worker.core.accounts.require("a1")).status == "reauth_required"
+    await add_account(expires_in_s=600)  # the user consented again: new tokens for a1
+    await add_account(expires_in_s=600)  # saved again while active: no second success
+    await worker.webhooks.run(burst=True)
+    names = [e["event"] for e in receiver.events()]
+    assert names == ["accountAdded", "authenticationError", "authenticationSuccess"]
+    assert (await worker.core.accounts.require("a1")).status == "active"
