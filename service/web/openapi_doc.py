@@ -19,7 +19,12 @@ from service.web.openapi_consent import (
     consent_schemas,
     redirect_response,
 )
-from service.web.openapi_webhooks import webhook_parameters, webhook_schemas
+from service.web.openapi_webhooks import (
+    webhook_event_schema,
+    webhook_events,
+    webhook_parameters,
+    webhook_schemas,
+)
 
 Schema = dict[str, Any]
 
@@ -416,6 +421,7 @@ def _components() -> Schema:
         **_account_schemas(),
         **_app_schemas(),
         **webhook_schemas(),
+        "WebhookEvent": webhook_event_schema(),
         "Settings": _settings_schema(update=False),
         "SettingsUpdate": _settings_schema(update=True),
     }
@@ -518,5 +524,6 @@ def build_document() -> dict[str, Any]:
         "info": {"title": "tokenbroker", "version": _version(), "description": description},
         "security": [{"bearerAuth": []}],
         "paths": paths,
+        "webhooks": webhook_events(),
         "components": _components(),
     }

@@ -91,3 +91,84 @@ def webhook_schemas() -> Schema:
             },
         },
     }
+
+
+EVENT_EXAMPLES: dict[str, Schema] = {
+    "accountAdded": {"user": "user@example.com", "provider": "google"},
+    "accountDeleted": {"user": "user@example.com", "provider": "google"},
+    "authenticationError": {
+        "user": "user@example.com",
+        "provider": "google",
+        "status": 400,
+        "reason": "revoked",
+        "error": "invalid_grant",
+        "error_description": "Token has been expired or revoked.",
+    },
+    "authenticationSuccess": {"user": "user@example.com", "provider": "google"},
+    "scopesMissing": {
+        "user": "user@example.com",
+        "provider": "google",
+        "missingScopes": ["https://www.googleapis.com/auth/postmaster.readonly"],
+    },
+    "appCredentialsError": {
+        "provider": "microsoft",
+        "clientId": "00000000-0000-0000-0000-000000000000",
+        "error": "invalid_client",
+        "error_description": "AADSTS7000222: secret expired",
+        "reason": "appCredentials",
+    },
+}
+
+
+def webhook_events() -> Schema:
+    """The OpenAPI 3.1 `webhooks` section: one signed POST per event, with an example each."""
+    headers = {
+        name: {"required": True, "schema": {"type": "string"}, "description": text}
+        for name, text in (
+            ("webhook-id", "the event id (msg_…), the same on every retry and redelivery"),
+            ("webhook-timestamp", "seconds since the epoch when this attempt was signed"),
+            (
+                "webhook-signature",
+                "v1,<base64 HMAC-SHA256(key, id.timestamp.body)>, "
+                "space-separated during a secret rotation",
+            ),
+        )
+    }
+    found: Schema = {}
+    for event, data in EVENT_EXAMPLES.items():
+        example = {
+            "id": "msg_2b7Zq4y9KcR1",
+            "event": event,
+            "date": "2026-11-29T18:25:27.780Z",
+            "account": None if event == "appCredentialsError" else "example",
+            "app": "gmail",
+            "data": data,
+        }
+        body = {"schema": {"$ref": "#/components/schemas/WebhookEvent"}, "example": example}
+        found[event] = {
+            "post": {
+                "operationId": f"webhook_{event}",
+                "summary": f"{event} (Standard Webhooks signed)",
+                "parameters": [{"name": n, "in": "header", **h} for n, h in headers.items()],
+                "requestBody": {"required": True, "content": {"application/json": body}},
+                "responses": {"2XX": {"description": "delivered; anything else is retried"}},
+            }
+        }
+    return found
+
+
+def webhook_event_schema() -> Schema:
+    """The body every event shares."""
+    nullable = {"type": ["string", "null"]}
+    return {
+        "type": "object",
+        "required": ["id", "event", "date", "account", "app", "data"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^msg_"},
+            "event": {"type": "string", "enum": list(EVENT_EXAMPLES)},
+            "date": {"type": "string"},
+            "account": nullable,
+            "app": nullable,
+            "data": {"type": "object"},
+        },
+    }

@@ -259,3 +259,15 @@ def test_error_bodies_match_the_error_schema() -> None:
         assert response.headers["Cache-Control"] == "no-store"
         assert isinstance(response.body, bytes)
         assert _errors_of("Error", orjson.loads(response.body)) == []
+
+
+def test_webhooks_section_describes_every_event() -> None:
+    """The document's `webhooks` section has every event, with an example body."""
+    from service.events import EVENTS  # noqa: PLC0415 - only this test needs it
+
+    hooks = build_document()["webhooks"]
+    assert set(hooks) == set(EVENTS)
+    for event, item in hooks.items():
+        example = item["post"]["requestBody"]["content"]["application/json"]["example"]
+        assert example["event"] == event
+        assert example["id"].startswith("msg_")
