@@ -263,7 +263,7 @@ def test_error_bodies_match_the_error_schema() -> None:
 
 def test_webhooks_section_describes_every_event() -> None:
     """The document's `webhooks` section has every event, with an example body."""
-    from service.events import EVENTS  # noqa: PLC0415 - only this test needs it
+    from service.events import EVENTS
 
     hooks = build_document()["webhooks"]
     assert set(hooks) == set(EVENTS)
