@@ -1,0 +1,319 @@
+"""OpenAPI component schemas: request and response bodies, headers, security."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.accounts import STATUSES
+from service.events import EVENTS
+from service.providers import ENDPOINT_FIELDS, KINDS, MICROSOFT_CLOUDS
+from service.validate import ACCOUNT_ID, APP_ID, HEADER_NAME, SCOPE
+from service.web.openapi_consent import (
+    account_rule,
+    authorize_fields,
+    consent_schemas,
+)
+from service.web.openapi_webhooks import (
+    webhook_event_schema,
+    webhook_schemas,
+)
+
+Schema = dict[str, Any]
+
+ACCOUNT_PATTERN = f"^{ACCOUNT_ID.pattern}$"
+APP_PATTERN = f"^{APP_ID.pattern}$"
+# A space-separated scope string; each scope must end at whitespace or the end (no backtracking).
+SCOPE_STRING_PATTERN = rf"^\s*(?:{SCOPE.pattern}(?:\s+|$)){{0,100}}$"
+# An http(s) URL with a host and no credentials (service/urls.py also refuses private hosts).
+# Host characters: none that ends or splits a host, nor one whose NFKC form does (urlsplit).
+_NOT_HOST = (
+    r"\s/?#@\[\]\u2047-\u2049\u2100\u2101\u2105\u2106\u2a74\ufe13\ufe16\ufe47\ufe48"
+    r"\ufe55\ufe56\ufe5f\ufe6b\uff03\uff0f\uff1a\uff1f\uff20\uff3b\uff3d"
+)
+URL_PATTERN = rf"^[Hh][Tt][Tt][Pp][Ss]?://[^:{_NOT_HOST}][^{_NOT_HOST}]*(?:[/?#]\S*)?$"
+
+
+def schema_type(*types: str, **keywords: Any) -> Schema:
+    """A schema of one JSON type, or of several (e.g. "string", "null")."""
+    return {"type": types[0] if len(types) == 1 else list(types), **keywords}
+
+
+def _each(names: str, *types: str, **keywords: Any) -> Schema:
+    """The same schema for each of the space-separated property names."""
+    return {name: schema_type(*types, **keywords) for name in names.split()}
+
+
+def ref(name: str, kind: str = "schemas") -> Schema:
+    """A $ref to a component."""
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _text(max_len: int, *, nullable: bool = False) -> Schema:
+    """A non-empty string; a nullable one may be null, which the handlers take as absent."""
+    return schema_type("string", *(["null"] if nullable else []), minLength=1, maxLength=max_len)
+
+
+def _time(*types: str) -> Schema:
+    return schema_type(
+        "string", *types, format="date-time", description="ISO 8601 UTC, milliseconds"
+    )
+
+
+def _strings(**keywords: Any) -> Schema:
+    return schema_type("array", items=schema_type("string"), **keywords)
+
+
+def _kind() -> Schema:
+    return schema_type("string", enum=list(KINDS), description="provider kind")
+
+
+def _obj(props: Schema, *, required: tuple[str, ...] | None = None, closed: bool = False) -> Schema:
+    """An object schema; every property is required unless `required` says otherwise."""
+    schema = schema_type(
+        "object", properties=props, required=list(props if required is None else required)
+    )
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def _scopes_input() -> Schema:
+    return {
+        "description": "A list of scopes or one space-separated string; duplicates are dropped.",
+        "anyOf": [
+            schema_type(
+                "array", maxItems=100, items=schema_type("string", pattern=f"^{SCOPE.pattern}$")
+            ),
+            schema_type("string", pattern=SCOPE_STRING_PATTERN),
+        ],
+    }
+
+
+def _account_schemas() -> Schema:
+    account = _obj(
+        {
+            **_each("account app user", "string"),
+            **_each("name reason", "string", "null"),
+            **{name: _time("null") for name in ("expires", "refreshedAt", "created", "updated")},
+            "provider": _kind(),
+            "status": schema_type("string", enum=list(STATUSES)),
+            "scopes": _strings(),
+            "attempts": schema_type("integer", minimum=0),
+            "lastError": schema_type("object", "null"),
+        }
+    )
+    page = {
+        "accounts": schema_type("array", items=ref("Account")),
+        "pages": schema_type("integer", minimum=1),
+    }
+    return {
+        "Account": account,
+        "AccountPage": _obj({**_each("total page", "integer", minimum=0), **page}),
+        "AccountImported": _obj(
+            {
+                "account": schema_type("string"),
+                "state": schema_type("string", enum=["new", "existing"]),
+            }
+        ),
+        "AccountDeleted": _obj(
+            {
+                "account": schema_type("string"),
+                "deleted": schema_type("boolean"),
+                "revoked": schema_type(
+                    "boolean", description="the provider revoked the refresh token"
+                ),
+                "reason": schema_type("string", "null", description="why it was not revoked"),
+            },
+            required=("account", "deleted", "revoked"),
+        ),
+        "AccountRefreshed": _obj(
+            {
+                "account": schema_type("string"),
+                "refreshed": schema_type("boolean", const=True),
+                "expires": _time(),
+                "scopes": _strings(),
+            }
+        ),
+    }
+
+
+def _account_import_schema() -> Schema:
+    authorize, rules = authorize_fields(URL_PATTERN)
+    oauth2 = _obj(
+        {
+            "provider": schema_type("string", pattern=APP_PATTERN, description="the OAuth2 app id"),
+            "auth": _obj({"user": _text(320)}, closed=True),
+            "refreshToken": _text(8192),
+            "accessToken": _text(16384, nullable=True),
+            "expires": _time("null"),
+            "scopes": _scopes_input(),
+            **authorize,
+        },
+        required=("provider",),
+        closed=True,
+    )
+    account = schema_type(
+        "string", "null", pattern=ACCOUNT_PATTERN, description="generated on consent"
+    )
+    schema = _obj(
+        {
+            "account": account,
+            "name": _text(256, nullable=True),
+            "oauth2": {**oauth2, "allOf": rules},
+        },
+        required=("oauth2",),
+        closed=True,
+    )
+    return {**schema, "allOf": [account_rule()]}
+
+
+def _token_schema() -> Schema:
+    failed = schema_type(
+        "boolean", const=True, description="a refresh failed; the valid token is served"
+    )
+    required = ("account", "user", "accessToken", "app", "provider", "registeredScopes")
+    return _obj(
+        {
+            **_each(" ".join(required[:4]), "string"),
+            "provider": _kind(),
+            "registeredScopes": _strings(description="the scopes the provider granted"),
+            "expires": _time(),
+            "cached": schema_type("boolean"),
+            "refreshFailed": failed,
+        },
+        required=(*required, "expires", "cached"),
+    )
+
+
+def _app_schemas() -> Schema:
+    app = {
+        **_each("id name clientId redirectUrl", "string"),
+        **_each(" ".join((*ENDPOINT_FIELDS, "issuer")), "string", "null"),
+        "provider": _kind(),
+        "clientSecretSet": schema_type("boolean"),
+        "additionalScopes": _strings(),
+        "scopes": _strings(),
+        "accounts": schema_type("integer", minimum=0),
+        **{name: _time("null") for name in ("created", "updated")},
+        "error": schema_type("object", "null", description="the last app credentials error"),
+    }
+    return {
+        "App": _obj({**app, **_each("tenant cloud", "string")}, required=tuple(app)),
+        "AppList": _obj(
+            {
+                "total": schema_type("integer", minimum=0),
+                "apps": schema_type("array", items=ref("App")),
+            }
+        ),
+        "AppDeleted": _obj(
+            {"id": schema_type("string"), "deleted": schema_type("boolean", const=True)}
+        ),
+        "AppCreate": _app_input_schema(create=True),
+        "AppUpdate": _app_input_schema(create=False),
+    }
+
+
+def _app_input_schema(*, create: bool) -> Schema:
+    """Create and update bodies; on update a null text field resets it, a null secret is kept."""
+    url = schema_type("string", "null", maxLength=2048, pattern=URL_PATTERN)
+    props: Schema = {
+        **{name: dict(url) for name in ("redirectUrl", "issuer", *ENDPOINT_FIELDS)},
+        "name": _text(2048, nullable=True),
+        "provider": _kind(),
+        "clientId": _text(2048),
+        "clientSecret": _text(4096, nullable=not create),
+        "additionalScopes": _scopes_input(),
+        "tenant": schema_type("string", "null", pattern=APP_PATTERN, description="microsoft only"),
+        "cloud": schema_type(
+            "string", "null", enum=[*MICROSOFT_CLOUDS, None], description="microsoft only"
+        ),
+    }
+    if not create:
+        return _obj(props, required=(), closed=True)
+    generated = "generated when absent or empty"
+    props["id"] = schema_type(
+        "string", "null", pattern=f"^(?:{APP_ID.pattern})?$", description=generated
+    )
+    schema = _obj(props, required=("provider", "clientId", "clientSecret"), closed=True)
+    return {**schema, "allOf": _kind_rules()}
+
+
+def _kind_rules() -> list[Schema]:
+    """Only microsoft apps take tenant and cloud; oidc apps need an issuer or a tokenUrl."""
+
+    def kind(name: str) -> Schema:
+        return {"properties": {"provider": {"const": name}}}
+
+    def given(name: str) -> Schema:
+        return {"required": [name], "properties": {name: schema_type("string")}}
+
+    no_tenant = {"properties": _each("tenant cloud", "null")}
+    return [
+        {"if": kind("microsoft"), "else": no_tenant},
+        {"if": kind("oidc"), "then": {"anyOf": [given("issuer"), given("tokenUrl")]}},
+    ]
+
+
+def _settings_schema(*, update: bool) -> Schema:
+    url = schema_type("string", pattern=URL_PATTERN) if update else schema_type("string")
+    enable = "the JSON API may only disable it: true is 403 SettingNotAllowed"
+    props: Schema = {
+        "enableOAuthTokensApi": schema_type("boolean", description=enable),
+        "allowedRedirectUrls": schema_type("array", items=url, description="http(s) URL prefixes"),
+        "webhooks": {**url, "type": ["string", "null"], "description": "the webhook URL"},
+        "webhooksEnabled": schema_type("boolean"),
+        "webhookEvents": {
+            "anyOf": [
+                {"const": "*"},
+                schema_type("array", items=schema_type("string", enum=list(EVENTS))),
+            ]
+        },
+        "webhookHeaders": schema_type(
+            "object",
+            propertyNames={"pattern": f"^{HEADER_NAME.pattern}$"},
+            additionalProperties=schema_type("string", maxLength=4096, pattern="^[^\r\n]*$"),
+        ),
+    }
+    return _obj(props, required=(), closed=True) if update else _obj(props)
+
+
+def components() -> Schema:
+    """The document's components: schemas, headers and the bearer security scheme."""
+    error = _obj(
+        {
+            "statusCode": schema_type("integer", minimum=400, maximum=599),
+            **_each("error message code", "string"),
+            "details": schema_type(
+                "object", description="e.g. the provider's error and error_description"
+            ),
+        },
+        required=("statusCode", "error", "message", "code"),
+    )
+    schemas = {
+        "Error": error,
+        **{
+            name: _obj({"status": schema_type("string", const=value)})
+            for name, value in (("Health", "ok"), ("Ready", "ready"))
+        },
+        "Document": schema_type("object", description="an OpenAPI 3.1 document"),
+        "Metrics": schema_type("string", description="Prometheus text exposition format"),
+        "OAuthToken": _token_schema(),
+        "AccountImport": _account_import_schema(),
+        **consent_schemas(URL_PATTERN, ACCOUNT_PATTERN, APP_PATTERN),
+        **_account_schemas(),
+        **_app_schemas(),
+        **webhook_schemas(),
+        "WebhookEvent": webhook_event_schema(),
+        "Settings": _settings_schema(update=False),
+        "SettingsUpdate": _settings_schema(update=True),
+    }
+    headers = {
+        "RequestId": {"description": "the request id", "schema": schema_type("string")},
+        "NoStore": {"required": True, "schema": schema_type("string", const="no-store")},
+        "RetryAfter": {
+            "description": "seconds",
+            "schema": schema_type("string", pattern="^[0-9]+$"),
+        },
+    }
+    bearer = {"type": "http", "scheme": "bearer", "description": "An API token (scope `*` is all)"}
+    return {"schemas": schemas, "headers": headers, "securitySchemes": {"bearerAuth": bearer}}
