@@ -20,7 +20,7 @@ from service.clock import Clock
 from service.config import Config
 from service.crypto import Cipher
 from service.events import wanted_event
-from service.expiry import due_ms
+from service.expiry import next_refresh_ms
 from service.identity import Identity, IdentityVerifier
 from service.jws import JoseFailure, Signer, expired
 from service.keys import Keys
@@ -222,13 +222,7 @@ class ConsentFlow:
         )
         if request.name:
             pairs["name"] = request.name
-        due = due_ms(
-            now,
-            granted.expires_at_ms,
-            lifetime_ms,
-            lead_s=self.config.refresh_lead_s,
-            keepalive_s=self.config.keepalive_s,
-        )
+        due = next_refresh_ms(self.config, now, granted.expires_at_ms, lifetime_ms)
         data = {"user": identity.user, "provider": app.provider}
         return await self.accounts.save(request.account, app.id, pairs, due, now, data)
 

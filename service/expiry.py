@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from service.config import Config
 
 DEFAULT_LIFETIME_S = 600  # expires_in missing or unreadable: assume short, never "forever"
 MIN_LIFETIME_S = 1  # zero or negative: treat as expired at once, not as a crash
@@ -53,3 +57,16 @@ def due_ms(
     lead = refresh_lead_ms(life, lead_s)
     due = expires_at_ms - int(lead * (1 + jitter))
     return min(max(due, now_ms), now_ms + keepalive_s * 1000)
+
+
+def next_refresh_ms(
+    config: Config, now_ms: int, expires_at_ms: int | None, lifetime_ms: int | None
+) -> int:
+    """due_ms with the configured lead and keep-alive."""
+    return due_ms(
+        now_ms,
+        expires_at_ms,
+        lifetime_ms,
+        lead_s=config.refresh_lead_s,
+        keepalive_s=config.keepalive_s,
+    )

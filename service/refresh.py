@@ -19,7 +19,7 @@ from service.apps import App, AppStore
 from service.backoff import backoff_ms
 from service.clock import Clock, iso
 from service.config import Config
-from service.expiry import due_ms
+from service.expiry import next_refresh_ms
 from service.keys import Keys
 from service.oauth import Failure, Granted, OAuthClient
 from service.providers import missing_scopes
@@ -143,13 +143,7 @@ class Refresher:
         )
         if granted.scopes is not None:
             pairs["scopes"] = orjson.dumps(granted.scopes).decode()
-        due = due_ms(
-            now,
-            granted.expires_at_ms,
-            lifetime_ms,
-            lead_s=self.config.refresh_lead_s,
-            keepalive_s=self.config.keepalive_s,
-        )
+        due = next_refresh_ms(self.config, now, granted.expires_at_ms, lifetime_ms)
         granted_scopes = granted.scopes if granted.scopes is not None else account.scopes
         missing = missing_scopes(app.provider, app.scopes, granted_scopes)
         # Shielded and retried: the provider has rotated the refresh token, so losing this

@@ -11,7 +11,7 @@ import structlog
 from service.accounts import Account
 from service.config import Config
 from service.core import Core
-from service.expiry import DEFAULT_LIFETIME_S, due_ms, refresh_lead_ms
+from service.expiry import DEFAULT_LIFETIME_S, next_refresh_ms, refresh_lead_ms
 from service.metrics import Metrics
 from service.ratelimit import AppRateLimit
 from service.redisconn import STORE_ERRORS
@@ -177,13 +177,7 @@ class RefreshLoop:
 
     async def _reschedule(self, account: Account) -> None:
         now = self.core.clock.now_ms()
-        due = due_ms(
-            now,
-            account.expires_at_ms,
-            lifetime_ms(account),
-            lead_s=self.config.refresh_lead_s,
-            keepalive_s=self.config.keepalive_s,
-        )
+        due = next_refresh_ms(self.config, now, account.expires_at_ms, lifetime_ms(account))
         await self.schedule.move(account.id, due)
 
     async def _hand_back(self, account_id: str, due: int) -> None:

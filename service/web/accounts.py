@@ -10,7 +10,7 @@ from aiohttp import web
 from service import errors, validate
 from service.accounts import STATUSES
 from service.core import Core
-from service.expiry import DEFAULT_LIFETIME_S, due_ms
+from service.expiry import DEFAULT_LIFETIME_S, next_refresh_ms
 from service.refresh import Refreshed
 from service.web.appkeys import CORE
 from service.web.consent import consent_request
@@ -71,13 +71,7 @@ async def _import(core: Core, body: dict[str, Any], oauth2: dict[str, Any]) -> w
     due = now
     if access is not None and expires is not None:
         pairs.update({"expiresAt": str(expires), "lifetimeMs": str(max(expires - now, 0))})
-        due = due_ms(
-            now,
-            expires,
-            None,
-            lead_s=core.config.refresh_lead_s,
-            keepalive_s=core.config.keepalive_s,
-        )
+        due = next_refresh_ms(core.config, now, expires, None)
     data = {"user": user, "provider": app.provider}
     state = await core.accounts.save(account_id, app.id, pairs, due, now, data)
     return json_response({"account": account_id, "state": state})
