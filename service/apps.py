@@ -11,6 +11,7 @@ import orjson
 from redis.asyncio import Redis
 
 from service import errors, validate
+from service.cache import MISS, LocalCache
 from service.config import Config
 from service.crypto import Cipher
 from service.events import Wanted, always, wanted_event
@@ -129,6 +130,7 @@ class AppStore:
     ) -> None:
         self.redis, self.keys, self.scripts, self.cipher = redis, keys, scripts, cipher
         self.config, self.notify, self.wants = config, notify, wants
+        self.cache: LocalCache | None = None  # attached by Core
 
     async def get(self, app_id: str) -> App | None:
         """Return the app or None."""
@@ -140,6 +142,17 @@ class AppStore:
         if app is None:
             raise errors.AppNotFound(f"no OAuth2 app with id {app_id!r}")
         return app
+
+    async def cached(self, app_id: str) -> App:
+        """Like require(), through this process's cache when one is attached (hot paths)."""
+        if self.cache is None:
+            return await self.require(app_id)
+        found = self.cache.get(f"app:{app_id}")
+        if found is MISS:
+            epoch = self.cache.epoch
+            found = await self.require(app_id)
+            self.cache.put(f"app:{app_id}", found, epoch)
+        return cast(App, found)
 
     async def all(self) -> list[App]:
         """Return every app, ordered by id."""

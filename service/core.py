@@ -75,6 +75,7 @@ class Core:
         self.settings = SettingsStore(redis, self.keys, notify)
         wants = self.wants_event
         self.apps = AppStore(redis, self.keys, self.scripts, self.cipher, config, notify, wants)
+        self.apps.cache = self.cache
         self.accounts = AccountStore(redis, self.keys, self.scripts, self.cipher, notify, wants)
         self.oauth = OAuthClient(http, clock, config.provider_timeout_s)
         self.refresher = Refresher(

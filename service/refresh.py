@@ -114,7 +114,7 @@ class Refresher:
             if not force and account.valid_for_ms(self.clock.now_ms()) >= min_valid_ms:
                 await self._release(account_id, lock)
                 return Refreshed(account, called=False)
-            app = await self.apps.require(account.app)
+            app = await self.apps.cached(account.app)
             result = await self.oauth.refresh(
                 app, self.apps.client_secret(app), self.accounts.refresh_token(account)
             )
