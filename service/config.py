@@ -61,6 +61,11 @@ class Config:
                 "TOKENBROKER_SHUTDOWN_GRACE_S must be at least TOKENBROKER_PROVIDER_TIMEOUT_S: "
                 "a refresh at the provider is never cut short"
             )
+        if self.webhook_lease_ms <= self.webhook_timeout_s * 1000:
+            raise ConfigError(
+                "TOKENBROKER_WEBHOOK_LEASE_MS must exceed TOKENBROKER_WEBHOOK_TIMEOUT_S, so that "
+                "no delivery is taken over while its attempt is still running"
+            )
         if self.lock_ms < (self.provider_timeout_s + 2) * 1000:
             raise ConfigError(
                 "TOKENBROKER_LOCK_MS must exceed TOKENBROKER_PROVIDER_TIMEOUT_S + 2 s, so that a "

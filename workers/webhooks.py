@@ -39,10 +39,11 @@ class WebhookLoop:
         self.core, self.metrics, self.config = core, metrics, config
         self.deliveries = Deliveries(core.redis, core.keys, core.scripts)
         self.secrets = WebhookSecrets(core.redis, core.keys, core.cipher)
+        self.http = http  # refreshes' session; deliveries get their own (see run)
         self.sender = Sender(http, config.webhook_timeout_s)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.stopping = asyncio.Event()
-        self.rounds = 0  # rounds that delivered something (housekeeping cadence)
+        self.rounds = 0  # rounds with a receiver configured (housekeeping cadence)
         self.beats = 0  # rounds that reached Redis (heartbeat)
         self._warned = False
         self._housekept = 0.0
@@ -52,8 +53,21 @@ class WebhookLoop:
         self.stopping.set()
 
     async def run(self, burst: bool = False) -> None:
-        """Deliver until stopped; in burst mode, until nothing is left to do now."""
-        ready = False
+        """Deliver until stopped; in burst mode, until nothing is left to do now.
+
+        Deliveries use an HTTP session of their own, sized to the delivery concurrency, so a
+        hanging receiver can never take the connections that refreshes need.
+        """
+        connector = aiohttp.TCPConnector(limit=self.config.webhook_concurrency)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            self.sender = Sender(http, self.config.webhook_timeout_s)
+            try:
+                await self._run(burst)
+            finally:
+                self.sender = Sender(self.http, self.config.webhook_timeout_s)
+
+    async def _run(self, burst: bool) -> None:
+        ready = store_down = False
         while not self.stopping.is_set():
             try:
                 if not ready:
@@ -61,9 +75,13 @@ class WebhookLoop:
                     ready = True
                 done = await self.round()
                 self.beats += 1
+                if store_down:
+                    log.info("store_available")
+                    store_down = False
             except STORE_ERRORS as exc:
-                log.warning("store_unavailable", error=type(exc).__name__)
-                ready = False
+                if not store_down:
+                    log.warning("store_unavailable", error=type(exc).__name__)
+                ready, store_down = False, True
                 if burst:
                     raise
                 await self._pause()
@@ -112,13 +130,19 @@ class WebhookLoop:
         return len(batch)
 
     async def _collect(self) -> list[Delivery]:
-        count, lease = self.config.webhook_concurrency, self.config.webhook_lease_ms
+        """Take at most one event per delivery slot, so none ages unsent in a pending list."""
+        room, lease = self.config.webhook_concurrency, self.config.webhook_lease_ms
         now = self.core.clock.now_ms()
         batch: list[Delivery] = []
         for outbox in self.core.keys.outboxes():
-            batch += await self.deliveries.read_new(outbox, self.consumer, count)
-            batch += await self.deliveries.reclaim(outbox, self.consumer, lease, count)
-            batch += await self.deliveries.due_retries(outbox, now, lease, count)
+            if room > len(batch):
+                batch += await self.deliveries.due_retries(outbox, now, lease, room - len(batch))
+            if room > len(batch):
+                batch += await self.deliveries.reclaim(
+                    outbox, self.consumer, lease, room - len(batch)
+                )
+            if room > len(batch):
+                batch += await self.deliveries.read_new(outbox, self.consumer, room - len(batch))
         return batch
 
     async def deliver(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
@@ -69,7 +70,8 @@ def fast_retries(worker: Worker, budget_s: int = 60) -> None:
         worker.config,
         webhook_retry_base_ms=1000,
         webhook_retry_budget_s=budget_s,
-        webhook_lease_ms=100,
+        webhook_lease_ms=600,
+        webhook_timeout_s=0.5,
     )
     worker.webhooks.config = config
 
@@ -178,10 +180,9 @@ async def test_unfinished_delivery_is_reclaimed(
     await deliveries.ensure_groups()
     taken = await deliveries.read_new(core.keys.outboxes()[0], "crashed-worker", 10)
     assert len(taken) == 1
-    for _ in range(200):  # poll: the reclaim waits for 100 ms of idleness at Redis
+    deadline = time.monotonic() + 10  # poll: the reclaim waits for 600 ms of idleness
+    while not receiver.got and time.monotonic() < deadline:
         await worker.webhooks.run(burst=True)
-        if receiver.got:
-            break
     assert [e["id"] for e in receiver.events()] == [taken[0].msg_id]
 
 
