@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench venv idp clean
+.PHONY: run test lint bench venv idp browser screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,16 @@ idp:
 	@command -v node >/dev/null && command -v npm >/dev/null || scripts/need-package nodejs npm
 	test -d tests/idp/node_modules || (cd tests/idp && npm ci --no-audit --no-fund --loglevel=error)
 
-test: $(STAMP) idp
+# Headless Chromium and its WebDriver for the settings-page browser test (tests/admin).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || scripts/need-package chromium chromium-driver
+
+test: $(STAMP) idp browser
 	$(BIN)/python -m pytest -q
+
+# Refresh docs/screenshots/ from the browser test (README shows two of them).
+screenshots: $(STAMP) idp browser
+	TOKENBROKER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/admin/test_browser.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -33,6 +41,7 @@ bench: $(STAMP) idp
 	@command -v wrk >/dev/null || scripts/need-package wrk
 	$(BIN)/python -m tests.bench.token_endpoint
 	$(BIN)/python -m tests.bench.refresh_worker
+	$(BIN)/python -m tests.bench.webhooks
 
 clean:
 	rm -rf $(VENV) var tests/idp/node_modules

@@ -16,7 +16,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from service import logs
+from service import cli_ops, cli_password, logs
 from service.apitokens import SCOPES, ApiTokenStore
 from service.clock import SystemClock, parse_iso_ms
 from service.config import Config, ConfigError, load_or_create_dev_secret
@@ -46,18 +46,23 @@ def _config(env: dict[str, str] | None = None) -> Config:
         raise SystemExit(2) from None
 
 
-def cmd_web(args: argparse.Namespace) -> None:
-    """Run the web process."""
+def cmd_web(args: argparse.Namespace) -> int:
+    """Run the web process, or with --check tell whether the one on this host answers."""
     env = _dev_environ()
     if args.host:
         env["TOKENBROKER_HOST"] = args.host
     if args.port:
         env["TOKENBROKER_PORT"] = str(args.port)
     config = _config(env)
+    if args.check:
+        from service.healthcheck import web_healthy
+
+        return 0 if web_healthy(config) else 1
     logs.configure(config.log_format)
     from service.web.app import create_app
 
     web.run_app(create_app(config), host=config.host, port=config.port, print=None, access_log=None)
+    return 0
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
@@ -87,6 +92,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
     print(
         "tokenbroker dev: create an API token with: .venv/bin/tokenbroker token create --scope '*'"
     )
+    cli_password.announce(config)
     sys.stdout.flush()
     from service.web.app import create_app
 
@@ -239,6 +245,9 @@ def parser() -> argparse.ArgumentParser:
     web_p = sub.add_parser("web", help="run the web process")
     web_p.add_argument("--host")
     web_p.add_argument("--port", type=int)
+    web_p.add_argument(
+        "--check", action="store_true", help="exit 0 if the web process on this host answers"
+    )
     sub.add_parser("dev", help="run web and worker together (embedded Redis unless REDIS_URL)")
     worker_p = sub.add_parser("worker", help="run the refresh worker")
     worker_p.add_argument(
@@ -264,6 +273,8 @@ def parser() -> argparse.ArgumentParser:
     put = st_sub.add_parser("set")
     put.add_argument("key", choices=sorted(DEFAULTS))
     put.add_argument("value", help="a JSON value (true, false, [..]) or a string")
+    cli_ops.add_parsers(sub)
+    cli_password.add_parser(sub)
     return top
 
 
@@ -276,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         "dev": cmd_dev,
         "token": cmd_token,
         "settings": cmd_settings,
+        **cli_ops.handlers(_run),
+        "admin": cli_password.handler(_run),
     }
     try:
         return int(handlers[args.command](args) or 0)

@@ -24,6 +24,18 @@ class Keys:
         """Hash holding one account's record."""
         return f"{self._tag(self.partition_of(account))}:acct:{account}"
 
+    def account_pattern(self) -> str:
+        """SCAN MATCH pattern of every partition's account hashes (confirm with account_id_of)."""
+        return f"{self.prefix}:{{p*}}:acct:*"
+
+    def account_id_of(self, key: str) -> str | None:
+        """The account id of an account hash key found by SCAN; None for any other key."""
+        head = f"{self.prefix}:{{p"
+        part, sep, account = key.removeprefix(head).partition("}:acct:")
+        if not key.startswith(head) or not sep or not part.isdigit() or not account:
+            return None
+        return account if self.account(account) == key else None
+
     def lock(self, account: str) -> str:
         """Single-flight refresh lock of one account."""
         return f"{self._tag(self.partition_of(account))}:lock:{account}"
@@ -80,6 +92,19 @@ class Keys:
     def api_token_ids(self) -> str:
         """Hash of API token id -> digest, for listing and revoking by id."""
         return f"{self._global}:apitokens"
+
+    @property
+    def admin(self) -> str:
+        """Hash of the settings pages' operator account (the scrypt password hash only)."""
+        return f"{self._global}:admin"
+
+    def admin_session(self, sid: str) -> str:
+        """One logged-in settings-page session (TTL = the session's lifetime)."""
+        return f"{self._global}:admin:session:{sid}"
+
+    def login_failures(self, kind: str, value: str) -> str:
+        """Counter of failed logins per `kind` (ip, account) and value; TTL = the window."""
+        return f"{self._global}:admin:fail:{kind}:{value}"
 
     def state(self, nonce: str) -> str:
         """Short-lived OAuth state of one consent flow."""

@@ -6,6 +6,7 @@ from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
 SCRIPT_NAMES = (
@@ -22,6 +23,8 @@ SCRIPT_NAMES = (
     "webhook_delivered",
     "webhook_failed",
     "webhook_redeliver",
+    "hash_swap_fields",
+    "account_restore",
 )
 
 
@@ -41,3 +44,7 @@ class Scripts:
     async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """Run script `name` with KEYS and ARGV."""
         return await self._scripts[name](keys=keys, args=args)
+
+    async def queue(self, pipe: Pipeline, name: str, keys: list[str], args: list[Any]) -> None:
+        """Add script `name` to a pipeline; its execute() loads scripts the server lacks."""
+        await self._scripts[name](keys=keys, args=args, client=pipe)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import aiohttp_jinja2
@@ -13,12 +12,16 @@ import jinja2
 import orjson
 from aiohttp import web
 
-from service.clock import Clock, SystemClock
+from service.admin_auth import AdminAuth
+from service.clock import Clock, SystemClock, iso
 from service.config import Config
 from service.core import Core
 from service.metrics import Metrics
 from service.redisconn import create_redis
+from service.web.admin.middleware import admin_middleware
+from service.web.admin.session import sessions
 from service.web.appkeys import (
+    ADMIN,
     CACHE_TASK,
     CLOCK,
     CONFIG,
@@ -32,12 +35,7 @@ from service.web.appkeys import (
 from service.web.middleware import request_ids, request_middleware
 from service.web.openapi_doc import build_document
 from service.web.routes import add_routes
-
-
-def templates_dir() -> Path:
-    """Where the Jinja2 templates are: inside the installed package, or the repo's templates/."""
-    packaged = Path(__file__).resolve().parent.parent / "templates"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "templates"
+from service.web.templates import templates_dir
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -62,6 +60,12 @@ async def core_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def admin_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The settings pages' operator account: password, login limits, sessions."""
+    app[ADMIN] = AdminAuth(app[REDIS], app[CORE].keys)
+    yield
+
+
 async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
     """The task that follows cache invalidations."""
     core = app[CORE]
@@ -77,13 +81,19 @@ async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(config: Config, clock: Clock | None = None) -> web.Application:
     """Build the web application for `config`."""
-    app = web.Application(middlewares=[request_middleware], client_max_size=config.max_body_bytes)
+    middlewares = [request_middleware, sessions(config), admin_middleware]
+    app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[CLOCK] = clock or SystemClock()
     app[OPENAPI] = orjson.dumps(build_document())
     app[REQUEST_IDS] = request_ids()
     app[METRICS] = Metrics()
-    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(templates_dir())), autoescape=True)
-    app.cleanup_ctx.extend([redis_ctx, http_ctx, core_ctx, cache_ctx])
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        autoescape=True,
+        filters={"iso": iso},
+    )
+    app.cleanup_ctx.extend([redis_ctx, http_ctx, core_ctx, admin_ctx, cache_ctx])
     add_routes(app)
     return app

@@ -9,6 +9,7 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
+from service.admin_auth import AdminAuth
 from service.clock import Clock
 from service.config import Config
 from service.core import Core
@@ -23,3 +24,4 @@ CACHE_TASK = web.AppKey("cache_task", asyncio.Task[None])
 OPENAPI = web.AppKey("openapi", bytes)
 METRICS = web.AppKey("metrics", Metrics)
 REQUEST_IDS = web.AppKey("request_ids", Iterator[str])
+ADMIN = web.AppKey("admin", AdminAuth)

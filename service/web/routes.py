@@ -15,6 +15,8 @@ from service.web import (
     settings,
     webhooks,
 )
+from service.web.admin.routes import admin_routes
+from service.web.templates import templates_dir
 
 
 def add_routes(app: web.Application) -> None:
@@ -59,3 +61,4 @@ def add_routes(app: web.Application) -> None:
             web.post("/v1/webhooks/test", webhooks.send_test, name="webhook_test"),
         ]
     )
+    app.add_routes(admin_routes(templates_dir() / "admin" / "static"))

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
-
-import orjson
 from aiohttp import web
 
 from service import errors, validate
-from service.clock import iso
 from service.deliveries import STATUSES, Deliveries
 from service.web.appkeys import CONFIG, CORE, HTTP
 from service.web.io import authorize, json_response
 from service.webhook_secrets import WebhookSecrets
 from service.webhook_sender import Sender
-
-MSG_ID = "msg_"
+from service.webhook_test import MSG_ID, send_test_event
 
 
 async def rotate_secret(request: web.Request) -> web.Response:
@@ -56,27 +51,6 @@ async def redeliver(request: web.Request) -> web.Response:
 async def send_test(request: web.Request) -> web.Response:
     """Send a signed test event to the configured receiver now and say what it answered."""
     await authorize(request, "api")
-    core = request.app[CORE]
-    settings = await core.settings.all()
-    now = core.clock.now_ms()
-    signing = await WebhookSecrets(core.redis, core.keys, core.cipher).active(now)
-    if not settings["webhooks"] or not signing:
-        raise errors.WebhookNotConfigured(
-            "set a webhook URL and create a secret (POST /v1/settings/webhook-secret) first"
-        )
-    msg_id = f"{MSG_ID}{secrets.token_urlsafe(18)}"
-    body = orjson.dumps(
-        {
-            "id": msg_id,
-            "event": "webhookTest",
-            "date": iso(now),
-            "account": None,
-            "app": None,
-            "data": {},
-        }
-    )
     sender = Sender(request.app[HTTP], request.app[CONFIG].webhook_timeout_s)
-    attempt = await sender.send(
-        settings["webhooks"], settings["webhookHeaders"], signing, msg_id, body, now
-    )
+    msg_id, attempt = await send_test_event(request.app[CORE], sender)
     return json_response({"id": msg_id, "delivered": attempt.ok, **attempt.public()})

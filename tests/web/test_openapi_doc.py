@@ -52,7 +52,10 @@ def test_every_route_is_documented_and_nothing_else() -> None:
     registered = {
         (route.method.lower(), route.resource.canonical, route.name)
         for route in app.router.routes()
-        if route.method != "HEAD" and route.resource is not None
+        if route.method != "HEAD"
+        and route.resource is not None
+        # The settings pages (admin_*) are HTML pages, not the JSON API: not documented.
+        and not str(route.name).startswith("admin_")
     }
     documented = {
         (method, path, operation["operationId"])

@@ -1,0 +1,37 @@
+-- Restore an exported account exactly (import): replace its hash, index it by status,
+-- schedule it when active, keep the app counts right, and invalidate caches. No event:
+-- restoring a backup is not a change a webhook receiver should hear about.
+-- KEYS[1] account hash
+-- KEYS[2] partition schedule (sorted set, score = refresh due, epoch ms)
+-- KEYS[3] partition index of all accounts
+-- KEYS[4] partition index of active accounts
+-- KEYS[5] partition index of reauth_required accounts
+-- KEYS[6] partition app counts (hash app id -> accounts)
+-- ARGV[1] account id
+-- ARGV[2] app id
+-- ARGV[3] status: 'active' (scheduled) or 'reauth_required' (not scheduled)
+-- ARGV[4] refresh due time, epoch ms (used when active)
+-- ARGV[5] invalidation channel
+-- ARGV[6..] field, value pairs: the whole record
+-- returns 'new' or 'existing'
+local id, app = ARGV[1], ARGV[2]
+local old_app = redis.call('HGET', KEYS[1], 'app')
+if old_app and old_app ~= app then
+  if redis.call('HINCRBY', KEYS[6], old_app, -1) <= 0 then redis.call('HDEL', KEYS[6], old_app) end
+end
+if not old_app or old_app ~= app then redis.call('HINCRBY', KEYS[6], app, 1) end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('ZADD', KEYS[3], 0, id)
+if ARGV[3] == 'reauth_required' then
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('ZADD', KEYS[5], 0, id)
+else
+  redis.call('ZADD', KEYS[2], tonumber(ARGV[4]), id)
+  redis.call('ZADD', KEYS[4], 0, id)
+  redis.call('ZREM', KEYS[5], id)
+end
+redis.call('PUBLISH', ARGV[5], 'acct:' .. id)
+if old_app then return 'existing' end
+return 'new'

@@ -1,0 +1,1 @@
+"""The operator's settings pages under /admin/ (HTML, session cookie, CSRF)."""

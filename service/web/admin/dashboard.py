@@ -1,0 +1,38 @@
+"""The admin dashboard: accounts by status, apps with errors, webhooks, refresh schedule."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service.deliveries import Deliveries
+from service.web.admin.render import page
+from service.web.admin.session import admin_page
+from service.web.appkeys import CORE
+
+
+@admin_page
+async def dashboard(request: web.Request) -> web.StreamResponse:
+    """The overview page."""
+    core = request.app[CORE]
+    now = core.clock.now_ms()
+    deliveries = Deliveries(core.redis, core.keys, core.scripts)
+    backlog, oldest_ms = await deliveries.backlog(now)
+    async with core.redis.pipeline(transaction=False) as pipe:
+        for part in range(core.keys.partitions):
+            pipe.zcount(core.keys.schedule(part), "-inf", now - 60_000)
+        overdue = sum(await pipe.execute())
+    context = {
+        "counts": await core.accounts.count_by_status(),
+        "apps_with_errors": [a for a in await core.apps.all() if "error" in a.fields],
+        "backlog": backlog,
+        "oldest_s": oldest_ms // 1000,
+        "dead": await deliveries.dead_count(),
+        "overdue": overdue,
+        "settings": await core.settings.all(),
+    }
+    return await page(request, "dashboard.html", context)
+
+
+async def admin_root(request: web.Request) -> web.StreamResponse:
+    """/admin → /admin/."""
+    raise web.HTTPSeeOther("/admin/")

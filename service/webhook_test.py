@@ -1,0 +1,41 @@
+"""The webhook test event: one signed `webhookTest` sent to the configured receiver now."""
+
+from __future__ import annotations
+
+import secrets
+
+import orjson
+
+from service import errors
+from service.clock import iso
+from service.core import Core
+from service.webhook_secrets import WebhookSecrets
+from service.webhook_sender import Attempt, Sender
+
+MSG_ID = "msg_"
+
+
+async def send_test_event(core: Core, sender: Sender) -> tuple[str, Attempt]:
+    """Send a signed test event; return (its id, the attempt). Needs a URL and a secret."""
+    settings = await core.settings.all()
+    now = core.clock.now_ms()
+    signing = await WebhookSecrets(core.redis, core.keys, core.cipher).active(now)
+    if not settings["webhooks"] or not signing:
+        raise errors.WebhookNotConfigured(
+            "set a webhook URL and create a secret (POST /v1/settings/webhook-secret) first"
+        )
+    msg_id = f"{MSG_ID}{secrets.token_urlsafe(18)}"
+    body = orjson.dumps(
+        {
+            "id": msg_id,
+            "event": "webhookTest",
+            "date": iso(now),
+            "account": None,
+            "app": None,
+            "data": {},
+        }
+    )
+    attempt = await sender.send(
+        settings["webhooks"], settings["webhookHeaders"], signing, msg_id, body, now
+    )
+    return msg_id, attempt

@@ -1,0 +1,173 @@
+"""Settings pages: OAuth2 apps (add, edit, delete) and service settings, bad input kept."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from service.core import Core
+from service.settings import OAUTH_TOKENS_API
+from tests.support.admin import post_form
+from tests.support.idp import Idp
+
+Client = TestClient[web.Request, web.Application]
+SECRET = "client-secret-never-shown"
+
+
+def app_form(idp: Idp, **extra: str) -> dict[str, str]:
+    """A filled-in add-app form for an oidc app at the test provider."""
+    return {
+        "id": "mail",
+        "provider": "oidc",
+        "clientId": idp.client_id,
+        "clientSecret": SECRET,
+        "issuer": idp.issuer,
+        "additionalScopes": "mail.read  https://example.test/a\nhttps://example.test/b",
+        **extra,
+    }
+
+
+async def test_add_app_with_additional_scopes(operator: Client, core: Core, idp: Idp) -> None:
+    """The form creates the app; scopes may be space- or newline-separated; the secret stays."""
+    resp = await post_form(operator, "/admin/apps/new", app_form(idp))
+    assert resp.status == 303 and resp.headers["Location"] == "/admin/apps/mail"
+    app = await core.apps.require("mail")
+    assert app.additional_scopes == [
+        "mail.read",
+        "https://example.test/a",
+        "https://example.test/b",
+    ]
+    assert core.apps.client_secret(app) == SECRET
+    page = await (await operator.get("/admin/apps/mail")).text()
+    assert "App mail saved." in page
+    assert "http://127.0.0.1:8080/oauth/callback" in page  # the redirect URL to register
+    assert SECRET not in page
+    listing = await (await operator.get("/admin/apps")).text()
+    assert "mail" in listing and "oidc" in listing
+
+
+async def test_add_app_bad_input_keeps_what_was_typed(operator: Client, idp: Idp) -> None:
+    """A refused form comes back (400) naming the problem, with the typed values but no secret."""
+    cases: list[tuple[dict[str, str], str]] = [
+        ({"clientSecret": ""}, "clientSecret"),
+        ({"issuer": "", "provider": "oidc"}, "oidc apps need issuer"),
+        ({"id": "bad id!"}, "app"),
+        ({"provider": "microsoft", "issuer": "", "tenant": "bad tenant!"}, "tenant is not valid"),
+        ({"issuer": "ftp://idp.example"}, "issuer"),
+    ]
+    for fields, message in cases:
+        resp = await post_form(operator, "/admin/apps/new", app_form(idp, **fields))
+        body = await resp.text()
+        assert resp.status == 400, (fields, body[:300])
+        assert message in body, (fields, body)
+        assert f'value="{idp.client_id}"' in body  # what the user typed is kept
+        assert SECRET not in body  # but never the secret
+        assert 'aria-invalid="true"' in body or message == "app"
+
+
+async def test_edit_keeps_secret_and_delete_asks_first(
+    operator: Client, core: Core, oidc_app: str, import_account: Callable[..., Awaitable[Any]]
+) -> None:
+    """An empty secret keeps the stored one; delete is confirmed and refused while in use."""
+    form = {"clientId": "new-client-id", "issuer": "", "additionalScopes": "x.read"}
+    stored = (await core.apps.require(oidc_app)).fields
+    form.update({k: stored[k] for k in ("tokenUrl", "authorizationUrl", "revocationUrl")})
+    form["issuer"] = stored["issuer"]
+    resp = await post_form(operator, f"/admin/apps/{oidc_app}", form)
+    assert resp.status == 303, await resp.text()
+    app = await core.apps.require(oidc_app)
+    assert app.client_id == "new-client-id" and app.additional_scopes == ["x.read"]
+    assert core.apps.client_secret(app) is not None
+    confirm = await operator.get(f"/admin/apps/{oidc_app}/delete")
+    assert "Delete the OAuth2 app" in await confirm.text()
+    await import_account("someone")
+    path = f"/admin/apps/{oidc_app}/delete"
+    resp = await post_form(operator, path, {}, page=path)
+    assert resp.status == 409 and "delete them first" in await resp.text()
+    await core.delete_account(await core.accounts.require("someone"))
+    resp = await post_form(operator, path, {}, page=path)
+    assert resp.status == 303 and await core.apps.get(oidc_app) is None
+
+
+async def test_edit_frozen_issuer_while_in_use(
+    operator: Client, core: Core, oidc_app: str, import_account: Callable[..., Awaitable[Any]]
+) -> None:
+    """Changing the issuer of an app with accounts is refused on the page with the reason."""
+    await import_account("someone")
+    stored = (await core.apps.require(oidc_app)).fields
+    form = {k: stored[k] for k in ("clientId", "tokenUrl", "authorizationUrl", "revocationUrl")}
+    form["issuer"] = "http://127.0.0.1:9/elsewhere"
+    resp = await post_form(operator, f"/admin/apps/{oidc_app}", form)
+    body = await resp.text()
+    assert resp.status == 409 and "cannot change while the app has accounts" in body
+    assert 'value="http://127.0.0.1:9/elsewhere"' in body
+
+
+async def test_checkbox_enables_the_token_endpoint(
+    operator: Client, core: Core, import_account: Callable[..., Awaitable[Any]]
+) -> None:
+    """The Security checkbox is what turns the oauth-token endpoint on (and off)."""
+    await import_account("example")
+    token, _ = await core.tokens.create(["oauth-tokens"], None, None, None, core.clock.now_ms())
+    bearer = {"Authorization": f"Bearer {token}"}
+    url = "/v1/account/example/oauth-token"
+    assert (await operator.get(url, headers=bearer)).status == 403
+    form = {OAUTH_TOKENS_API: "on", "allEvents": "on"}
+    resp = await post_form(operator, "/admin/settings", form)
+    assert resp.status == 303
+    assert (await operator.get(url, headers=bearer)).status == 200
+    page = await (await operator.get("/admin/settings")).text()
+    assert "Settings saved." in page and 'id="enable-token-api" checked' in page
+    await post_form(operator, "/admin/settings", {"allEvents": "on"})
+    assert (await core.settings.all())[OAUTH_TOKENS_API] is False
+
+
+async def test_settings_webhooks_saved(operator: Client, core: Core) -> None:
+    """URL, enabled, chosen events and custom headers are stored as the JSON API would."""
+    form: dict[str, Any] = {
+        "webhooks": "https://hooks.example.com/in",
+        "webhooksEnabled": "on",
+        "events": ["accountAdded", "authenticationError"],
+        "webhookHeaders": "X-Team: tokens\n\nX-Env: prod",
+        "allowedRedirectUrls": "https://app.example.com/done",
+    }
+    resp = await post_form(operator, "/admin/settings", form)
+    assert resp.status == 303
+    settings = await core.settings.all()
+    assert settings["webhooks"] == "https://hooks.example.com/in" and settings["webhooksEnabled"]
+    assert settings["webhookEvents"] == ["accountAdded", "authenticationError"]
+    assert settings["webhookHeaders"] == {"X-Team": "tokens", "X-Env": "prod"}
+    assert settings["allowedRedirectUrls"] == ["https://app.example.com/done"]
+
+
+async def test_settings_bad_input_keeps_what_was_typed(operator: Client, core: Core) -> None:
+    """A bad URL or header line is refused (400) with the message and the typed values."""
+    for fields, message in (
+        ({"webhooks": "ftp://hooks.example.com"}, "webhooks"),
+        ({"webhookHeaders": "no colon here"}, "Name: value"),
+    ):
+        form = {"webhookHeaders": "", "webhooksEnabled": "on", **fields}
+        resp = await post_form(operator, "/admin/settings", form)
+        body = await resp.text()
+        assert resp.status == 400 and message in body
+        assert next(iter(fields.values())) in body
+        assert 'id="webhooks-enabled" checked' in body
+    assert (await core.settings.all())["webhooks"] is None
+
+
+async def test_webhook_secret_shown_once_and_test_event(operator: Client, core: Core) -> None:
+    """A rotated secret is on that answer only; the test event needs a URL and a secret."""
+    resp = await post_form(operator, "/admin/settings/webhook-test", {}, page="/admin/settings")
+    assert resp.status == 303
+    assert "rotate a secret first" in await (await operator.get("/admin/settings")).text()
+    resp = await post_form(operator, "/admin/settings/webhook-secret", {}, page="/admin/settings")
+    body = await resp.text()
+    assert resp.status == 200 and "whsec_" in body and resp.headers["Cache-Control"] == "no-store"
+    assert "whsec_" not in await (await operator.get("/admin/settings")).text()
+    await core.settings.update({"webhooks": "http://127.0.0.1:9/closed"})
+    await post_form(operator, "/admin/settings/webhook-test", {}, page="/admin/settings")
+    page = await (await operator.get("/admin/settings")).text()
+    assert "Test event msg_" in page and "whsec_" not in page
