@@ -30,6 +30,7 @@ class ApiToken:
     description: str | None
     created_ms: int
     expires_at_ms: int | None
+    last_used_ms: int | None = None
 
     def allows(self, scope: str) -> bool:
         """True when the token carries `scope` or `*`."""
@@ -44,6 +45,7 @@ class ApiToken:
             "description": self.description,
             "created": iso(self.created_ms),
             "expires": iso(self.expires_at_ms) if self.expires_at_ms else None,
+            "lastUsed": iso(self.last_used_ms) if self.last_used_ms else None,
         }
 
 
@@ -59,6 +61,7 @@ def token_from_hash(digest: str, raw: dict[str, str]) -> ApiToken | None:
         description=raw.get("description") or None,
         created_ms=int(raw["created"]),
         expires_at_ms=int(raw["expires"]) if raw.get("expires") else None,
+        last_used_ms=int(raw["lastUsed"]) if raw.get("lastUsed") else None,
     )
 
 

@@ -70,6 +70,7 @@ class Core:
         self.cipher = Cipher(config.secret_key, config.old_secret_keys)
         self.scripts = Scripts(redis)
         self.cache = LocalCache(config.cache_ttl_s)
+        self.token_uses: dict[str, int] = {}  # API token digest -> last use (epoch ms)
         notify = self.cache.invalidate
         self.tokens = ApiTokenStore(redis, self.keys, notify)
         self.settings = SettingsStore(redis, self.keys, notify)
@@ -131,7 +132,22 @@ class Core:
             raw = await read_hash(self.redis, self.keys.api_token(digest))
             token = token_from_hash(digest, raw)
             self.cache.put(f"token:{digest}", token, epoch)
-        return check_access(token, scope, account, self.clock.now_ms())
+        now = self.clock.now_ms()
+        allowed = check_access(token, scope, account, now)
+        self.token_uses[digest] = now  # written to Redis in batches by flush_token_uses()
+        return allowed
+
+    async def flush_token_uses(self) -> None:
+        """Write the API tokens' last-use times gathered since the last flush."""
+        uses, self.token_uses = self.token_uses, {}
+        if not uses:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for digest, at_ms in uses.items():
+                await self.scripts.queue(
+                    pipe, "apitoken_touch", [self.keys.api_token(digest)], [at_ms]
+                )
+            await pipe.execute()
 
     async def setting(self, name: str) -> Any:
         """Return one setting, cached per process."""

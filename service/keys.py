@@ -75,6 +75,11 @@ class Keys:
         """Stream of events not tied to one account (appCredentialsError)."""
         return f"{self._global}:events"
 
+    @property
+    def workers(self) -> str:
+        """Hash of worker id -> its last heartbeat (epoch ms), for the dashboard."""
+        return f"{self._global}:workers"
+
     def rate(self, app: str) -> str:
         """Token bucket limiting refreshes per second of one app, shared by all workers."""
         return f"{self._global}:rate:{app}"

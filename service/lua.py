@@ -25,6 +25,7 @@ SCRIPT_NAMES = (
     "webhook_redeliver",
     "hash_swap_fields",
     "account_restore",
+    "apitoken_touch",
 )
 
 
@@ -47,4 +48,7 @@ class Scripts:
 
     async def queue(self, pipe: Pipeline, name: str, keys: list[str], args: list[Any]) -> None:
         """Add script `name` to a pipeline; its execute() loads scripts the server lacks."""
-        await self._scripts[name](keys=keys, args=args, client=pipe)
+        if isinstance(pipe, Pipeline):
+            await self._scripts[name](keys=keys, args=args, client=pipe)
+        else:  # a cluster pipeline cannot load scripts at execute(): send the source
+            pipe.eval(self._scripts[name].script, len(keys), *keys, *args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import aiohttp
 import structlog
@@ -12,7 +13,7 @@ from service.clock import Clock
 from service.config import Config
 from service.core import Core
 from service.metrics import Metrics
-from service.redisconn import create_redis
+from service.redisconn import STORE_ERRORS, create_redis
 from workers.health import beat
 from workers.refresh import RefreshLoop
 from workers.webhooks import WebhookLoop
@@ -86,4 +87,8 @@ class Worker:
             if progress != seen:
                 seen = progress
                 await asyncio.to_thread(beat, self.config.worker_health_file)
+                with contextlib.suppress(*STORE_ERRORS):  # the dashboard's view; best effort
+                    await self.core.redis.hset(
+                        self.core.keys.workers, self.webhooks.consumer, self.core.clock.now_ms()
+                    )
             await asyncio.sleep(max(self.config.poll_ms / 1000, 1.0))

@@ -17,7 +17,7 @@ from service.clock import Clock, SystemClock, iso
 from service.config import Config
 from service.core import Core
 from service.metrics import Metrics
-from service.redisconn import create_redis
+from service.redisconn import STORE_ERRORS, create_redis
 from service.web.admin.middleware import admin_middleware
 from service.web.admin.session import sessions
 from service.web.appkeys import (
@@ -66,6 +66,25 @@ async def admin_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def token_use_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The task that writes API tokens' last-use times every few seconds (and at shutdown)."""
+    core = app[CORE]
+
+    async def flush_forever() -> None:
+        while True:
+            await asyncio.sleep(TOKEN_USE_FLUSH_S)
+            with contextlib.suppress(*STORE_ERRORS):  # only a last-use time: retried next time
+                await core.flush_token_uses()
+
+    task = asyncio.create_task(flush_forever())
+    yield
+    while not task.done():  # redis-py may swallow a cancel that lands inside connect()
+        task.cancel()
+        await asyncio.wait([task], timeout=0.1)
+    with contextlib.suppress(*STORE_ERRORS):
+        await core.flush_token_uses()
+
+
 async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
     """The task that follows cache invalidations."""
     core = app[CORE]
@@ -77,6 +96,9 @@ async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         await asyncio.wait([task], timeout=0.1)
     await listener.aclose()
+
+
+TOKEN_USE_FLUSH_S = 5.0  # how often API tokens' last-use times reach Redis
 
 
 def create_app(config: Config, clock: Clock | None = None) -> web.Application:
@@ -94,6 +116,6 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
         autoescape=True,
         filters={"iso": iso},
     )
-    app.cleanup_ctx.extend([redis_ctx, http_ctx, core_ctx, admin_ctx, cache_ctx])
+    app.cleanup_ctx.extend([redis_ctx, http_ctx, core_ctx, admin_ctx, cache_ctx, token_use_ctx])
     add_routes(app)
     return app

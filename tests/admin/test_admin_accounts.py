@@ -164,3 +164,11 @@ async def test_dashboard(operator: Client, core: Core, import_account: Importer)
     await import_account("example")
     page = await (await operator.get("/admin/")).text()
     assert 'id="active-count">1<' in page and "Disabled" in page and "0 dead letters" in page
+
+
+async def test_dashboard_counts_live_workers(operator: Client, core: Core) -> None:
+    """Workers whose heartbeat reached Redis within a minute are counted; stale ones are not."""
+    now = core.clock.now_ms()
+    await core.redis.hset(core.keys.workers, mapping={"w1": now - 5_000, "w2": now - 600_000})
+    page = await (await operator.get("/admin/")).text()
+    assert "1 worker reported in the last minute" in page

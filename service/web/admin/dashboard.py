@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from aiohttp import web
+from redis.asyncio import Redis
 
 from service.deliveries import Deliveries
 from service.web.admin.render import page
@@ -28,9 +31,16 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         "oldest_s": oldest_ms // 1000,
         "dead": await deliveries.dead_count(),
         "overdue": overdue,
+        "workers": await _live_workers(core.redis, core.keys.workers, now),
         "settings": await core.settings.all(),
     }
     return await page(request, "dashboard.html", context)
+
+
+async def _live_workers(redis: Redis, key: str, now_ms: int) -> int:
+    """Workers whose heartbeat reached Redis within the last minute."""
+    beats = cast(dict[str, str], await redis.hgetall(key))
+    return sum(1 for at in beats.values() if now_ms - int(at) <= 60_000)
 
 
 async def admin_root(request: web.Request) -> web.StreamResponse:
