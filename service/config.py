@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 ENV_PREFIX = "TOKENBROKER_"
 LOG_FORMATS = ("json", "console", "auto")
+REDIS_MODES = ("single", "cluster")
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 
 
 class ConfigError(Exception):
@@ -30,6 +32,7 @@ class Config:
     port: int = 8080
     base_url: str = "http://127.0.0.1:8080"
     redis_prefix: str = "tb"
+    redis_mode: str = "single"  # "cluster" also when REDIS_URL is redis+cluster://
     schedule_partitions: int = 1
     log_format: str = "auto"
     enable_oauth_tokens_api_seed: bool | None = None
@@ -87,6 +90,7 @@ class Config:
             port=port,
             base_url=reader.url("TOKENBROKER_BASE_URL", f"http://{_url_host(host)}:{port}"),
             redis_prefix=reader.prefix("TOKENBROKER_REDIS_PREFIX", "tb"),
+            redis_mode=reader.choice("TOKENBROKER_REDIS_MODE", "single", REDIS_MODES),
             schedule_partitions=reader.integer("TOKENBROKER_SCHEDULE_PARTITIONS", 1, 1, 1024),
             log_format=reader.choice("TOKENBROKER_LOG_FORMAT", "auto", LOG_FORMATS),
             enable_oauth_tokens_api_seed=reader.optional_bool(
@@ -220,8 +224,15 @@ class _Reader:
         raw = self._get(name)
         if raw is None:
             raise ConfigError(f"{name} is not set (for example redis://127.0.0.1:6379/0)")
-        if urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
-            raise ConfigError(f"{name} must start with redis://, rediss:// or unix://")
+        scheme = urlsplit(raw).scheme
+        if scheme in CLUSTER_SCHEMES:
+            hosts = raw.partition("://")[2].rpartition("@")[2].partition("/")[0].split(",")
+            if not all(h.rpartition(":")[2].isdigit() and h.rpartition(":")[0] for h in hosts):
+                raise ConfigError(f"{name} must list host:port nodes: redis+cluster://h:p,h:p")
+        elif scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(
+                f"{name} must start with redis://, rediss://, unix:// or redis+cluster://"
+            )
         return raw
 
     def prefix(self, name: str, default: str) -> str:

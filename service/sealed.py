@@ -63,17 +63,17 @@ async def account_ids(redis: Redis, keys: Keys, batch: int) -> AsyncIterator[lis
 
     SCAN may name a key twice while Redis resizes its table; every user of it is idempotent.
     """
-    cursor, pending = 0, []
-    while True:
-        cursor, found = await redis.scan(
-            cursor, match=keys.account_pattern(), count=batch, _type="hash"
-        )
-        pending += [a for a in map(keys.account_id_of, cast(list[str], found)) if a is not None]
-        if len(pending) >= batch or (cursor == 0 and pending):
+    pending: list[str] = []
+    # scan_iter: a cluster client scans every master in turn
+    async for key in redis.scan_iter(match=keys.account_pattern(), count=batch, _type="hash"):
+        account = keys.account_id_of(cast(str, key))
+        if account is not None:
+            pending.append(account)
+        if len(pending) >= batch:
             yield pending
             pending = []
-        if cursor == 0:
-            return
+    if pending:
+        yield pending
 
 
 async def records(redis: Redis, keys: Keys, batch: int) -> AsyncIterator[list[Record]]:
