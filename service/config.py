@@ -9,12 +9,14 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 ENV_PREFIX = "TOKENBROKER_"
 LOG_FORMATS = ("json", "console", "auto")
 REDIS_MODES = ("single", "cluster")
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+SENTINEL_FORM = "redis+sentinel://[:password@]host:port[,host:port…]/<service-name>[/<db>]"
 
 
 class ConfigError(Exception):
@@ -82,15 +84,19 @@ class Config:
         reader = _Reader(env)
         port = reader.integer("TOKENBROKER_PORT", 8080, 1, 65535)
         host = reader.text("TOKENBROKER_HOST", "127.0.0.1")
+        redis_url = reader.redis_url("REDIS_URL")
+        redis_mode = reader.choice("TOKENBROKER_REDIS_MODE", "single", REDIS_MODES)
+        if redis_mode == "cluster" and urlsplit(redis_url).scheme in SENTINEL_SCHEMES:
+            raise ConfigError("TOKENBROKER_REDIS_MODE=cluster does not go with a Sentinel URL")
         return cls(
-            redis_url=reader.redis_url("REDIS_URL"),
+            redis_url=redis_url,
             secret_key=reader.key("TOKENBROKER_SECRET"),
             old_secret_keys=reader.keys("TOKENBROKER_OLD_SECRETS"),
             host=host,
             port=port,
             base_url=reader.url("TOKENBROKER_BASE_URL", f"http://{_url_host(host)}:{port}"),
             redis_prefix=reader.prefix("TOKENBROKER_REDIS_PREFIX", "tb"),
-            redis_mode=reader.choice("TOKENBROKER_REDIS_MODE", "single", REDIS_MODES),
+            redis_mode=redis_mode,
             schedule_partitions=reader.integer("TOKENBROKER_SCHEDULE_PARTITIONS", 1, 1, 1024),
             log_format=reader.choice("TOKENBROKER_LOG_FORMAT", "auto", LOG_FORMATS),
             enable_oauth_tokens_api_seed=reader.optional_bool(
@@ -124,6 +130,37 @@ class Config:
             webhook_lease_ms=reader.integer("TOKENBROKER_WEBHOOK_LEASE_MS", 60_000, 100, 3_600_000),
             webhook_concurrency=reader.integer("TOKENBROKER_WEBHOOK_CONCURRENCY", 16, 1, 1024),
         )
+
+
+@dataclass(frozen=True)
+class SentinelUrl:
+    """The parts of a redis+sentinel:// URL."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service_name: str
+    db: int
+    password: str | None
+    ssl: bool
+
+
+def sentinel_parts(url: str) -> SentinelUrl | None:
+    """The parts of redis(s)+sentinel://[:pw@]host:port[,host:port…]/<service>[/<db>], or None."""
+    scheme, _, rest = url.partition("://")
+    userinfo, _, location = rest.rpartition("@")
+    hosts, _, path = location.partition("/")
+    sentinels: list[tuple[str, int]] = []
+    for item in hosts.split(","):
+        host, _, port = item.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            return None
+        sentinels.append((host, int(port)))
+    service, _, db = path.partition("/")
+    if not service or "/" in db or (db and not db.isdigit()):
+        return None
+    password = unquote(userinfo.partition(":")[2]) if userinfo else ""
+    ssl = scheme == "rediss+sentinel"
+    return SentinelUrl(tuple(sentinels), unquote(service), int(db or 0), password or None, ssl)
 
 
 def _url_host(host: str) -> str:
@@ -229,9 +266,13 @@ class _Reader:
             hosts = raw.partition("://")[2].rpartition("@")[2].partition("/")[0].split(",")
             if not all(h.rpartition(":")[2].isdigit() and h.rpartition(":")[0] for h in hosts):
                 raise ConfigError(f"{name} must list host:port nodes: redis+cluster://h:p,h:p")
+        elif scheme in SENTINEL_SCHEMES:
+            if sentinel_parts(raw) is None:
+                raise ConfigError(f"{name} must look like {SENTINEL_FORM}, got {raw!r}")
         elif scheme not in ("redis", "rediss", "unix"):
             raise ConfigError(
-                f"{name} must start with redis://, rediss://, unix:// or redis+cluster://"
+                f"{name} must start with redis://, rediss://, unix://, redis+cluster://"
+                " or redis+sentinel://"
             )
         return raw
 

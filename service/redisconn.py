@@ -9,11 +9,12 @@ from urllib.parse import unquote, urlsplit
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.config import Config
+from service.config import SENTINEL_SCHEMES, Config, sentinel_parts
 from service.redis_cluster import cluster_client
 
 STORE_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
@@ -24,12 +25,31 @@ def is_cluster(config: Config) -> bool:
     return config.redis_mode == "cluster" or "+cluster://" in config.redis_url
 
 
+def is_sentinel(config: Config) -> bool:
+    """True when REDIS_URL names a master through Redis Sentinel (redis+sentinel://)."""
+    return urlsplit(config.redis_url).scheme in SENTINEL_SCHEMES
+
+
+class SentinelRedis(Redis):
+    """A client of the master Sentinel names now; closing it closes its sentinel clients too."""
+
+    sentinels: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        """Close the master's pool and the connections to the sentinels."""
+        await super().aclose(close_connection_pool)
+        if self.sentinels is not None:
+            await self.sentinels.aclose()
+
+
 def create_redis(config: Config, *, retries: int = 1) -> Redis:
     """Return a client for REDIS_URL that fails fast instead of retrying for seconds.
 
     With retries=0 the client never reconnects behind the caller's back (pub/sub listeners).
     A cluster client is returned typed as Redis: the stores use only commands that
     RedisCluster routes by key (every script and MULTI/EXEC touches one hash tag).
+    A Sentinel URL gives a plain Redis whose connections ask the sentinels for the master
+    on every (re)connect, so it follows a failover.
     """
     options: dict[str, Any] = {
         "socket_timeout": config.redis_timeout_s,
@@ -44,6 +64,8 @@ def create_redis(config: Config, *, retries: int = 1) -> Redis:
     }
     if is_cluster(config):
         return cast(Redis, _cluster(config.redis_url, options))
+    if is_sentinel(config):
+        return _sentinel(config.redis_url, options)
     return Redis.from_url(config.redis_url, **options)
 
 
@@ -63,6 +85,29 @@ def _cluster(url: str, options: dict[str, Any]) -> RedisCluster:
         password=unquote(password) or None,
         **options,
     )
+
+
+def _sentinel(url: str, options: dict[str, Any]) -> Redis:
+    """The master of redis+sentinel://[:password@]host:port[,host:port…]/<service>[/<db>]."""
+    parts = sentinel_parts(url)
+    if parts is None:  # Config validated it; a hand-built Config may not have
+        raise ValueError(f"not a Sentinel URL: {url!r}")
+    timeouts = {k: options[k] for k in ("socket_timeout", "socket_connect_timeout")}
+    sentinel_options: dict[str, Any] = {**timeouts, "ssl": True} if parts.ssl else dict(timeouts)
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        list(parts.sentinels), sentinel_kwargs=sentinel_options, **timeouts
+    )
+    master = sentinel.master_for(
+        parts.service_name,
+        redis_class=SentinelRedis,
+        db=parts.db,
+        password=parts.password,
+        ssl=parts.ssl,
+        **options,
+    )
+    client = cast(SentinelRedis, master)
+    client.sentinels = sentinel
+    return client
 
 
 async def read_hash(redis: Redis, key: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-WAIT_S = 15.0
+WAIT_S = 30  # generous: CI shares 2 cores with Redis, the provider and the web app
 FLAGS = (
     "--headless",
     "--no-sandbox",
