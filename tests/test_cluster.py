@@ -28,6 +28,7 @@ from service.web.appkeys import CORE
 from tests.conftest import make_token
 from tests.support.cluster import RedisClusterProcesses
 from tests.support.idp import Idp
+from tests.support.processes import running
 from tests.workers.test_webhooks import Receiver
 from workers.worker import Worker
 
@@ -40,12 +41,8 @@ SCOPE = "openid email profile offline_access mail.read"
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcesses]:
     """Three cluster-enabled redis-servers on free loopback ports, slots assigned."""
-    nodes = RedisClusterProcesses(Path(tmp_path_factory.mktemp("cluster")))
-    try:
-        nodes.start()
+    with running(RedisClusterProcesses(Path(tmp_path_factory.mktemp("cluster")))) as nodes:
         yield nodes
-    finally:
-        nodes.stop()
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from service.redisconn import create_redis, is_cluster, is_sentinel
 from service.web.appkeys import CORE
 from tests.conftest import make_token
 from tests.support.idp import Idp
+from tests.support.processes import running
 from tests.support.sentinel import RedisSentinelProcesses
 from tests.test_cluster import eventually, import_accounts
 from workers.worker import Worker
@@ -31,12 +32,8 @@ Client = TestClient[web.Request, web.Application]
 @pytest.fixture(scope="module")
 def sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSentinelProcesses]:
     """A master, a replica and one sentinel on free loopback ports."""
-    processes = RedisSentinelProcesses(Path(tmp_path_factory.mktemp("sentinel")))
-    try:
-        processes.start()
+    with running(RedisSentinelProcesses(Path(tmp_path_factory.mktemp("sentinel")))) as processes:
         yield processes
-    finally:
-        processes.stop()
 
 
 @pytest.fixture

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import secrets
 
 import orjson
 from aiohttp import web
+
+from tests.support.processes import serve_on_loopback
 
 SCOPE = "openid email profile"
 LIFETIME_S = 3600
 
 
 def create_app() -> web.Application:
-    """POST /token rotates any refresh token; GET /stats counts requests; GET /health is 200."""
+    """POST /token rotates any refresh token; GET /stats counts requests (main adds /health)."""
     counts = {"refresh_requests": 0, "bad_requests": 0}
 
     async def token(request: web.Request) -> web.Response:
@@ -37,22 +38,15 @@ def create_app() -> web.Application:
     async def stats(request: web.Request) -> web.Response:
         return web.Response(body=orjson.dumps(counts), content_type="application/json")
 
-    async def health(request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
     app = web.Application()
     app.router.add_post("/token", token)
     app.router.add_get("/stats", stats)
-    app.router.add_get("/health", health)
     return app
 
 
 def main() -> None:
     """Serve the fake provider on 127.0.0.1 (default loop policy and run_app, like the service)."""
-    args = argparse.ArgumentParser(description=__doc__)
-    args.add_argument("--port", type=int, required=True)
-    ns = args.parse_args()
-    web.run_app(create_app(), host="127.0.0.1", port=ns.port, print=None, access_log=None)
+    serve_on_loopback(create_app, __doc__)
 
 
 if __name__ == "__main__":

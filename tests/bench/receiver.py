@@ -8,7 +8,6 @@ the sender's code). GET /stats reports the counts and the first hit and the last
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import dataclasses
@@ -18,6 +17,8 @@ import time
 
 import orjson
 from aiohttp import web
+
+from tests.support.processes import serve_on_loopback
 
 SAMPLE = 100
 
@@ -52,7 +53,7 @@ def signed_by(key: bytes, msg_id: str, timestamp: str, body: bytes, header: str)
 
 
 def create_app() -> web.Application:
-    """POST /hooks answers 200 at once; /stats, /reset, /secret; GET /health is 200."""
+    """POST /hooks answers 200 at once; /stats, /reset, /secret; main adds GET /health."""
     seen: set[str] = set()
     peers: set[object] = set()
     stats = Stats()
@@ -102,24 +103,17 @@ def create_app() -> web.Application:
             return web.Response(status=400, text="not a whsec_ secret")
         return web.Response(text="ok")
 
-    async def health(request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
     app = web.Application()
     app.router.add_post("/hooks", hook)
     app.router.add_get("/stats", report)
     app.router.add_post("/reset", reset)
     app.router.add_post("/secret", secret)
-    app.router.add_get("/health", health)
     return app
 
 
 def main() -> None:
     """Serve the receiver on 127.0.0.1 (default loop policy and run_app, like the service)."""
-    args = argparse.ArgumentParser(description=__doc__)
-    args.add_argument("--port", type=int, required=True)
-    ns = args.parse_args()
-    web.run_app(create_app(), host="127.0.0.1", port=ns.port, print=None, access_log=None)
+    serve_on_loopback(create_app, __doc__)
 
 
 if __name__ == "__main__":

@@ -10,30 +10,26 @@ import math
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import cast
 
 import aiohttp
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from service.clock import SystemClock, iso
-from service.config import Config, ConfigError
+from service.clock import iso
 from service.core import Core
-from service.embedded_redis import RedisProcess, free_port
+from service.embedded_redis import free_port
 from service.keys import Keys
-from service.redisconn import create_redis
 from service.schedule import Schedule
 from tests.bench.token_endpoint import TOKENBROKER, BenchError, spawn, start_server, wait_healthy
+from tests.support.bench import bench_main, run_measure, start_redis
+from tests.support.processes import cpu_seconds, now_ms, stop_processes, tail
 
 ACCOUNTS = 10_000
 LAG_ACCOUNTS, LAG_WINDOW_MS, LAG_START_MS = 3_000, 20_000, 1_000
@@ -127,18 +123,6 @@ class Bench:
     redis_pid: int
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process (all its threads), from /proc/<pid>/stat."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def now_ms() -> int:
-    """The wall clock, as the service reads it."""
-    return SystemClock().now_ms()
-
-
 def base_env(redis_url: str, poll_ms: int) -> dict[str, str]:
     """The environment of every worker process (and of the bench's own Config)."""
     return {
@@ -175,22 +159,7 @@ def start_workers(bench: Bench, count: int, name: str) -> list[WorkerProcess]:
 
 def stop_workers(workers: list[WorkerProcess]) -> list[int | None]:
     """SIGTERM every worker and wait (kill after 10 s); return their exit codes."""
-    for worker in workers:
-        if worker.process.poll() is None:
-            worker.process.terminate()
-    codes: list[int | None] = []
-    for worker in workers:
-        try:
-            codes.append(worker.process.wait(timeout=10))
-        except subprocess.TimeoutExpired:
-            worker.process.kill()
-            worker.process.wait()
-            codes.append(None)
-    return codes
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return stop_processes([worker.process for worker in workers])
 
 
 def account_fields(core: Core, account: str, now: int) -> dict[str, str]:
@@ -259,10 +228,10 @@ async def wait_refreshed(bench: Bench, workers: list[WorkerProcess], since_ms: i
         for worker in workers:
             if worker.process.poll() is not None:
                 raise BenchError(
-                    f"a worker exited ({worker.process.returncode}):\n" + _tail(worker.log)
+                    f"a worker exited ({worker.process.returncode}):\n" + tail(worker.log)
                 )
         if time.monotonic() > deadline:
-            raise BenchError(f"{left} accounts not refreshed in time:\n{_tail(workers[0].log)}")
+            raise BenchError(f"{left} accounts not refreshed in time:\n{tail(workers[0].log)}")
         await asyncio.sleep(0.02)
 
 
@@ -298,7 +267,7 @@ async def throughput(bench: Bench, count: int, profile: Path | None = None) -> T
     finally:
         codes = stop_workers(workers)
     if any(code != 0 for code in codes):
-        raise BenchError(f"workers exited with {codes}:\n{_tail(workers[0].log)}")
+        raise BenchError(f"workers exited with {codes}:\n{tail(workers[0].log)}")
     refreshes = after.granted - before.granted
     if refreshes < ACCOUNTS:
         raise BenchError(f"only {refreshes} grants for {ACCOUNTS} due accounts")
@@ -523,49 +492,18 @@ async def measure(bench: Bench, profile: Path | None) -> str:
     return report(runs, costs, lag, bench.core.config.poll_ms)
 
 
-async def with_core(
-    stack: contextlib.ExitStack,
-    tmp: Path,
-    env: dict[str, str],
-    provider: tuple[str, subprocess.Popen[bytes]],
-    redis_pid: int,
-    profile: Path | None,
-) -> str:
-    """Build the service's Core in this process (same Config as the workers) and measure."""
-    task = asyncio.current_task()
-    if task is not None:  # SIGTERM cancels the run like Ctrl-C does: every `finally` runs
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    config = Config.from_env(env)
-    redis = create_redis(config)
-    provider_url, provider_process = provider
-    try:
-        async with aiohttp.ClientSession() as http:
-            core = Core(config, redis, http, SystemClock())
-            bench = Bench(stack, tmp, env, core, http, provider_process, provider_url, redis_pid)
-            return await measure(bench, profile)
-    finally:
-        await redis.aclose()
-
-
 def run(stack: contextlib.ExitStack, profile: Path | None, poll_ms: int) -> str:
     """Start Redis and the fake provider, then measure; returns the report."""
-    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tokenbroker-bench-")))
-    redis = RedisProcess(tmp / "redis")
-    redis.start()
-    stack.callback(redis.stop)
-    if redis.process is None:
-        raise BenchError("redis-server did not start")
+    tmp, redis, redis_pid = start_redis(stack)
     args = [sys.executable, "-m", "tests.bench.fake_provider", "--port"]
-    provider = start_server(stack, args, dict(os.environ), tmp / "provider.log")
+    provider_url, provider = start_server(stack, args, dict(os.environ), tmp / "provider.log")
     env = base_env(redis.url, poll_ms)
-    try:
-        return asyncio.run(with_core(stack, tmp, env, provider, redis.process.pid, profile))
-    finally:
-        signal.signal(signal.SIGTERM, _terminated)  # the loop reset it on closing
 
+    async def measured(core: Core, http: aiohttp.ClientSession) -> str:
+        bench = Bench(stack, tmp, env, core, http, provider, provider_url, redis_pid)
+        return await measure(bench, profile)
 
-def _terminated(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+    return run_measure(env, measured)
 
 
 def main() -> int:
@@ -580,18 +518,7 @@ def main() -> int:
         "--poll-ms", type=int, default=DEFAULT_POLL_MS, help="TOKENBROKER_POLL_MS of the workers"
     )
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, _terminated)
-    try:
-        with contextlib.ExitStack() as stack:
-            table = run(stack, args.profile, args.poll_ms)
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("bench: interrupted", file=sys.stderr)
-        return 130
-    except (RuntimeError, OSError, subprocess.SubprocessError, ConfigError, RedisError) as exc:
-        print(f"bench: FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    print(table)
-    return 0
+    return bench_main(lambda stack: run(stack, args.profile, args.poll_ms))
 
 
 if __name__ == "__main__":

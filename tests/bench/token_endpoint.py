@@ -27,6 +27,7 @@ import orjson
 from service.clock import iso
 from service.embedded_redis import RedisProcess, free_port
 from tests.support.idp import Idp
+from tests.support.processes import stop_processes, tail
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKENBROKER = Path(sys.prefix) / "bin" / "tokenbroker"
@@ -93,20 +94,6 @@ def service_env(redis_url: str) -> dict[str, str]:
     }
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
 def spawn(
     stack: contextlib.ExitStack, args: list[str], env: dict[str, str], log: Path
 ) -> subprocess.Popen[bytes]:
@@ -115,7 +102,7 @@ def spawn(
     process = subprocess.Popen(
         args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
     )
-    stack.callback(_stop, process)
+    stack.callback(stop_processes, [process], 5)
     return process
 
 
@@ -124,12 +111,12 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         if process.poll() is not None:
-            raise BenchError(f"{process.args!r} exited ({process.returncode}):\n{_tail(log)}")
+            raise BenchError(f"{process.args!r} exited ({process.returncode}):\n{tail(log, 20)}")
         with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
             if response.status == 200:
                 return
         if time.monotonic() > deadline:
-            raise BenchError(f"{url} not healthy after {START_TIMEOUT_S:.0f} s:\n{_tail(log)}")
+            raise BenchError(f"{url} not healthy after {START_TIMEOUT_S:.0f} s:\n{tail(log, 20)}")
         time.sleep(0.05)
 
 

@@ -21,28 +21,26 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any, cast
 
 import aiohttp
 import orjson
-from redis.exceptions import RedisError
 
-from service.clock import SystemClock
-from service.config import Config, ConfigError
+from service.config import Config
 from service.core import Core
 from service.deliveries import GROUP, Deliveries
-from service.embedded_redis import RedisProcess, free_port
+from service.embedded_redis import free_port
 from service.events import event_json
 from service.redisconn import create_redis
 from service.webhook_secrets import WebhookSecrets
 from tests.bench.token_endpoint import TOKENBROKER, BenchError, spawn, start_server, wait_healthy
+from tests.support.bench import SETUP_ERRORS, bench_main, run_measure, start_redis
+from tests.support.processes import cpu_seconds, now_ms, stop_processes, tail
 
 EVENTS = 20_000
 PARTITIONS = 4
@@ -96,18 +94,6 @@ class Bench:
     receiver_url: str
     redis_pid: int
     runs: int = 0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process (all its threads), from /proc/<pid>/stat."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def now_ms() -> int:
-    """The wall clock, as the service reads it."""
-    return SystemClock().now_ms()
 
 
 def base_env(redis_url: str) -> dict[str, str]:
@@ -208,18 +194,7 @@ def start_worker(bench: Bench, name: str) -> tuple[subprocess.Popen[bytes], Path
 
 def stop_worker(process: subprocess.Popen[bytes]) -> int | None:
     """SIGTERM the worker and wait (kill after 10 s); return its exit code."""
-    if process.poll() is None:
-        process.terminate()
-    try:
-        return process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        return None
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return stop_processes([process])[0]
 
 
 async def set_enabled(core: Core, enabled: bool) -> None:
@@ -237,9 +212,9 @@ async def wait_seen(
         if stats["unique"] >= count:
             return stats
         if process.poll() is not None:
-            raise BenchError(f"the worker exited ({process.returncode}):\n{_tail(log)}")
+            raise BenchError(f"the worker exited ({process.returncode}):\n{tail(log)}")
         if time.monotonic() > deadline:
-            raise BenchError(f"{stats['unique']} of {count} events seen in time:\n{_tail(log)}")
+            raise BenchError(f"{stats['unique']} of {count} events seen in time:\n{tail(log)}")
         await asyncio.sleep(0.02)
 
 
@@ -257,11 +232,11 @@ async def settle(bench: Bench, log: Path) -> None:
         if not pending:
             break
         if time.monotonic() > deadline:
-            raise BenchError(f"{pending} deliveries still pending:\n{_tail(log)}")
+            raise BenchError(f"{pending} deliveries still pending:\n{tail(log)}")
         await asyncio.sleep(0.05)
     failed = await deliveries.list("pending", 10) + await deliveries.list("failed", 10)
     if failed:
-        raise BenchError(f"deliveries failed: {failed[:2]}\n{_tail(log)}")
+        raise BenchError(f"deliveries failed: {failed[:2]}\n{tail(log)}")
 
 
 @contextlib.contextmanager
@@ -311,7 +286,7 @@ async def drain(bench: Bench, count: int, name: str, profile: Path | None = None
     finally:
         code = stop_worker(process)
     if code != 0:
-        raise BenchError(f"the worker exited with {code}:\n{_tail(log)}")
+        raise BenchError(f"the worker exited with {code}:\n{tail(log)}")
     if stats["bad_signatures"] or stats["missing_id"] or not stats["checked"]:
         raise BenchError(f"the receiver found bad requests: {stats}")
     if stats["unique"] != count:
@@ -470,49 +445,18 @@ async def set_receiver_secret(bench: Bench, secret: str) -> None:
             raise BenchError(f"receiver secret answered {response.status}")
 
 
-async def with_core(
-    stack: contextlib.ExitStack,
-    tmp: Path,
-    env: dict[str, str],
-    receiver: tuple[str, subprocess.Popen[bytes]],
-    redis_pid: int,
-    profile: Path | None,
-) -> str:
-    """Build the service's Core in this process (same Config as the worker) and measure."""
-    task = asyncio.current_task()
-    if task is not None:  # SIGTERM cancels the run like Ctrl-C does: every `finally` runs
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    config = Config.from_env(env)
-    redis = create_redis(config)
-    receiver_url, receiver_process = receiver
-    try:
-        async with aiohttp.ClientSession() as http:
-            core = Core(config, redis, http, SystemClock())
-            bench = Bench(stack, tmp, env, core, http, receiver_process, receiver_url, redis_pid)
-            return await measure(bench, profile)
-    finally:
-        await redis.aclose()
-
-
 def run(stack: contextlib.ExitStack, profile: Path | None) -> str:
     """Start Redis and the receiver, then measure; returns the report."""
-    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tokenbroker-bench-")))
-    redis = RedisProcess(tmp / "redis")
-    redis.start()
-    stack.callback(redis.stop)
-    if redis.process is None:
-        raise BenchError("redis-server did not start")
+    tmp, redis, redis_pid = start_redis(stack)
     args = [sys.executable, "-m", "tests.bench.receiver", "--port"]
-    receiver = start_server(stack, args, dict(os.environ), tmp / "receiver.log")
+    receiver_url, receiver = start_server(stack, args, dict(os.environ), tmp / "receiver.log")
     env = base_env(redis.url)
-    try:
-        return asyncio.run(with_core(stack, tmp, env, receiver, redis.process.pid, profile))
-    finally:
-        signal.signal(signal.SIGTERM, _terminated)  # the loop reset it on closing
 
+    async def measured(core: Core, http: aiohttp.ClientSession) -> str:
+        bench = Bench(stack, tmp, env, core, http, receiver, receiver_url, redis_pid)
+        return await measure(bench, profile)
 
-def _terminated(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+    return run_measure(env, measured)
 
 
 def main() -> int:
@@ -522,25 +466,7 @@ def main() -> int:
         "--profile", type=Path, help="also profile a run with py-spy (raw stacks to PATH)"
     )
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, _terminated)
-    try:
-        with contextlib.ExitStack() as stack:
-            table = run(stack, args.profile)
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("bench: interrupted", file=sys.stderr)
-        return 130
-    except (
-        RuntimeError,
-        OSError,
-        subprocess.SubprocessError,
-        ConfigError,
-        RedisError,
-        aiohttp.ClientError,
-    ) as exc:
-        print(f"bench: FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    print(table)
-    return 0
+    return bench_main(lambda stack: run(stack, args.profile), (*SETUP_ERRORS, aiohttp.ClientError))
 
 
 if __name__ == "__main__":

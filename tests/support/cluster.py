@@ -11,6 +11,7 @@ from pathlib import Path
 import redis
 
 from service.embedded_redis import _die_with_parent, server_binary
+from tests.support.processes import stop_processes
 
 BUS_OFFSET = 10_000  # a cluster node also listens on its port + 10000 (the cluster bus)
 SLOTS = 16_384
@@ -142,12 +143,5 @@ class RedisClusterProcesses:
 
     def stop(self) -> None:
         """Stop every node and wait for it to exit."""
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes)
         self.processes.clear()

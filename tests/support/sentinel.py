@@ -11,6 +11,7 @@ from pathlib import Path
 import redis
 
 from service.embedded_redis import _die_with_parent, server_binary
+from tests.support.processes import stop_processes
 
 SERVICE = "tb"
 
@@ -133,12 +134,5 @@ class RedisSentinelProcesses:
 
     def stop(self) -> None:
         """Stop the sentinel and both servers and wait for them to exit."""
-        for process in reversed(self.processes):
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes[::-1])
         self.processes.clear()

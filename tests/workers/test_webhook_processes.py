@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ctypes
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,25 +32,17 @@ from service.deliveries import GROUP, Deliveries
 from service.embedded_redis import RedisProcess, free_port
 from service.redisconn import create_redis
 from service.webhook_secrets import WebhookSecrets
+from tests.support.processes import (
+    Condition,
+    WorkerProc,
+    now_ms,
+    start_worker,
+    wait_until,
+    worker_env,
+)
 
-TOKENBROKER = Path(sys.executable).parent / "tokenbroker"
 APP_ID = "app"
 POLL_S = 0.05
-PR_SET_PDEATHSIG = 1
-LIBC = ctypes.CDLL("libc.so.6", use_errno=True) if sys.platform.startswith("linux") else None
-
-Condition = Callable[[], Awaitable[bool] | bool]
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the test process dies, so no worker outlives it."""
-    if LIBC is not None:
-        LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def now_ms() -> int:
-    """The wall clock in epoch ms (the workers' clock)."""
-    return SystemClock().now_ms()
 
 
 @dataclass(frozen=True)
@@ -154,49 +142,12 @@ class Receiver:
         return {h.account for h in self.hits if 200 <= h.status < 300}
 
 
-@dataclass
-class WorkerProc:
+class WebhookWorker(WorkerProc):
     """One `tokenbroker worker --only webhooks` subprocess and its log file (JSON lines)."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    expect_alive: bool = True
-
-    def logs(self) -> list[dict[str, Any]]:
-        """Every JSON log line written so far (the worker flushes every 0.2 s and at exit)."""
-        lines: list[dict[str, Any]] = []
-        for raw in self.log.read_bytes().splitlines():
-            try:
-                line = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(line, dict):
-                lines.append(line)
-        return lines
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        """The log lines whose event is `name`."""
-        return [line for line in self.logs() if line.get("event") == name]
 
     def attempts(self, outcome: str | None = None) -> list[dict[str, Any]]:
         """The worker's `webhook` lines (one per attempt), optionally of one outcome."""
         return [e for e in self.events("webhook") if outcome is None or e["outcome"] == outcome]
-
-    def tail(self, lines: int = 15) -> str:
-        """The end of the log, for failure messages."""
-        text = self.log.read_text(errors="replace").splitlines()[-lines:]
-        return f"--- {self.name} (exit {self.process.poll()}):\n" + "\n".join(text)
-
-    async def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> int:
-        """Send `sig` and return the exit code (fails if it does not exit in time)."""
-        self.expect_alive = False
-        self.process.send_signal(sig)
-        deadline = time.monotonic() + timeout_s
-        while (code := self.process.poll()) is None:
-            assert time.monotonic() < deadline, f"{self.name} did not exit\n{self.tail()}"
-            await asyncio.sleep(0.02)
-        return code
 
 
 @dataclass
@@ -210,14 +161,14 @@ class Stack:
     config: Config
     redis: Redis
     core: Core
-    workers: list[WorkerProc] = field(default_factory=list)
+    workers: list[WebhookWorker] = field(default_factory=list)
 
     @property
     def deliveries(self) -> Deliveries:
         """The delivery state, read through the service's own code."""
         return Deliveries(self.core.redis, self.core.keys, self.core.scripts)
 
-    def spawn(self, name: str, **overrides: str) -> WorkerProc:
+    def spawn(self, name: str, **overrides: str) -> WebhookWorker:
         """Start `tokenbroker worker --only webhooks` with the environment plus `overrides`."""
         log = self.tmp / f"{name}.log"
         env = {
@@ -225,17 +176,8 @@ class Stack:
             "TOKENBROKER_WORKER_HEALTH_FILE": str(self.tmp / f"{name}.health"),
             **overrides,
         }
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [str(TOKENBROKER), "worker", "--only", "webhooks"],
-                env=env,
-                cwd=self.tmp,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                preexec_fn=_die_with_parent,
-            )
-        worker = WorkerProc(name, process, log)
+        process = start_worker(["--only", "webhooks"], env, self.tmp, log)
+        worker = WebhookWorker(name, process, log)
         self.workers.append(worker)
         return worker
 
@@ -306,24 +248,19 @@ class Stack:
 
     async def wait_until(self, condition: Condition, what: str, timeout_s: float) -> None:
         """Poll `condition` until it holds; fail naming `what` (and any dead worker) otherwise."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            result = condition()
-            if not isinstance(result, bool):
-                result = await result
-            if result:
-                return
-            assert not self.receiver.rejected, self.diagnostics()
-            for worker in self.workers:
-                if worker.expect_alive and worker.process.poll() is not None:
-                    raise AssertionError(
-                        f"{worker.name} exited while waiting for {what}\n{self.diagnostics()}"
-                    )
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"timed out after {timeout_s} s waiting for {what}\n{self.diagnostics()}"
-                )
-            await asyncio.sleep(POLL_S)
+        await wait_until(
+            condition,
+            what,
+            timeout_s,
+            poll_s=POLL_S,
+            workers=self.workers,
+            diagnostics=self.diagnostics,
+            check=self._no_rejections,
+        )
+
+    def _no_rejections(self) -> None:
+        """The receiver rejected no signature."""
+        assert not self.receiver.rejected, self.diagnostics()
 
     def assert_quiet(self, worker: WorkerProc, *allowed: str) -> None:
         """No warning or error in the worker's log except the `allowed` events."""
@@ -338,29 +275,17 @@ class Stack:
 
 def base_env(server: RedisProcess, tmp: Path) -> dict[str, str]:
     """The workers' environment: this process's, minus tokenbroker variables, plus short times."""
-    env = {
-        k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith("TOKENBROKER_")
-    }
-    env.update(
-        {
-            "REDIS_URL": server.url,
-            "TOKENBROKER_SECRET": base64.b64encode(os.urandom(32)).decode(),
-            "TOKENBROKER_LOG_FORMAT": "json",
-            "TOKENBROKER_ALLOW_PRIVATE_URLS": "true",
-            "TOKENBROKER_POLL_MS": "100",
-            "TOKENBROKER_REDIS_TIMEOUT_S": "1",
-            "TOKENBROKER_PROVIDER_TIMEOUT_S": "3",
-            "TOKENBROKER_SHUTDOWN_GRACE_S": "5",
-            "TOKENBROKER_LOCK_MS": "6000",
-            "TOKENBROKER_WEBHOOK_TIMEOUT_S": "4",
-            "TOKENBROKER_WEBHOOK_RETRY_BUDGET_S": "3600",
-            "TOKENBROKER_WEBHOOK_RETRY_BASE_MS": "200",
-            "TOKENBROKER_WEBHOOK_LEASE_MS": "5000",
-            "TOKENBROKER_WEBHOOK_CONCURRENCY": "8",
-            "TOKENBROKER_WORKER_HEALTH_FILE": str(tmp / "worker.health"),
-        }
+    return worker_env(
+        server.url,
+        base64.b64encode(os.urandom(32)).decode(),
+        tmp,
+        TOKENBROKER_LOCK_MS="6000",
+        TOKENBROKER_WEBHOOK_TIMEOUT_S="4",
+        TOKENBROKER_WEBHOOK_RETRY_BUDGET_S="3600",
+        TOKENBROKER_WEBHOOK_RETRY_BASE_MS="200",
+        TOKENBROKER_WEBHOOK_LEASE_MS="5000",
+        TOKENBROKER_WEBHOOK_CONCURRENCY="8",
     )
-    return env
 
 
 MakeStack = Callable[..., Awaitable[Stack]]

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ctypes
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -37,8 +34,16 @@ from service.expiry import due_ms
 from service.redisconn import create_redis
 from tests.conftest import TEST_SECRET
 from tests.support.idp import Idp
+from tests.support.processes import (
+    TOKENBROKER,
+    Condition,
+    WorkerProc,
+    now_ms,
+    start_worker,
+    wait_until,
+    worker_env,
+)
 
-TOKENBROKER = Path(sys.executable).parent / "tokenbroker"
 SECRET_B64 = base64.b64encode(TEST_SECRET).decode()
 SCOPE = "openid email profile offline_access mail.read"
 # The short-lived providers' access token lifetime: 30 s, because the broker reads any
@@ -50,65 +55,6 @@ SHORT_TTL_S = 30
 SHORT_IDPS = 4
 POLL_S = 0.1
 HOUR_MS = 3_600_000
-PR_SET_PDEATHSIG = 1
-LIBC = ctypes.CDLL("libc.so.6", use_errno=True) if sys.platform.startswith("linux") else None
-
-Condition = Callable[[], Awaitable[bool] | bool]
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the test process dies, so no worker outlives it.
-
-    libc is loaded beforehand: the child of a threaded parent must not dlopen.
-    """
-    if LIBC is not None:
-        LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def now_ms() -> int:
-    """The wall clock in epoch ms (the workers' clock)."""
-    return SystemClock().now_ms()
-
-
-@dataclass
-class WorkerProc:
-    """One `tokenbroker worker` subprocess and the file holding its stderr (JSON lines)."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    expect_alive: bool = True
-
-    def logs(self) -> list[dict[str, Any]]:
-        """Every JSON log line written so far (the worker flushes every 0.2 s and at exit)."""
-        lines: list[dict[str, Any]] = []
-        for raw in self.log.read_bytes().splitlines():
-            try:
-                line = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(line, dict):
-                lines.append(line)
-        return lines
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        """The log lines whose event is `name`."""
-        return [line for line in self.logs() if line.get("event") == name]
-
-    def tail(self, lines: int = 15) -> str:
-        """The end of the log, for failure messages."""
-        text = self.log.read_text(errors="replace").splitlines()[-lines:]
-        return f"--- {self.name} (exit {self.process.poll()}):\n" + "\n".join(text)
-
-    async def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> int:
-        """Send `sig` and return the exit code (fails if it does not exit in time)."""
-        self.expect_alive = False
-        self.process.send_signal(sig)
-        deadline = time.monotonic() + timeout_s
-        while (code := self.process.poll()) is None:
-            assert time.monotonic() < deadline, f"{self.name} did not exit\n{self.tail()}"
-            await asyncio.sleep(0.02)
-        return code
 
 
 @dataclass
@@ -127,16 +73,7 @@ class Stack:
     def spawn(self, name: str, **overrides: str) -> WorkerProc:
         """Start `tokenbroker worker` with the stack's environment plus `overrides`."""
         log = self.tmp / f"{name}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [str(TOKENBROKER), "worker"],
-                env={**self.env, **overrides},
-                cwd=self.tmp,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                preexec_fn=_die_with_parent,
-            )
+        process = start_worker([], {**self.env, **overrides}, self.tmp, log)
         worker = WorkerProc(name, process, log)
         self.workers.append(worker)
         return worker
@@ -171,23 +108,14 @@ class Stack:
         self, condition: Condition, what: str, timeout_s: float, poll_s: float = POLL_S
     ) -> None:
         """Poll `condition` until it holds; fail naming `what` (and any dead worker) otherwise."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            result = condition()
-            if not isinstance(result, bool):
-                result = await result
-            if result:
-                return
-            for worker in self.workers:
-                if worker.expect_alive and worker.process.poll() is not None:
-                    raise AssertionError(
-                        f"{worker.name} exited while waiting for {what}\n{self.diagnostics()}"
-                    )
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"timed out after {timeout_s} s waiting for {what}\n{self.diagnostics()}"
-                )
-            await asyncio.sleep(poll_s)
+        await wait_until(
+            condition,
+            what,
+            timeout_s,
+            poll_s=poll_s,
+            workers=self.workers,
+            diagnostics=self.diagnostics,
+        )
 
     async def add_accounts(
         self,
@@ -291,29 +219,17 @@ class Stack:
 
 def base_env(server: RedisProcess, tmp: Path) -> dict[str, str]:
     """The workers' environment: this process's, minus tokenbroker variables, plus short times."""
-    env = {
-        k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith("TOKENBROKER_")
-    }
-    env.update(
-        {
-            "REDIS_URL": server.url,
-            "TOKENBROKER_SECRET": SECRET_B64,
-            "TOKENBROKER_LOG_FORMAT": "json",
-            "TOKENBROKER_ALLOW_PRIVATE_URLS": "true",
-            "TOKENBROKER_ALLOW_ENDPOINT_OVERRIDES": "true",
-            "TOKENBROKER_APP_RATE_PER_S": "100000",
-            "TOKENBROKER_REFRESH_LEAD_S": "15",
-            "TOKENBROKER_POLL_MS": "100",
-            "TOKENBROKER_LEASE_MS": "5000",
-            "TOKENBROKER_LOCK_MS": "5000",
-            "TOKENBROKER_PROVIDER_TIMEOUT_S": "3",
-            "TOKENBROKER_REDIS_TIMEOUT_S": "1",
-            "TOKENBROKER_WORKER_CONCURRENCY": "8",
-            "TOKENBROKER_SHUTDOWN_GRACE_S": "5",
-            "TOKENBROKER_WORKER_HEALTH_FILE": str(tmp / "worker.health"),
-        }
+    return worker_env(
+        server.url,
+        SECRET_B64,
+        tmp,
+        TOKENBROKER_ALLOW_ENDPOINT_OVERRIDES="true",
+        TOKENBROKER_APP_RATE_PER_S="100000",
+        TOKENBROKER_REFRESH_LEAD_S="15",
+        TOKENBROKER_LEASE_MS="5000",
+        TOKENBROKER_LOCK_MS="5000",
+        TOKENBROKER_WORKER_CONCURRENCY="8",
     )
-    return env
 
 
 MakeStack = Callable[..., Awaitable[Stack]]
