@@ -74,21 +74,25 @@ class Deliveries:
         flat = await self.scripts.run(
             "schedule_claim", [self.keys.webhook_retries(outbox)], [now_ms, lease_ms, count]
         )
-        found = []
-        for msg_id in flat[0::2]:
-            record = await read_hash(self.redis, self.keys.webhook_record(outbox, msg_id))
-            if record:
-                found.append(
-                    Delivery(
-                        outbox,
-                        msg_id,
-                        record["payload"],
-                        attempts=orjson.loads(record.get("attempts", "[]")),
-                        first_ms=int(record["first"]) if record.get("first") else None,
-                    )
-                )
-            else:
-                await self.redis.zrem(self.keys.webhook_retries(outbox), msg_id)
+        ids = [str(msg_id) for msg_id in flat[0::2]]
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for msg_id in ids:
+                pipe.hgetall(self.keys.webhook_record(outbox, msg_id))
+            records = cast(list[dict[str, str]], await pipe.execute())
+        found, orphans = [], []
+        for msg_id, record in zip(ids, records, strict=True):
+            if not record:
+                orphans.append(msg_id)
+                continue
+            attempts = orjson.loads(record.get("attempts", "[]"))
+            first = int(record["first"]) if record.get("first") else None
+            found.append(
+                Delivery(outbox, msg_id, record["payload"], attempts=attempts, first_ms=first)
+            )
+        if orphans:  # a retry entry whose record is gone: nothing left to deliver
+            await self.redis.zrem(self.keys.webhook_retries(outbox), *orphans)
         return found
 
     async def delivered(self, item: Delivery, summary: dict[str, Any]) -> None:

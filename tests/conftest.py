@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -72,8 +74,13 @@ def make_client(
 ) -> Callable[..., Awaitable[TestClient[web.Request, web.Application]]]:
     """Start one more web app (a separate 'process' with its own cache) on the test Redis."""
 
-    async def make(cfg: Config | None = None) -> TestClient[web.Request, web.Application]:
-        return await aiohttp_client(create_app(cfg or config))
+    async def make(
+        cfg: Config | None = None, *, live: bool = True
+    ) -> TestClient[web.Request, web.Application]:
+        client = await aiohttp_client(create_app(cfg or config))
+        if live:
+            await wait_live(client)
+        return client
 
     return make
 
@@ -90,6 +97,14 @@ async def client(
 def core(client: TestClient[web.Request, web.Application]) -> Core:
     """The client's app core (stores, cache, refresher)."""
     return client.app[CORE]
+
+
+async def wait_live(client: TestClient[web.Request, web.Application]) -> None:
+    """Wait (max 5 s) until the app's cache follows invalidations, so tests start settled."""
+    deadline = time.monotonic() + 5
+    while not client.app[CORE].cache.live:
+        assert time.monotonic() < deadline, "the cache listener never subscribed"
+        await asyncio.sleep(0.005)
 
 
 async def make_token(

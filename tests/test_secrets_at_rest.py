@@ -14,7 +14,6 @@ import io
 import logging
 import secrets
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -29,7 +28,6 @@ from service import logs
 from service.clock import SystemClock, iso
 from service.core import Core
 from service.embedded_redis import RedisProcess
-from service.web.appkeys import CORE
 from tests.conftest import make_token
 from tests.support.idp import Idp
 
@@ -121,15 +119,6 @@ async def published(redis: Redis) -> AsyncIterator[list[Any]]:
         await asyncio.wait_for(task, timeout=5)
 
 
-@pytest.fixture
-async def live(client: Client) -> None:
-    """Wait (max 5 s) until the app follows cache invalidations (see tests/web/ fixtures)."""
-    deadline = time.monotonic() + 5
-    while not client.app[CORE].cache.live:
-        assert time.monotonic() < deadline, "the cache listener never subscribed"
-        await asyncio.sleep(0.005)
-
-
 def aof_sizes(data_dir: Path) -> dict[Path, int]:
     """Size of every file of the Redis data dir (the AOF parts) right now."""
     return {path: path.stat().st_size for path in data_dir.rglob("*") if path.is_file()}
@@ -190,7 +179,6 @@ async def test_no_secret_at_rest_in_logs_or_answers(
     published: list[Any],
     redis_server: RedisProcess,
     client: Client,
-    live: None,
     core: Core,
     idp: Idp,
     oidc_app: str,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import time
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
@@ -15,7 +13,8 @@ from redis.asyncio import Redis
 from service.config import Config
 from service.embedded_redis import free_port
 from service.web.app import create_app
-from service.web.appkeys import ADMIN, CORE
+from service.web.appkeys import ADMIN
+from tests.conftest import wait_live
 from tests.support.admin import PASSWORD, login
 from tests.support.idp import Idp
 
@@ -63,9 +62,6 @@ async def site(
     site_idp.reset()
     cfg = dataclasses.replace(config, base_url=f"http://127.0.0.1:{site_port}")
     client = await aiohttp_client(create_app(cfg), server_kwargs={"port": site_port})
-    deadline = time.monotonic() + 5
-    while not client.app[CORE].cache.live:  # follow invalidations before the test starts
-        assert time.monotonic() < deadline, "the cache listener never subscribed"
-        await asyncio.sleep(0.005)
+    await wait_live(client)
     await client.app[ADMIN].set_password(PASSWORD)
     return client

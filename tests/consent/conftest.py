@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import time
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
@@ -18,7 +16,7 @@ from service.core import Core
 from service.embedded_redis import free_port
 from service.web.app import create_app
 from service.web.appkeys import CORE
-from tests.conftest import make_token
+from tests.conftest import make_token, wait_live
 from tests.support.consent import APP
 from tests.support.idp import Idp
 
@@ -63,10 +61,7 @@ async def flow_client(
     """The web app on its fixed port, following cache invalidations."""
     app = create_app(flow_config, clock=flow_clock)
     client = await aiohttp_client(app, server_kwargs={"port": flow_port})
-    deadline = time.monotonic() + 5
-    while not client.app[CORE].cache.live:
-        assert time.monotonic() < deadline, "the cache listener never subscribed"
-        await asyncio.sleep(0.005)
+    await wait_live(client)
     return client
 
 

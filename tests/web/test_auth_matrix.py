@@ -6,9 +6,7 @@ the matrix without anyone remembering to add it here.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -22,7 +20,6 @@ from service.clock import SystemClock
 from service.config import Config
 from service.core import Core
 from service.web.app import create_app
-from service.web.appkeys import CORE
 from tests.conftest import TEST_SECRET, make_token
 
 Client = TestClient[web.Request, web.Application]
@@ -87,19 +84,6 @@ GLOBAL_ROUTES = [r for r in ROUTES if not r.account_bound]
 OTHER_SCOPES = {
     r.name: sorted(s for s in SCOPES if s not in (r.scope, "*")) for r in ROUTES
 }  # scopes that must not open the route
-
-
-@pytest.fixture(autouse=True)
-async def _live(client: Client) -> None:
-    """Wait (max 5 s) until the app follows cache invalidations before the test starts.
-
-    Works around a shutdown hang: a cancellation that lands while the cache listener is
-    still connecting is swallowed inside redis-py, and the app's cleanup then waits forever.
-    """
-    deadline = time.monotonic() + 5
-    while not client.app[CORE].cache.live:
-        assert time.monotonic() < deadline, "the cache listener never subscribed"
-        await asyncio.sleep(0.005)
 
 
 async def call(

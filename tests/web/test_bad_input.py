@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
@@ -22,7 +21,7 @@ from service.config import Config
 from service.core import Core
 from service.web.app import create_app
 from service.web.appkeys import CORE
-from tests.conftest import TEST_SECRET, make_token
+from tests.conftest import TEST_SECRET, make_token, wait_live
 
 Client = TestClient[web.Request, web.Application]
 Json = Any
@@ -54,23 +53,6 @@ def _account_routes() -> list[tuple[str, str]]:
 
 
 ACCOUNT_ROUTES = _account_routes()
-
-
-@pytest.fixture(autouse=True)
-async def _live(client: Client) -> None:
-    """Wait (max 5 s) until the app follows cache invalidations before the test starts.
-
-    Works around a shutdown hang: a cancellation that lands while the cache listener is
-    still connecting is swallowed inside redis-py, and the app's cleanup then waits forever.
-    """
-    await _wait_live(client)
-
-
-async def _wait_live(client: Client) -> None:
-    deadline = time.monotonic() + 5
-    while not client.app[CORE].cache.live:
-        assert time.monotonic() < deadline, "the cache listener never subscribed"
-        await asyncio.sleep(0.005)
 
 
 @pytest.fixture
@@ -754,7 +736,7 @@ def fuzz_client(config: Config) -> Iterator[tuple[asyncio.Runner, Client, dict[s
         async def start() -> tuple[Client, dict[str, str]]:
             client: Client = TestClient(TestServer(create_app(config)))
             await client.start_server()
-            await _wait_live(client)
+            await wait_live(client)
             core = client.app[CORE]
             await core.redis.flushall()
             await core.apps.create(

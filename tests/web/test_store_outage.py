@@ -247,7 +247,7 @@ async def test_starts_while_redis_is_down(
 ) -> None:
     """An app started while Redis is down answers /health 200, 503 elsewhere, then recovers."""
     server = idle_store
-    client = await make_client(dataclasses.replace(config, redis_url=server.url))
+    client = await make_client(dataclasses.replace(config, redis_url=server.url), live=False)
     resp, body, took = await timed(client.get("/health"))
     assert resp.status == 200 and took < ANSWER_WITHIN_S, body
     resp, body, took = await timed(client.get("/ready"))
