@@ -1,107 +1,53 @@
-"""Accounts: the stored record, its public view, and the scripts that change it."""
+"""Accounts: reading them and the fenced scripts that change them."""
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 
 from service import errors
-from service.clock import iso
+from service.account_record import (
+    STATUSES,
+    Account,
+    AccountWrite,
+    F,
+    account_fields,
+    account_from_hash,
+    flat,
+    sealed_aad,
+)
 from service.crypto import Cipher
 from service.events import Wanted, always, wanted_event
 from service.keys import Keys
 from service.lua import Scripts
 from service.redisconn import read_hash
 
-SCHEMA_VERSION = "1"
-STATUSES = ("active", "reauth_required")
-
 
 @dataclass(frozen=True)
-class Account:
-    """One account as stored; tokens stay encrypted until asked for."""
+class Saved:
+    """The outcome of saving a grant: 'new' or 'existing', and its grant generation."""
 
-    id: str
-    app: str
-    provider: str
-    user: str
-    status: str
-    name: str | None = None
-    reason: str | None = None
-    scopes: list[str] = field(default_factory=list)
-    expires_at_ms: int | None = None
-    lifetime_ms: int | None = None
-    refreshed_at_ms: int | None = None
-    created_ms: int | None = None
-    updated_ms: int | None = None
-    attempts: int = 0
-    last_error: dict[str, Any] | None = None
-    encrypted_access: str | None = field(default=None, repr=False)
-    encrypted_refresh: str | None = field(default=None, repr=False)
-
-    def valid_for_ms(self, now_ms: int) -> int:
-        """How long the stored access token stays valid (negative: expired or none)."""
-        if self.encrypted_access is None or self.expires_at_ms is None:
-            return -1
-        return self.expires_at_ms - now_ms
-
-    def public(self) -> dict[str, Any]:
-        """The account as the API shows it: never a token."""
-        return {
-            "account": self.id,
-            "name": self.name,
-            "app": self.app,
-            "provider": self.provider,
-            "user": self.user,
-            "status": self.status,
-            "reason": self.reason,
-            "scopes": self.scopes,
-            "expires": iso(self.expires_at_ms) if self.expires_at_ms else None,
-            "refreshedAt": iso(self.refreshed_at_ms) if self.refreshed_at_ms else None,
-            "created": iso(self.created_ms) if self.created_ms else None,
-            "updated": iso(self.updated_ms) if self.updated_ms else None,
-            "attempts": self.attempts,
-            "lastError": self.last_error,
-        }
+    state: str
+    grant_gen: int
 
 
-def _int(raw: dict[str, str], name: str) -> int | None:
-    value = raw.get(name)
-    return int(value) if value else None
-
-
-def account_from_hash(raw: dict[str, str]) -> Account | None:
-    """Build an Account from its Redis hash (None for an empty hash)."""
-    if not raw or "app" not in raw:
-        return None
-    return Account(
-        id=raw["account"],
-        app=raw["app"],
-        provider=raw.get("provider", "oidc"),
-        user=raw.get("user", ""),
-        status=raw.get("status", "active"),
-        name=raw.get("name") or None,
-        reason=raw.get("reason") or None,
-        scopes=orjson.loads(raw.get("scopes", "[]")),
-        expires_at_ms=_int(raw, "expiresAt"),
-        lifetime_ms=_int(raw, "lifetimeMs"),
-        refreshed_at_ms=_int(raw, "refreshedAt"),
-        created_ms=_int(raw, "createdAt"),
-        updated_ms=_int(raw, "updatedAt"),
-        attempts=_int(raw, "attempts") or 0,
-        last_error=orjson.loads(raw["lastError"]) if raw.get("lastError") else None,
-        encrypted_access=raw.get("accessToken"),
-        encrypted_refresh=raw.get("refreshToken"),
-    )
-
-
-def _flat(pairs: dict[str, str]) -> list[str]:
-    return [item for pair in pairs.items() for item in pair]
+def reauth_event_data(account: Account, reason: str, error: dict[str, Any]) -> dict[str, Any]:
+    """The authenticationError event's data: the provider's HTTP status as `httpStatus`."""
+    data: dict[str, Any] = {k: v for k, v in error.items() if k not in ("status", "time")}
+    if "status" in error:
+        data["httpStatus"] = error["status"]
+    return {
+        **data,
+        "user": account.user,
+        "provider": account.provider,
+        "status": "reauth_required",
+        "reason": reason,
+    }
 
 
 class AccountStore:
@@ -134,34 +80,40 @@ class AccountStore:
     def access_token(self, account: Account) -> str:
         """Decrypt the account's access token."""
         assert account.encrypted_access is not None  # noqa: S101 - callers check validity first
-        return self.cipher.decrypt(account.encrypted_access, f"acct:{account.id}:accessToken")
+        return self.cipher.decrypt(account.encrypted_access, sealed_aad(account.id, F.ACCESS_TOKEN))
 
     def refresh_token(self, account: Account) -> str:
         """Decrypt the account's refresh token (never leaves the service)."""
         assert account.encrypted_refresh is not None  # noqa: S101 - every account has one
-        return self.cipher.decrypt(account.encrypted_refresh, f"acct:{account.id}:refreshToken")
+        return self.cipher.decrypt(
+            account.encrypted_refresh, sealed_aad(account.id, F.REFRESH_TOKEN)
+        )
 
-    def token_fields(
-        self, account_id: str, access: str | None, refresh: str | None
-    ) -> dict[str, str]:
-        """Encrypt tokens into hash fields bound to the account."""
-        pairs: dict[str, str] = {}
-        if access is not None:
-            pairs["accessToken"] = self.cipher.encrypt(access, f"acct:{account_id}:accessToken")
-        if refresh is not None:
-            pairs["refreshToken"] = self.cipher.encrypt(refresh, f"acct:{account_id}:refreshToken")
-        return pairs
+    def previous_refresh_token(self, account: Account) -> str | None:
+        """Decrypt the refresh token the last rotation replaced (None when none is kept)."""
+        sealed = account.encrypted_previous_refresh
+        if sealed is None:
+            return None
+        return self.cipher.decrypt(sealed, sealed_aad(account.id, F.PREVIOUS_REFRESH_TOKEN))
+
+    def fields(self, account_id: str, write: AccountWrite, now_ms: int) -> dict[str, str]:
+        """The hash fields of a write (the one builder: service.account_record)."""
+        return account_fields(self.cipher, account_id, write, now_ms)
 
     async def save(
         self,
         account_id: str,
-        app: str,
-        pairs: dict[str, str],
+        write: AccountWrite,
         due_ms: int,
         now_ms: int,
         event_data: dict[str, Any],
-    ) -> str:
-        """Create or update an account (import, re-consent); returns 'new' or 'existing'."""
+    ) -> Saved:
+        """Create an account or replace its grant (import, consent), moving the generation on.
+
+        Raises AccountAppMismatch when the account exists on another app.
+        """
+        assert write.app is not None  # noqa: S101 - every grant names its app
+        app = write.app
         part = self.keys.partition_of(account_id)
         keys = [
             self.keys.account(account_id),
@@ -172,23 +124,20 @@ class AccountStore:
             self.keys.index(part, "reauth_required"),
             self.keys.app_counts(part),
         ]
-        fields = {
-            "v": SCHEMA_VERSION,
-            "account": account_id,
-            "app": app,
-            "status": "active",
-            "attempts": "0",
-            "updatedAt": str(now_ms),
-            **pairs,
-        }
+        fields = self.fields(account_id, write, now_ms)
         added = await wanted_event(self.wants, "accountAdded", account_id, app, event_data, now_ms)
         success = await wanted_event(
             self.wants, "authenticationSuccess", account_id, app, event_data, now_ms
         )
-        args = [account_id, app, due_ms, self.keys.invalidations, added, success, *_flat(fields)]
-        result = str(await self.scripts.run("account_save", keys, args))
+        args = [account_id, app, due_ms, self.keys.invalidations, added, success, *flat(fields)]
+        state, value = await self.scripts.run("account_save", keys, args)
         self.notify(f"acct:{account_id}")
-        return result
+        if state == "app_mismatch":
+            raise errors.AccountAppMismatch(
+                f"account {account_id!r} belongs to app {value!r}; delete it to add it anew",
+                details={"app": str(value)},
+            )
+        return Saved(str(state), int(value))
 
     async def store_tokens(
         self,
@@ -199,7 +148,10 @@ class AccountStore:
         missing: list[str],
         now_ms: int,
     ) -> str:
-        """Write a refresh's result and release the lock; returns 'ok', 'late' or 'gone'.
+        """Write a refresh's result and release the lock, fenced on the grant generation.
+
+        Returns 'ok', 'late', 'gone' or 'superseded' (the grant was replaced since
+        `account` was read: nothing written).
 
         `missing` lists required scopes the grant lacks; a change to a non-empty list
         records scopesMissing.
@@ -226,7 +178,8 @@ class AccountStore:
             account_id,
             missing_json,
             event,
-            *_flat(pairs),
+            account.grant_gen,
+            *flat(pairs),
         ]
         result = str(await self.scripts.run("account_store_tokens", keys, args))
         self.notify(f"acct:{account_id}")
@@ -234,8 +187,12 @@ class AccountStore:
 
     async def mark_reauth(
         self, account: Account, lock_value: str, reason: str, error: dict[str, Any], now_ms: int
-    ) -> bool:
-        """Set status reauth_required with its event; True when this call changed it."""
+    ) -> int:
+        """Set status reauth_required with its event, fenced on the grant and refresh token read.
+
+        Returns 1 when this call changed it, 0 when it already was, -1 when the account is
+        gone, -2 when the failure is stale (the grant or its refresh token changed meanwhile).
+        """
         part = self.keys.partition_of(account.id)
         keys = [
             self.keys.account(account.id),
@@ -245,34 +202,50 @@ class AccountStore:
             self.keys.index(part, "active"),
             self.keys.index(part, "reauth_required"),
         ]
-        data = {
-            "user": account.user,
-            "provider": account.provider,
-            "status": "reauth_required",
-            "reason": reason,
-            **error,
-        }
         event = await wanted_event(
-            self.wants, "authenticationError", account.id, account.app, data, now_ms
+            self.wants,
+            "authenticationError",
+            account.id,
+            account.app,
+            reauth_event_data(account, reason, error),
+            now_ms,
         )
         fields = {
-            "status": "reauth_required",
-            "reason": reason,
-            "lastError": orjson.dumps(error).decode(),
-            "updatedAt": str(now_ms),
+            F.STATUS: "reauth_required",
+            F.REASON: reason,
+            F.LAST_ERROR: orjson.dumps(error).decode(),
+            F.UPDATED_AT: str(now_ms),
         }
-        args = [lock_value, account.id, self.keys.invalidations, event, *_flat(fields)]
-        changed = int(await self.scripts.run("account_mark_reauth", keys, args)) == 1
+        fence = [account.grant_gen, account.encrypted_refresh or ""]
+        args = [lock_value, account.id, self.keys.invalidations, event, *fence, *flat(fields)]
+        result = int(await self.scripts.run("account_mark_reauth", keys, args))
         self.notify(f"acct:{account.id}")
-        return changed
+        return result
 
     async def note_failure(
-        self, account_id: str, lock_value: str, error: dict[str, Any], retry_ms: int
+        self,
+        account: Account,
+        lock_value: str,
+        error: dict[str, Any],
+        retry_ms: int,
+        answer_lost_ms: int | None = None,
     ) -> int:
-        """Record a retryable failure, retry at `retry_ms`, release the lock; returns attempts."""
-        part = self.keys.partition_of(account_id)
-        keys = [self.keys.account(account_id), self.keys.lock(account_id), self.keys.schedule(part)]
-        args = [lock_value, orjson.dumps(error).decode(), account_id, retry_ms]
+        """Record a retryable failure, retry at `retry_ms`, release the lock.
+
+        Returns the attempts so far; -1 when the account is gone, -2 when the failure is stale.
+        """
+        part = self.keys.partition_of(account.id)
+        keys = [self.keys.account(account.id), self.keys.lock(account.id), self.keys.schedule(part)]
+        lost = str(answer_lost_ms) if answer_lost_ms is not None else ""
+        args = [
+            lock_value,
+            orjson.dumps(error).decode(),
+            account.id,
+            retry_ms,
+            account.grant_gen,
+            account.encrypted_refresh or "",
+            lost,
+        ]
         return int(await self.scripts.run("account_note_failure", keys, args))
 
     async def delete(self, account: Account, now_ms: int) -> bool:
@@ -322,3 +295,14 @@ class AccountStore:
                 pipe.hgetall(self.keys.account(account_id))
             records = await pipe.execute()
         return total, [a for a in map(account_from_hash, records) if a is not None]
+
+
+__all__ = [
+    "STATUSES",
+    "Account",
+    "AccountStore",
+    "AccountWrite",
+    "Saved",
+    "account_from_hash",
+    "reauth_event_data",
+]

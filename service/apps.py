@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ import orjson
 from redis.asyncio import Redis
 
 from service import errors, validate
+from service.account_record import endpoints_fingerprint
 from service.cache import MISS, LocalCache
 from service.config import Config
 from service.crypto import Cipher
@@ -60,6 +62,11 @@ class App:
             revocation_url=self.fields.get("revocationUrl", base.revocation_url),
             issuer=self.fields.get("issuer", base.issuer),
         )
+
+    @property
+    def endpoints_fingerprint(self) -> str:
+        """Digest of the endpoint URLs, recorded on each account: tokens go nowhere else."""
+        return endpoints_fingerprint(dataclasses.astuple(self.endpoints))
 
     @property
     def scopes(self) -> list[str]:

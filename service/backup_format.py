@@ -11,13 +11,13 @@ from typing import IO, Any
 import orjson
 
 from service import validate
+from service.account_record import FIELDS, STATUSES
 from service.crypto import Cipher, DecryptError
 from service.errors import InvalidInput
 from service.sealed import Record
 
 FORMAT = "tokenbroker-export"
 VERSION = 1
-STATUSES = ("active", "reauth_required")
 
 
 class BackupError(Exception):
@@ -64,6 +64,9 @@ def check_account(account_id: object, fields: object) -> tuple[str, dict[str, st
         raise BackupError(f"account {checked!r}: the record lacks its id or app")
     if record.get("status", "active") not in STATUSES:
         raise BackupError(f"account {checked!r}: unknown status")
+    unknown = sorted(set(record) - FIELDS)
+    if unknown:
+        raise BackupError(f"account {checked!r}: unknown fields {', '.join(unknown)}")
     return checked, record
 
 

@@ -49,6 +49,8 @@ class Config:
     max_body_bytes: int = 64 * 1024
     worker_concurrency: int = 16
     app_rate_per_s: float = 20.0
+    web_refresh_concurrency: int = 8  # on-demand refreshes per app in one web process
+    provider_answer_max_s: float = 120.0  # longest wait for a sent refresh's answer
     lease_ms: int = 60_000
     poll_ms: int = 250
     shutdown_grace_s: float = 20.0
@@ -65,6 +67,10 @@ class Config:
             raise ConfigError(
                 "TOKENBROKER_SHUTDOWN_GRACE_S must be at least TOKENBROKER_PROVIDER_TIMEOUT_S: "
                 "a refresh at the provider is never cut short"
+            )
+        if self.provider_answer_max_s < self.provider_timeout_s:
+            raise ConfigError(
+                "TOKENBROKER_PROVIDER_ANSWER_MAX_S must be at least TOKENBROKER_PROVIDER_TIMEOUT_S"
             )
         if self.webhook_lease_ms <= self.webhook_timeout_s * 1000:
             raise ConfigError(
@@ -112,6 +118,12 @@ class Config:
             cache_ttl_s=reader.number("TOKENBROKER_CACHE_TTL_S", 5.0, 0, 3600),
             worker_concurrency=reader.integer("TOKENBROKER_WORKER_CONCURRENCY", 16, 1, 1024),
             app_rate_per_s=reader.number("TOKENBROKER_APP_RATE_PER_S", 20.0, 0.01, 100_000),
+            web_refresh_concurrency=reader.integer(
+                "TOKENBROKER_WEB_REFRESH_CONCURRENCY", 8, 1, 1024
+            ),
+            provider_answer_max_s=reader.number(
+                "TOKENBROKER_PROVIDER_ANSWER_MAX_S", 120.0, 1, 3600
+            ),
             lease_ms=reader.integer("TOKENBROKER_LEASE_MS", 60_000, 100, 3_600_000),
             poll_ms=reader.integer("TOKENBROKER_POLL_MS", 250, 10, 60_000),
             shutdown_grace_s=reader.number("TOKENBROKER_SHUTDOWN_GRACE_S", 20.0, 0, 600),

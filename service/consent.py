@@ -14,7 +14,7 @@ import structlog
 from redis.asyncio import Redis
 
 from service import errors
-from service.accounts import AccountStore
+from service.accounts import AccountStore, AccountWrite
 from service.apps import App, AppStore
 from service.clock import Clock
 from service.config import Config
@@ -206,25 +206,24 @@ class ConsentFlow:
     ) -> str:
         now = self.clock.now_ms()
         lifetime_ms = granted.lifetime_s * 1000
-        pairs = self.accounts.token_fields(
-            request.account, granted.access_token, granted.refresh_token
+        write = AccountWrite(
+            app=app.id,
+            provider=app.provider,
+            user=identity.user,
+            name=request.name or None,
+            access_token=granted.access_token,
+            refresh_token=granted.refresh_token,
+            expires_at_ms=granted.expires_at_ms,
+            lifetime_ms=lifetime_ms,
+            scopes=scopes,
+            missing_scopes=[],
+            refreshed_at_ms=now,
+            app_endpoints=app.endpoints_fingerprint,
         )
-        pairs.update(
-            {
-                "provider": app.provider,
-                "user": identity.user,
-                "scopes": orjson.dumps(scopes).decode(),
-                "missingScopes": "[]",
-                "expiresAt": str(granted.expires_at_ms),
-                "lifetimeMs": str(lifetime_ms),
-                "refreshedAt": str(now),
-            }
-        )
-        if request.name:
-            pairs["name"] = request.name
         due = next_refresh_ms(self.config, now, granted.expires_at_ms, lifetime_ms)
         data = {"user": identity.user, "provider": app.provider}
-        return await self.accounts.save(request.account, app.id, pairs, due, now, data)
+        saved = await self.accounts.save(request.account, write, due, now, data)
+        return saved.state
 
     async def _scopes_missing(
         self, request: ConsentRequest, app: App, identity: Identity, missing: list[str]

@@ -178,13 +178,15 @@ class Core:
             self.cache.put(f"acct:{account_id}", view, epoch)
         return view  # type: ignore[no-any-return]
 
-    def view_of(self, account: Account) -> TokenView:
-        """Decrypt an account into its token view."""
+    def view_of(self, account: Account, access_token: str | None = None) -> TokenView:
+        """The account's token view: `access_token` when in hand, else decrypted."""
         valid = account.encrypted_access is not None and account.expires_at_ms is not None
+        if valid and access_token is None:
+            access_token = self.accounts.access_token(account)
         return TokenView(
             account=account.id,
             user=account.user,
-            access_token=self.accounts.access_token(account) if valid else None,
+            access_token=access_token if valid else None,
             provider=account.provider,
             app=account.app,
             scopes=account.scopes,
@@ -201,9 +203,10 @@ class Core:
         now = self.clock.now_ms()
         if view.expires_at_ms is not None and view.expires_at_ms - now >= min_valid_ms:
             return view, True, False
-        outcome = await self.refresher.refresh(account_id, min_valid_ms)
+        outcome = await self.refresher.refresh(account_id, min_valid_ms, app=view.app)
         if isinstance(outcome, Refreshed):
-            return self.view_of(outcome.account), not outcome.called, False
+            view = self.view_of(outcome.account, outcome.access_token)
+            return view, not outcome.called, False
         failure, account = outcome.failure, outcome.account
         if failure.kind == "permanent" or account.status != "active":
             raise errors.ReauthRequired(

@@ -16,6 +16,7 @@ SCRIPT_NAMES = (
     "account_note_failure",
     "account_delete",
     "lock_release",
+    "lock_extend",
     "app_save",
     "app_flag",
     "schedule_claim",

@@ -32,6 +32,13 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=self.registry,
         )
+        self.incidents = Counter(
+            "tokenbroker_refresh_incidents",
+            "Refresh incidents: answer_abandoned, refused_after_lost_answer, "
+            "recovered_with_previous, orphan_revoked",
+            ["kind"],
+            registry=self.registry,
+        )
         self.scheduled = Gauge(
             "tokenbroker_schedule_depth", "Accounts in the refresh schedule", registry=self.registry
         )
@@ -69,6 +76,10 @@ class Metrics:
             "Age of the oldest waiting event",
             registry=self.registry,
         )
+
+    def count_incident(self, kind: str) -> None:
+        """Count one refresh incident (the Refresher's hook)."""
+        self.incidents.labels(kind).inc()
 
     def render(self) -> bytes:
         """The metrics in Prometheus' text format."""

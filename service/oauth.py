@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import aiohttp
@@ -55,6 +55,7 @@ class Failure:
     status: int | None = None
     reason: str | None = None
     retry_after_s: float | None = None
+    sent: bool = field(default=False, compare=False)  # the request may have reached the provider
 
     def details(self) -> dict[str, Any]:
         """The provider's answer as API error details (never any token)."""
@@ -134,6 +135,11 @@ class OAuthClient:
     def __init__(self, http: aiohttp.ClientSession, clock: Clock, timeout_s: float) -> None:
         self.http, self.clock = http, clock
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        # A refresh bounds only getting a connection (pool wait + connect): once sent, its
+        # answer is awaited as long as the caller holds the account's lock (HeldLock).
+        self.refresh_timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeout_s, sock_connect=timeout_s
+        )
         self.revoke_timeout = aiohttp.ClientTimeout(total=min(timeout_s, REVOKE_TIMEOUT_S))
         self.discovery = Discovery(http, self.timeout)
 
@@ -143,7 +149,7 @@ class OAuthClient:
         if app.provider == "microsoft":
             form["scope"] = " ".join(app.scopes)
         sent_at = self.clock.now_ms()
-        answer = await self._token_call(app, secret, form)
+        answer = await self._token_call(app, secret, form, self.refresh_timeout)
         if isinstance(answer, Failure):
             return answer
         status, body, retry_after = answer
@@ -162,7 +168,7 @@ class OAuthClient:
             "code_verifier": verifier,
         }
         sent_at = self.clock.now_ms()
-        answer = await self._token_call(app, secret, form)
+        answer = await self._token_call(app, secret, form, self.timeout)
         if isinstance(answer, Failure):
             return answer
         status, body, retry_after = answer
@@ -184,7 +190,9 @@ class OAuthClient:
             return Revocation(False, "unsupported", "the provider offers no revocation endpoint")
         form = {"token": refresh_token, "token_type_hint": "refresh_token"}
         try:
-            status, body, _ = await self._post(url, _with_client(app, secret, form), True)
+            status, body, _ = await self._post(
+                url, _with_client(app, secret, form), self.revoke_timeout
+            )
         except TimeoutError:
             return Revocation(False, "timeout", "the provider did not answer in time")
         except (aiohttp.ClientError, OSError) as exc:
@@ -195,29 +203,41 @@ class OAuthClient:
         return Revocation(False, str(error or f"http_{status}"), f"the provider answered {status}")
 
     async def _token_call(
-        self, app: App, secret: str | None, form: dict[str, str]
+        self, app: App, secret: str | None, form: dict[str, str], limits: aiohttp.ClientTimeout
     ) -> tuple[int, object, str | None] | Failure:
-        """POST to the app's token endpoint; a network failure drops a discovered endpoint."""
+        """POST to the app's token endpoint; a network failure drops a discovered endpoint.
+
+        A failure says whether the request may have reached the provider (`sent`): not when
+        discovery, waiting for a connection or connecting failed.
+        """
+        sent = False
         try:
             url = await self.discovery.endpoint(app, "token_url")
             if url is None:
                 return Failure("transient", "no_token_url", "the app has no token URL")
-            return await self._post(url, _with_client(app, secret, form), False)
-        except TimeoutError:
-            failure = Failure("transient", "timeout", "the provider did not answer in time")
-        except (aiohttp.ClientError, OSError) as exc:
+            sent = True
+            return await self._post(url, _with_client(app, secret, form), limits)
+        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
             failure = Failure("transient", "network", type(exc).__name__)
+            if isinstance(exc, TimeoutError):
+                failure = Failure("transient", "timeout", "no connection to the provider in time")
+        except TimeoutError:
+            failure = Failure(
+                "transient", "timeout", "the provider did not answer in time", sent=sent
+            )
+        except (aiohttp.ClientError, OSError) as exc:
+            failure = Failure("transient", "network", type(exc).__name__, sent=sent)
         if self.discovery.discovered(app, "token_url"):
             self.discovery.forget(app.endpoints.issuer)
         return failure
 
     async def _post(
-        self, url: str, form: dict[str, str], short: bool
+        self, url: str, form: dict[str, str], limits: aiohttp.ClientTimeout
     ) -> tuple[int, object, str | None]:
         async with self.http.post(
             url,
             data=form,
-            timeout=self.revoke_timeout if short else self.timeout,
+            timeout=limits,
             allow_redirects=False,
             headers={"Accept": "application/json"},
         ) as response:

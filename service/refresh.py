@@ -3,50 +3,41 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import itertools
+import contextlib
 import secrets
 import time
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
 
-import orjson
 import structlog
 from redis.asyncio import Redis
 
-from service import errors
 from service.accounts import Account, AccountStore
 from service.apps import App, AppStore
-from service.backoff import backoff_ms
-from service.clock import Clock, iso
+from service.clock import Clock
 from service.config import Config
-from service.expiry import next_refresh_ms
 from service.keys import Keys
-from service.oauth import Failure, Granted, OAuthClient
-from service.providers import missing_scopes
-from service.redisconn import STORE_ERRORS
+from service.oauth import Failure, Granted, OAuthClient, RefreshResult
+from service.ratelimit import AppRateLimit
+from service.refresh_lock import AnswerAbandoned, HeldLock, take
+from service.refresh_results import (
+    Outcome,
+    Refreshed,
+    RefreshFailed,
+    ResultWriter,
+    Superseded,
+    retry_delay_ms,
+)
 
 log = structlog.get_logger("refresh")
 LOCK_POLL_S = 0.02
-STORE_RETRY_S = 300.0
-
-
-@dataclass(frozen=True)
-class Refreshed:
-    """The account holds a token valid for the asked time; `called` says if we refreshed it."""
-
-    account: Account
-    called: bool
-
-
-@dataclass(frozen=True)
-class RefreshFailed:
-    """The refresh did not succeed; `account` is the state after the attempt."""
-
-    account: Account
-    failure: Failure
-
-
-Outcome = Refreshed | RefreshFailed
+MAX_SUPERSEDED = 3  # a grant replaced this often during one request is left for next time
+ENDPOINTS_CHANGED = Failure(
+    "permanent",
+    "endpoints_changed",
+    "the app's endpoints changed since this account was connected",
+    reason="appEndpointsChanged",
+)
 
 
 class Refresher:
@@ -64,10 +55,26 @@ class Refresher:
     ) -> None:
         self.redis, self.keys, self.accounts, self.apps = redis, keys, accounts, apps
         self.oauth, self.clock, self.config = oauth, clock, config
+        self.incident: Callable[[str], None] = lambda kind: None  # a metrics hook
+        self.results = ResultWriter(accounts, apps, oauth, clock, config, self._incident)
+        self.rate = AppRateLimit(keys, accounts.scripts, config.app_rate_per_s)
         self._inflight: dict[tuple[str, int, bool], asyncio.Future[Outcome]] = {}
+        self._app_slots: defaultdict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(config.web_refresh_concurrency)
+        )
+        self._background: set[asyncio.Task[None]] = set()  # late lock releases
 
-    async def refresh(self, account_id: str, min_valid_ms: int, *, force: bool = False) -> Outcome:
-        """Make the account's token valid for `min_valid_ms`, refreshing at most once."""
+    def _incident(self, kind: str) -> None:
+        self.incident(kind)
+
+    async def refresh(
+        self, account_id: str, min_valid_ms: int, *, force: bool = False, app: str | None = None
+    ) -> Outcome:
+        """Make the account's token valid for `min_valid_ms`, refreshing at most once.
+
+        With `app` (an on-demand refresh of the web process), the call first takes one of the
+        app's slots and a token of its rate limit, or gives up when it cannot in time.
+        """
         key = (account_id, min_valid_ms, force)
         running = self._inflight.get(key)
         if running is not None:
@@ -75,7 +82,7 @@ class Refresher:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            outcome = await self._refresh_locked(account_id, min_valid_ms, force)
+            outcome = await self._gated(account_id, min_valid_ms, force, app)
             future.set_result(outcome)
             return outcome
         except BaseException as exc:
@@ -85,13 +92,66 @@ class Refresher:
         finally:
             del self._inflight[key]
 
-    async def _refresh_locked(self, account_id: str, min_valid_ms: int, force: bool) -> Outcome:
+    async def _gated(
+        self, account_id: str, min_valid_ms: int, force: bool, app: str | None
+    ) -> Outcome:
+        if app is None:
+            return await self._fenced(account_id, min_valid_ms, force)
+        async with self._on_demand_slot(app) as ready:
+            if not ready:
+                account = await self.accounts.require(account_id)
+                busy = Failure(
+                    "transient", "busy", "too many refreshes for this app", retry_after_s=1
+                )
+                return RefreshFailed(account, busy)
+            return await self._fenced(account_id, min_valid_ms, force)
+
+    @contextlib.asynccontextmanager
+    async def _on_demand_slot(self, app: str) -> AsyncIterator[bool]:
+        """One of the app's on-demand slots and a rate-limit token, within the provider timeout."""
+        deadline = time.monotonic() + self.config.provider_timeout_s
+        slot = self._app_slots[app]
+        try:
+            await asyncio.wait_for(slot.acquire(), self.config.provider_timeout_s)
+        except TimeoutError:
+            yield False
+            return
+        try:
+            while (wait_ms := await self.rate.wait_ms(app, self.clock.now_ms())) > 0:
+                if time.monotonic() + wait_ms / 1000 > deadline:
+                    yield False
+                    return
+                await asyncio.sleep(wait_ms / 1000)
+            yield True
+        finally:
+            slot.release()
+
+    async def _fenced(self, account_id: str, min_valid_ms: int, force: bool) -> Outcome:
+        """Refresh; when the grant was replaced meanwhile, look again at the new grant."""
+        for _ in range(MAX_SUPERSEDED):
+            outcome = await self._refresh_locked(account_id, min_valid_ms, force)
+            if not isinstance(outcome, Superseded):
+                return outcome
+            force = False  # the new grant's token may already do
+        account = await self.accounts.require(account_id)
+        busy = Failure("transient", "superseded", "the account's grant keeps changing")
+        return RefreshFailed(account, busy)
+
+    async def _refresh_locked(
+        self, account_id: str, min_valid_ms: int, force: bool
+    ) -> Outcome | Superseded:
         deadline = time.monotonic() + self.config.provider_timeout_s + 2
         lock_key = self.keys.lock(account_id)
         while True:
             value = secrets.token_hex(16)
-            if await self.redis.set(lock_key, value, nx=True, px=self.config.lock_ms):
-                return await self._with_lock(account_id, value, min_valid_ms, force)
+            lock = await take(
+                self.redis, self.accounts.scripts, lock_key, value, self.config.lock_ms
+            )
+            if lock is not None:
+                try:
+                    return await self._with_lock(account_id, lock, min_valid_ms, force)
+                finally:
+                    await asyncio.shield(lock.release(self._background))
             while await self.redis.exists(lock_key):
                 if time.monotonic() > deadline:
                     account = await self.accounts.require(account_id)
@@ -104,131 +164,57 @@ class Refresher:
             force = False  # someone else refreshed it while we waited; only stale tokens go again
 
     async def _with_lock(
-        self, account_id: str, lock: str, min_valid_ms: int, force: bool
-    ) -> Outcome:
-        try:
-            account = await self.accounts.require(account_id)
-            if account.status != "active":
-                await self._release(account_id, lock)
-                return RefreshFailed(account, _reauth_failure(account))
-            if not force and account.valid_for_ms(self.clock.now_ms()) >= min_valid_ms:
-                await self._release(account_id, lock)
-                return Refreshed(account, called=False)
-            app = await self.apps.cached(account.app)
-            result = await self.oauth.refresh(
-                app, self.apps.client_secret(app), self.accounts.refresh_token(account)
-            )
-        except BaseException:
-            await self._release(account_id, lock)
-            raise
+        self, account_id: str, lock: HeldLock, min_valid_ms: int, force: bool
+    ) -> Outcome | Superseded:
+        account = await self.accounts.require(account_id)
+        if account.status != "active":
+            return RefreshFailed(account, _reauth_failure(account))
+        if not force and account.valid_for_ms(self.clock.now_ms()) >= min_valid_ms:
+            return Refreshed(account, called=False)
+        app = await self.apps.cached(account.app)
+        if account.app_endpoints and account.app_endpoints != app.endpoints_fingerprint:
+            log.error("refresh_refused_endpoints_changed", account=account.id, app=app.id)
+            return await self.results.fail(account, app, lock, ENDPOINTS_CHANGED)
+        sent = self.accounts.refresh_token(account)
+        result = await self._call(app, sent, lock)
+        if isinstance(result, Failure) and result.kind == "permanent" and account.answer_lost_ms:
+            result, sent = await self._try_previous(account, app, lock, result, sent)
         if isinstance(result, Granted):
-            outcome = await self._store(account, app, lock, result)
+            outcome = await self.results.store(account, app, lock, result, sent)
             if "error" in app.fields:  # the app's credentials work again
                 await self.apps.set_error(app, None, self.clock.now_ms())
             return outcome
-        return await self._fail(account, app, lock, result)
+        return await self.results.fail(account, app, lock, result)
 
-    async def _store(self, account: Account, app: App, lock: str, granted: Granted) -> Outcome:
-        now = self.clock.now_ms()
-        lifetime_ms = granted.lifetime_s * 1000
-        pairs = self.accounts.token_fields(account.id, granted.access_token, granted.refresh_token)
-        pairs.update(
-            {
-                "expiresAt": str(granted.expires_at_ms),
-                "lifetimeMs": str(lifetime_ms),
-                "refreshedAt": str(now),
-                "updatedAt": str(now),
-                "attempts": "0",
-            }
-        )
-        if granted.scopes is not None:
-            pairs["scopes"] = orjson.dumps(granted.scopes).decode()
-        due = next_refresh_ms(self.config, now, granted.expires_at_ms, lifetime_ms)
-        granted_scopes = granted.scopes if granted.scopes is not None else account.scopes
-        missing = missing_scopes(app.provider, app.scopes, granted_scopes)
-        # Shielded and retried: the provider has rotated the refresh token, so losing this
-        # write (a cancelled request, a Redis blip) would lose the account.
-        result = await asyncio.shield(self._persist(account, lock, pairs, due, missing, now))
-        if result == "gone":
-            raise errors.AccountNotFound(f"account {account.id!r} was deleted during the refresh")
-        log.info(
-            "refreshed",
-            account=account.id,
-            expires=iso(granted.expires_at_ms),
-            rotated=granted.refresh_token is not None,
-            late=result == "late",
-        )
-        stored = dataclasses.replace(
-            account,
-            encrypted_access=pairs["accessToken"],
-            encrypted_refresh=pairs.get("refreshToken", account.encrypted_refresh),
-            expires_at_ms=granted.expires_at_ms,
-            lifetime_ms=lifetime_ms,
-            refreshed_at_ms=now,
-            updated_ms=now,
-            attempts=0,
-            last_error=None,
-            reason=None,
-            scopes=granted_scopes,
-        )
-        return Refreshed(stored, called=True)
-
-    async def _persist(
-        self,
-        account: Account,
-        lock: str,
-        pairs: dict[str, str],
-        due: int,
-        missing: list[str],
-        now: int,
-    ) -> str:
-        """store_tokens, retried while Redis is unreachable (up to STORE_RETRY_S)."""
-        deadline = time.monotonic() + STORE_RETRY_S
-        for attempt in itertools.count(1):
-            try:
-                return await self.accounts.store_tokens(account, lock, pairs, due, missing, now)
-            except STORE_ERRORS as exc:
-                if time.monotonic() > deadline:
-                    log.error("rotated_tokens_not_stored", account=account.id)
-                    raise
-                log.warning("store_retry", account=account.id, error=type(exc).__name__)
-                await asyncio.sleep(min(0.1 * attempt, 1.0))
-        raise AssertionError("unreachable")
-
-    async def _fail(self, account: Account, app: App, lock: str, failure: Failure) -> Outcome:
-        now = self.clock.now_ms()
-        error = {**failure.details(), "time": iso(now)}
-        if failure.kind == "permanent":
-            await self.accounts.mark_reauth(
-                account, lock, failure.reason or "invalidGrant", error, now
-            )
-        else:
-            retry = now + retry_delay_ms(failure, account.attempts + 1)
-            await self.accounts.note_failure(account.id, lock, error, retry)
-            if failure.kind == "app":
-                await self.apps.set_error(app, error, now)
-        log.warning(
-            "refresh_failed",
-            account=account.id,
-            kind=failure.kind,
-            error=failure.error,
-            status=failure.status,
-            reason=failure.reason,
-        )
-        return RefreshFailed(await self.accounts.require(account.id), failure)
-
-    async def _release(self, account_id: str, lock: str) -> None:
+    async def _call(self, app: App, refresh_token: str, lock: HeldLock) -> RefreshResult:
+        """The provider call, awaited while the lock is ours (see HeldLock.hold_during)."""
+        call = self.oauth.refresh(app, self.apps.client_secret(app), refresh_token)
         try:
-            await self.accounts.scripts.run("lock_release", [self.keys.lock(account_id)], [lock])
-        except Exception:  # the lock's TTL frees it anyway; report and go on
-            log.warning("lock_release_failed", account=account_id)
+            return await lock.hold_during(call, self.config.provider_answer_max_s)
+        except AnswerAbandoned:
+            self._incident("answer_abandoned")
+            return Failure("transient", "timeout", "the provider did not answer in time", sent=True)
 
-
-def retry_delay_ms(failure: Failure, attempt: int) -> int:
-    """How long to wait before retrying after a failure: app-level failures retry slowly."""
-    if failure.kind == "app":
-        return backoff_ms(attempt, base_ms=60_000, cap_ms=3_600_000)
-    return backoff_ms(attempt, retry_after_s=failure.retry_after_s)
+    async def _try_previous(
+        self, account: Account, app: App, lock: HeldLock, failure: Failure, sent: str
+    ) -> tuple[RefreshResult, str]:
+        """After a lost answer, a refused refresh token gets one more check: the previous one."""
+        previous = self.accounts.previous_refresh_token(account)
+        log.warning(
+            "refresh_refused_after_lost_answer",
+            account=account.id,
+            error=failure.error,
+            previous=previous is not None,
+        )
+        self._incident("refused_after_lost_answer")
+        if previous is None or previous == sent:
+            return failure, sent
+        result = await self._call(app, previous, lock)
+        if isinstance(result, Granted):
+            log.warning("refresh_recovered_with_previous_token", account=account.id)
+            self._incident("recovered_with_previous")
+            return result, previous
+        return failure, sent
 
 
 def _reauth_failure(account: Account) -> Failure:
@@ -239,3 +225,6 @@ def _reauth_failure(account: Account) -> Failure:
         error.get("error_description"),
         reason=account.reason,
     )
+
+
+__all__ = ["Outcome", "RefreshFailed", "Refreshed", "Refresher", "retry_delay_ms"]

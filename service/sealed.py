@@ -8,11 +8,12 @@ from typing import cast
 
 from redis.asyncio import Redis
 
+from service.account_record import SEALED_FIELDS
 from service.keys import Keys
 from service.webhook_secrets import AAD as WEBHOOK_SECRET_AAD
 from service.webhook_secrets import CURRENT, PREVIOUS
 
-ACCOUNT_FIELDS = ("accessToken", "refreshToken")
+ACCOUNT_FIELDS = SEALED_FIELDS
 APP_FIELDS = ("clientSecret",)
 SETTINGS_FIELDS = (CURRENT, PREVIOUS)
 

@@ -131,6 +131,13 @@ async def test_export_is_atomic_and_streams(tb: Cli, core: Core, tmp_path: Path)
 Mangle = Callable[[list[bytes]], list[bytes]]
 
 
+def with_unknown_field(lines: list[bytes]) -> list[bytes]:
+    """The third line (an account) with a field the account record does not have."""
+    entry = orjson.loads(lines[2])
+    entry["record"]["bogus"] = "1"
+    return [*lines[:2], orjson.dumps(entry), *lines[3:]]
+
+
 @pytest.mark.parametrize(
     ("mangle", "says"),
     [
@@ -138,8 +145,9 @@ Mangle = Callable[[list[bytes]], list[bytes]]
         (lambda lines: lines[1:], "line 1: not a tokenbroker export"),
         (lambda lines: [*lines[:3], b"{bad json", *lines[3:]], "line 4:"),
         (lambda lines: [*lines[:-1], b'{"type":"end","apps":1,"accounts":99}'], "end line counts"),
+        (with_unknown_field, "unknown fields bogus"),
     ],
-    ids=["truncated", "no-header", "bad-json", "wrong-count"],
+    ids=["truncated", "no-header", "bad-json", "wrong-count", "unknown-field"],
 )
 async def test_import_refuses_a_damaged_file(
     tb: Cli, core: Core, tmp_path: Path, mangle: Mangle, says: str
@@ -168,7 +176,7 @@ async def test_import_restores_status_and_schedule(
     with pytest.raises(BackupError, match=r"acct0.*does not decrypt"):
         await importer.restore(iter_lines(line))  # acct1's tokens are bound to acct1
     for name in ACCOUNT_FIELDS:
-        record.pop(name)
+        record.pop(name, None)
     await importer.restore(iter_lines(line))
     part = core.keys.partition_of("acct0")
     assert await redis.zscore(core.keys.index(part, "active"), "acct0") == 0

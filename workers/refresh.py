@@ -8,6 +8,7 @@ import time
 
 import structlog
 
+from service import errors
 from service.accounts import Account
 from service.config import Config
 from service.core import Core
@@ -143,6 +144,8 @@ class RefreshLoop:
             raise
         except STORE_ERRORS as exc:  # the lease brings the account back
             log.warning("refresh_store_error", error=type(exc).__name__)
+        except errors.AccountNotFound:  # deleted meanwhile: an ordinary outcome
+            log.info("refresh_account_deleted")
         except Exception:
             log.exception("refresh_crashed")
 

@@ -38,6 +38,7 @@ class Worker:
         self.config = config
         self.core = Core(config, redis, http, clock)
         self.metrics = Metrics()
+        self.core.refresher.incident = self.metrics.count_incident
         self.refresh = RefreshLoop(self.core, self.metrics, config)
         self.webhooks = WebhookLoop(self.core, self.metrics, config, http)
         self.loops = [only] if only else list(LOOPS)

@@ -1,6 +1,8 @@
 -- Restore an exported account exactly (import): replace its hash, index it by status,
 -- schedule it when active, keep the app counts right, and invalidate caches. No event:
--- restoring a backup is not a change a webhook receiver should hear about.
+-- restoring a backup is not a change a webhook receiver should hear about. A restore that
+-- replaces a stored record gives the grant a generation above both the stored and the
+-- exported one, so that a refresh in flight for the replaced grant writes nothing.
 -- KEYS[1] account hash
 -- KEYS[2] partition schedule (sorted set, score = refresh due, epoch ms)
 -- KEYS[3] partition index of all accounts
@@ -15,6 +17,7 @@
 -- ARGV[6..] field, value pairs: the whole record
 -- returns 'new' or 'existing'
 local id, app = ARGV[1], ARGV[2]
+local old_gen = tonumber(redis.call('HGET', KEYS[1], 'grantGen') or '0') or 0
 local old_app = redis.call('HGET', KEYS[1], 'app')
 if old_app and old_app ~= app then
   if redis.call('HINCRBY', KEYS[6], old_app, -1) <= 0 then redis.call('HDEL', KEYS[6], old_app) end
@@ -22,6 +25,8 @@ end
 if not old_app or old_app ~= app then redis.call('HINCRBY', KEYS[6], app, 1) end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+local new_gen = tonumber(redis.call('HGET', KEYS[1], 'grantGen') or '0') or 0
+if old_app then redis.call('HSET', KEYS[1], 'grantGen', math.max(old_gen, new_gen) + 1) end
 redis.call('ZADD', KEYS[3], 0, id)
 if ARGV[3] == 'reauth_required' then
   redis.call('ZREM', KEYS[2], id)

@@ -1,4 +1,5 @@
--- Create or update an account with imported tokens: record, schedule, indexes, event, invalidation.
+-- Create or replace an account's grant (import, consent, re-consent): record, new grant
+-- generation, schedule, indexes, event, invalidation. An account never moves to another app.
 -- KEYS[1] account hash
 -- KEYS[2] partition schedule (sorted set, score = refresh due, epoch ms)
 -- KEYS[3] partition event stream
@@ -13,18 +14,19 @@
 -- ARGV[5] event JSON to append when the account is new ('' = none)
 -- ARGV[6] event JSON to append when it leaves reauth_required ('' = none)
 -- ARGV[7..] field, value pairs to set on the account hash (updatedAt among them)
--- returns 'new' or 'existing'
+-- returns {'new' | 'existing', grant generation now stored}, or
+--         {'app_mismatch', app id the account is on} (nothing written)
 local id = ARGV[1]
 local app = ARGV[2]
-local existed = redis.call('EXISTS', KEYS[1]) == 1
 local old_app = redis.call('HGET', KEYS[1], 'app')
+if old_app and old_app ~= app then return {'app_mismatch', old_app} end
+local existed = old_app ~= false
 local old_status = redis.call('HGET', KEYS[1], 'status')
-if old_app and old_app ~= app then
-  if redis.call('HINCRBY', KEYS[7], old_app, -1) <= 0 then redis.call('HDEL', KEYS[7], old_app) end
-end
-if not old_app or old_app ~= app then redis.call('HINCRBY', KEYS[7], app, 1) end
-redis.call('HDEL', KEYS[1], 'reason', 'lastError', 'accessToken', 'expiresAt')
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+if not existed then redis.call('HINCRBY', KEYS[7], app, 1) end
+redis.call('HDEL', KEYS[1], 'reason', 'lastError', 'accessToken', 'expiresAt', 'lifetimeMs',
+  'previousRefreshToken', 'answerLostAt', 'missingScopes')
+redis.call('HSET', KEYS[1], 'status', 'active', 'attempts', '0', unpack(ARGV, 7))
+local gen = redis.call('HINCRBY', KEYS[1], 'grantGen', 1)
 if not existed then redis.call('HSET', KEYS[1], 'createdAt', redis.call('HGET', KEYS[1], 'updatedAt')) end
 redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), id)
 redis.call('ZADD', KEYS[4], 0, id)
@@ -36,5 +38,5 @@ elseif existed and old_status == 'reauth_required' and ARGV[6] ~= '' then
   redis.call('XADD', KEYS[3], '*', 'payload', ARGV[6])
 end
 redis.call('PUBLISH', ARGV[4], 'acct:' .. id)
-if existed then return 'existing' end
-return 'new'
+if existed then return {'existing', gen} end
+return {'new', gen}

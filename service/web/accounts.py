@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from service import errors, validate
-from service.accounts import STATUSES
+from service.accounts import STATUSES, AccountWrite
 from service.core import Core
 from service.expiry import DEFAULT_LIFETIME_S, next_refresh_ms
 from service.refresh import Refreshed
@@ -60,21 +59,26 @@ async def _import(core: Core, body: dict[str, Any], oauth2: dict[str, Any]) -> w
     name = validate.string(body, "name", max_len=256)
     now = core.clock.now_ms()
     expires = validate.iso_time(oauth2, "expires")
-    if access is not None and expires is None:
+    if access is None:
+        expires = None  # an expiry without a token to go with it means nothing
+    elif expires is None:
         expires = now + DEFAULT_LIFETIME_S * 1000
-    pairs = core.accounts.token_fields(account_id, access, refresh)
-    pairs.update(
-        {"provider": app.provider, "user": user or "", "scopes": orjson.dumps(scopes).decode()}
+    write = AccountWrite(
+        app=app.id,
+        provider=app.provider,
+        user=user or "",
+        name=name or None,
+        access_token=access,
+        refresh_token=refresh,
+        expires_at_ms=expires,
+        lifetime_ms=max(expires - now, 0) if expires is not None else None,
+        scopes=scopes,
+        app_endpoints=app.endpoints_fingerprint,
     )
-    if name:
-        pairs["name"] = name
-    due = now
-    if access is not None and expires is not None:
-        pairs.update({"expiresAt": str(expires), "lifetimeMs": str(max(expires - now, 0))})
-        due = next_refresh_ms(core.config, now, expires, None)
+    due = next_refresh_ms(core.config, now, expires, None) if expires is not None else now
     data = {"user": user, "provider": app.provider}
-    state = await core.accounts.save(account_id, app.id, pairs, due, now, data)
-    return json_response({"account": account_id, "state": state})
+    saved = await core.accounts.save(account_id, write, due, now, data)
+    return json_response({"account": account_id, "state": saved.state})
 
 
 async def list_accounts(request: web.Request) -> web.Response:
@@ -127,8 +131,8 @@ async def refresh_account(request: web.Request) -> web.Response:
     account_id = account_param(request)
     await authorize(request, "api", account_id)
     core = request.app[CORE]
-    await core.accounts.require(account_id)
-    outcome = await core.refresher.refresh(account_id, 0, force=True)
+    account = await core.accounts.require(account_id)
+    outcome = await core.refresher.refresh(account_id, 0, force=True, app=account.app)
     if isinstance(outcome, Refreshed):
         return json_response(_refreshed_body(outcome.account.public()))
     failure = outcome.failure

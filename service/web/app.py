@@ -55,6 +55,7 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
 async def core_ctx(app: web.Application) -> AsyncIterator[None]:
     """The stores, cache and refresher; first-start settings seeds."""
     app[CORE] = Core(app[CONFIG], app[REDIS], app[HTTP], app[CLOCK])
+    app[CORE].refresher.incident = app[METRICS].count_incident
     with contextlib.suppress(Exception):  # Redis may be down at start; /ready says so
         await app[CORE].seed_settings()
     yield

@@ -56,7 +56,7 @@ class Route(NamedTuple):
 CALLBACK_ERRORS = (
     "InvalidState ConsentDenied CodeExchangeFailed NoRefreshToken IdTokenInvalid "
     "IdentityUnavailable UserMismatch ScopesMissing AppNotFound ProviderUnavailable "
-    "StoreUnavailable"
+    "StoreUnavailable AccountAppMismatch"
 )
 LINK_ERRORS = "LinkExpired LinkUsed AppNotFound InvalidInput ProviderUnavailable StoreUnavailable"
 
@@ -82,7 +82,8 @@ ROUTES = (
         "POST /v1/account",
         "Import an account, or start its consent (authorize: true)",
         "AccountCreated",
-        "InvalidAccountId InvalidAppId AppNotFound RedirectUrlNotAllowed ProviderUnavailable",
+        "InvalidAccountId InvalidAppId AppNotFound RedirectUrlNotAllowed ProviderUnavailable "
+        "AccountAppMismatch",
         body="AccountImport",
     ),
     Route(

@@ -11,6 +11,7 @@ import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from service.accounts import AccountWrite
 from service.clock import iso
 from service.core import Core
 from service.deliveries import Deliveries, Delivery
@@ -26,9 +27,15 @@ async def add_accounts(core: Core, app: str, count: int) -> None:
     """Store `count` accounts directly (tokens are never shown, so any will do)."""
     now = core.clock.now_ms()
     for n in range(count):
-        pairs = core.accounts.token_fields(f"acct-{n:02}", "at-secret", f"rt-secret-{n}")
-        pairs.update({"user": f"user{n}@example.test", "provider": "oidc", "scopes": "[]"})
-        await core.accounts.save(f"acct-{n:02}", app, pairs, now + 3_600_000, now, {})
+        write = AccountWrite(
+            app=app,
+            provider="oidc",
+            user=f"user{n}@example.test",
+            access_token="at-secret",
+            refresh_token=f"rt-secret-{n}",
+            scopes=[],
+        )
+        await core.accounts.save(f"acct-{n:02}", write, now + 3_600_000, now, {})
 
 
 async def test_accounts_list_filter_search_paging(

@@ -22,6 +22,7 @@ import aiohttp
 import orjson
 from redis.asyncio import Redis
 
+from service.accounts import AccountWrite
 from service.clock import iso
 from service.core import Core
 from service.embedded_redis import free_port
@@ -162,21 +163,18 @@ def stop_workers(workers: list[WorkerProcess]) -> list[int | None]:
     return stop_processes([worker.process for worker in workers])
 
 
-def account_fields(core: Core, account: str, now: int) -> dict[str, str]:
-    """Hash fields of an imported account: encrypted tokens with 5 of 60 minutes left."""
-    pairs = core.accounts.token_fields(
-        account, f"at-{os.urandom(12).hex()}", f"rt-{os.urandom(12).hex()}"
+def account_write(account: str, now: int) -> AccountWrite:
+    """An imported account: tokens with 5 of 60 minutes left."""
+    return AccountWrite(
+        app=APP_ID,
+        provider="oidc",
+        user=f"{account}@example.test",
+        access_token=f"at-{os.urandom(12).hex()}",
+        refresh_token=f"rt-{os.urandom(12).hex()}",
+        scopes=list(SCOPES),
+        expires_at_ms=now + EXPIRES_IN_MS,
+        lifetime_ms=LIFETIME_MS,
     )
-    pairs.update(
-        {
-            "provider": "oidc",
-            "user": f"{account}@example.test",
-            "scopes": orjson.dumps(SCOPES).decode(),
-            "expiresAt": str(now + EXPIRES_IN_MS),
-            "lifetimeMs": str(LIFETIME_MS),
-        }
-    )
-    return pairs
 
 
 async def save_accounts(core: Core, ids: list[str], due: int) -> None:
@@ -186,8 +184,8 @@ async def save_accounts(core: Core, ids: list[str], due: int) -> None:
     async def one(account: str) -> None:
         async with limit:
             now = now_ms()
-            pairs = account_fields(core, account, now)
-            await core.accounts.save(account, APP_ID, pairs, due, now, {"user": account})
+            write = account_write(account, now)
+            await core.accounts.save(account, write, due, now, {"user": account})
 
     await asyncio.gather(*(one(account) for account in ids))
 

@@ -61,6 +61,8 @@
 //                      response — like providers that only return a new refresh token
 //                      sometimes.
 //   delay_ms           wait `ms` (default 1000), then the real exchange.
+//   answer_delay_ms    the real exchange first (the token rotates), then wait `ms` (default
+//                      1000) before answering: a slow answer whose refresh already happened.
 //   hang               never answer; the socket is closed after `ms` (default 60000).
 //   drop               destroy the socket without any answer.
 // The rewriting kinds only touch successful (200) responses; an error from the real
@@ -162,7 +164,7 @@ function takeFault(grantType) {
 
 const FAULT_KINDS = new Set([
   'error', 'status', 'string_expires_in', 'no_expires_in', 'no_refresh_token',
-  'expires_in', 'delay_ms', 'hang', 'drop',
+  'expires_in', 'delay_ms', 'answer_delay_ms', 'hang', 'drop',
 ]);
 
 function validateFault(fault) {
@@ -276,6 +278,10 @@ async function tokenEndpointMiddleware(ctx, next) {
     case 'delay_ms':
       await sleep(fault.ms ?? 1000);
       return next();
+    case 'answer_delay_ms':
+      await next();
+      await sleep(fault.ms ?? 1000);
+      return undefined;
     case 'no_refresh_token':
       ctx.state.idpKeepRefreshToken = true;
       await next();

@@ -7,6 +7,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from service.accounts import AccountWrite
 from service.clock import SystemClock, iso
 from service.core import Core
 from service.crypto import Cipher
@@ -32,15 +33,18 @@ async def make_app(core: Core, app_id: str = "gmail") -> str:
 async def make_account(core: Core, app_id: str, n: int, *, access: bool = True) -> None:
     """Account `acct<n>` with a refresh token (and an access token unless told otherwise)."""
     account_id, now = f"acct{n}", SystemClock().now_ms()
-    pairs = core.accounts.token_fields(
-        account_id, f"access-{n}" if access else None, f"refresh-{n}"
+    write = AccountWrite(
+        app=app_id,
+        provider="google",
+        user=f"user{n}@example.test",
+        name=f"Account {n} — ünïcode" if n % 7 == 0 else None,
+        access_token=f"access-{n}" if access else None,
+        refresh_token=f"refresh-{n}",
+        scopes=["email"],
+        expires_at_ms=now + 3_600_000 if access else None,
+        lifetime_ms=3_600_000 if access else None,
     )
-    pairs.update({"provider": "google", "user": f"user{n}@example.test", "scopes": '["email"]'})
-    if access:
-        pairs.update({"expiresAt": str(now + 3_600_000), "lifetimeMs": "3600000"})
-    if n % 7 == 0:
-        pairs["name"] = f"Account {n} — ünïcode"
-    await core.accounts.save(account_id, app_id, pairs, now + 60_000, now, {})
+    await core.accounts.save(account_id, write, now + 60_000, now, {})
 
 
 async def make_accounts(

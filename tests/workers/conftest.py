@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
-import orjson
 import pytest
 from redis.asyncio import Redis
 
+from service.accounts import AccountWrite
 from service.clock import ManualClock, SystemClock, iso
 from service.config import Config
 from service.redisconn import create_redis
@@ -79,17 +79,15 @@ def add_account(
         minted = idp.mint(f"{account}-user", scope)
         core, now = worker.core, clock.now_ms()
         expires = now + expires_in_s * 1000
-        pairs = core.accounts.token_fields(
-            account, str(minted["access_token"]), str(minted["refresh_token"])
-        )
-        pairs.update(
-            {
-                "provider": "oidc",
-                "user": f"{account}@example.test",
-                "scopes": orjson.dumps(scope.split()).decode(),
-                "expiresAt": str(expires),
-                "lifetimeMs": str(expires_in_s * 1000),
-            }
+        write = AccountWrite(
+            app=app_id,
+            provider="oidc",
+            user=f"{account}@example.test",
+            access_token=str(minted["access_token"]),
+            refresh_token=str(minted["refresh_token"]),
+            scopes=scope.split(),
+            expires_at_ms=expires,
+            lifetime_ms=expires_in_s * 1000,
         )
         from service.expiry import due_ms
 
@@ -100,7 +98,7 @@ def add_account(
             lead_s=core.config.refresh_lead_s,
             keepalive_s=core.config.keepalive_s,
         )
-        await core.accounts.save(account, app_id, pairs, due, now, {"user": account})
+        await core.accounts.save(account, write, due, now, {"user": account})
         return minted
 
     return add

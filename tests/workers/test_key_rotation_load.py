@@ -95,7 +95,8 @@ async def test_rotation_under_load(
         print(f"rotation under load: {stats} in {seconds:.2f} s, {rounds} rounds")
         assert failed == [] and stats.complete
         assert at_end[0] > 0, "the worker refreshed nothing while the rotation ran"
-        assert await rotation.status() == Counter({key_id(NEW_KEY): 2 * COUNT + 2})
+        after = await rotation.status()  # refreshes added previous refresh tokens meanwhile
+        assert list(after) == [key_id(NEW_KEY)] and after[key_id(NEW_KEY)] >= 2 * COUNT + 2
         before = refreshed(busy, app_id)
         clock.advance(2 * HOUR)  # a stale refresh token put back would now fail (replay)
         await busy.run(burst=True)

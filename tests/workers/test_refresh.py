@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import orjson
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
 from service.clock import ManualClock
 from service.ratelimit import AppRateLimit
@@ -222,3 +224,24 @@ async def test_app_rate_limit_is_shared(worker: Worker, redis: Redis) -> None:
     assert 0 < wait <= 500
     assert await other.wait_ms("x", now + 500) == 0
     assert await limit.wait_ms("y", now) == 0  # another app has its own bucket
+
+
+async def test_an_account_deleted_during_its_refresh_is_an_ordinary_outcome(
+    worker: Worker, add_account: Adder, clock: ManualClock, idp: Idp
+) -> None:
+    """Deleted while at the provider: logged as refresh_account_deleted, never a crash."""
+    await add_account(expires_in_s=600)
+    clock.advance(6 * MINUTE)
+    idp.fault("answer_delay_ms", ms=1000)
+    requests = idp.stats()["refresh_requests"]
+    with capture_logs() as logs:
+        run = asyncio.create_task(worker.run(burst=True))
+        while (await asyncio.to_thread(idp.stats))["refresh_requests"] == requests:
+            assert not run.done(), "the worker finished before reaching the provider"
+            await asyncio.sleep(0.02)
+        account = await worker.core.accounts.require("a1")
+        assert await worker.core.accounts.delete(account, clock.now_ms())
+        await run
+    events = [line["event"] for line in logs]
+    assert "refresh_account_deleted" in events and "refresh_crashed" not in events
+    assert "orphan_refresh_token_revoked" in events

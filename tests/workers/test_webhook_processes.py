@@ -25,6 +25,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from service.accounts import AccountWrite
 from service.clock import SystemClock, iso
 from service.config import Config
 from service.core import Core
@@ -192,17 +193,17 @@ class Stack:
         accounts = self.core.accounts
         for account in ids:
             now = now_ms()
-            pairs = accounts.token_fields(account, f"at-{account}", f"rt-{account}")
-            pairs.update(
-                {
-                    "provider": "oidc",
-                    "user": f"{account}@example.test",
-                    "scopes": orjson.dumps(["openid", "email"]).decode(),
-                    "expiresAt": str(now + 3_600_000),
-                    "lifetimeMs": "3600000",
-                }
+            write = AccountWrite(
+                app=APP_ID,
+                provider="oidc",
+                user=f"{account}@example.test",
+                access_token=f"at-{account}",
+                refresh_token=f"rt-{account}",
+                scopes=["openid", "email"],
+                expires_at_ms=now + 3_600_000,
+                lifetime_ms=3_600_000,
             )
-            await accounts.save(account, APP_ID, pairs, now + 3_000_000, now, {"user": account})
+            await accounts.save(account, write, now + 3_000_000, now, {"user": account})
 
     async def queued(self) -> dict[str, str]:
         """Every event in the outbox streams: msg id -> account."""

@@ -25,7 +25,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from service.accounts import Account, account_from_hash
+from service.accounts import Account, AccountWrite, account_from_hash
 from service.clock import SystemClock, iso
 from service.config import Config
 from service.core import Core
@@ -142,17 +142,15 @@ class Stack:
         for account, tokens in zip(ids, minted, strict=True):
             now = now_ms()
             expires = now + expires_in_ms
-            pairs = accounts.token_fields(
-                account, str(tokens["access_token"]), str(tokens["refresh_token"])
-            )
-            pairs.update(
-                {
-                    "provider": "oidc",
-                    "user": f"{account}@example.test",
-                    "scopes": orjson.dumps(SCOPE.split()).decode(),
-                    "expiresAt": str(expires),
-                    "lifetimeMs": str(lifetime_ms),
-                }
+            write = AccountWrite(
+                app=app_id,
+                provider="oidc",
+                user=f"{account}@example.test",
+                access_token=str(tokens["access_token"]),
+                refresh_token=str(tokens["refresh_token"]),
+                scopes=SCOPE.split(),
+                expires_at_ms=expires,
+                lifetime_ms=lifetime_ms,
             )
             due = (
                 now + due_in_ms
@@ -165,7 +163,7 @@ class Stack:
                     keepalive_s=self.config.keepalive_s,
                 )
             )
-            await accounts.save(account, app_id, pairs, due, now, {"user": account})
+            await accounts.save(account, write, due, now, {"user": account})
             expiries[account] = expires
         return expiries
 
@@ -524,14 +522,14 @@ async def test_provider_errors_timeouts_and_throttling_are_ridden_out(
         {"kind": "status", "status": 500},
         {"kind": "status", "status": 503, "retry_after": 1},
         {"kind": "status", "status": 429, "retry_after": 1},
-        {"kind": "hang", "ms": 3_000},  # the client times out after 1 s
+        {"kind": "hang", "ms": 3_000},  # sent, then the socket closes: the answer is lost
         {"kind": "drop"},
         {"kind": "error", "status": 500, "error": "server_error"},
     ]
     faults = kinds * 3  # 18: every account fails once, half of them twice
     idp.faults(faults)
     expected = Counter(["http_500"] * 3 + ["http_503"] * 3 + ["http_429"] * 3)
-    expected.update(["timeout"] * 3 + ["network"] * 3 + ["server_error"] * 3)
+    expected.update(["network"] * 6 + ["server_error"] * 3)
     worker = stack.spawn("worker")
     most_attempts: Counter[str] = Counter()
 
@@ -597,10 +595,13 @@ async def test_sigterm_drains_hands_back_and_health_check(make_stack: MakeStack,
     assert await stack.check("--check") == 1, "a stale heartbeat is unhealthy"
 
     # 2. a refresh at the provider is never cancelled (the provider may rotate the token);
-    #    the grace period covers a provider call, whose timeout ends a hanging one
+    #    a sent refresh is awaited until its answer comes or the answer cap ends it
     idp.faults([{"kind": "hang", "ms": 20_000}] * 4)
     second = stack.spawn(
-        "second", TOKENBROKER_SHUTDOWN_GRACE_S="2", TOKENBROKER_PROVIDER_TIMEOUT_S="2"
+        "second",
+        TOKENBROKER_SHUTDOWN_GRACE_S="2",
+        TOKENBROKER_PROVIDER_TIMEOUT_S="2",
+        TOKENBROKER_PROVIDER_ANSWER_MAX_S="2",
     )
     await stack.wait_until(lambda: idp.stats()["refresh_requests"] >= 8, "4 more in flight", 20)
     assert await stack.check("--check") == 0, "the running worker beats again"
