@@ -50,7 +50,7 @@ class Config:
     worker_concurrency: int = 16
     app_rate_per_s: float = 20.0
     web_refresh_concurrency: int = 8  # on-demand refreshes per app in one web process
-    provider_answer_max_s: float = 120.0  # longest wait for a sent refresh's answer
+    provider_answer_max_s: float = 60.0  # longest wait for a sent refresh's answer
     lease_ms: int = 60_000
     poll_ms: int = 250
     shutdown_grace_s: float = 20.0
@@ -122,7 +122,7 @@ class Config:
                 "TOKENBROKER_WEB_REFRESH_CONCURRENCY", 8, 1, 1024
             ),
             provider_answer_max_s=reader.number(
-                "TOKENBROKER_PROVIDER_ANSWER_MAX_S", 120.0, 1, 3600
+                "TOKENBROKER_PROVIDER_ANSWER_MAX_S", 60.0, 1, 3600
             ),
             lease_ms=reader.integer("TOKENBROKER_LEASE_MS", 60_000, 100, 3_600_000),
             poll_ms=reader.integer("TOKENBROKER_POLL_MS", 250, 10, 60_000),
