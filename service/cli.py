@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 from aiohttp import web
 
@@ -21,6 +20,7 @@ from service.apitokens import SCOPES, ApiTokenStore
 from service.clock import SystemClock, parse_iso_ms
 from service.config import Config, ConfigError, load_or_create_dev_secret
 from service.keys import Keys
+from service.outbound import outbound_session
 from service.redisconn import create_redis
 from service.settings import DEFAULTS, SettingsStore, check_value
 
@@ -124,7 +124,7 @@ async def _worker_resources(config: Config, only: str | None = None) -> AsyncIte
     from workers.worker import Worker  # the CLI is the one place service/ may import workers/
 
     redis = create_redis(config)
-    http = aiohttp.ClientSession()
+    http = outbound_session(config)
     try:
         yield Worker(config, redis, http, SystemClock(), only=only)
     finally:

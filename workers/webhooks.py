@@ -20,6 +20,7 @@ from service.config import Config
 from service.core import Core
 from service.deliveries import Deliveries, Delivery
 from service.metrics import Metrics
+from service.outbound import outbound_session
 from service.redisconn import STORE_ERRORS
 from service.webhook_secrets import WebhookSecrets
 from service.webhook_sender import Sender
@@ -58,8 +59,7 @@ class WebhookLoop:
         Deliveries use an HTTP session of their own, sized to the delivery concurrency, so a
         hanging receiver can never take the connections that refreshes need.
         """
-        connector = aiohttp.TCPConnector(limit=self.config.webhook_concurrency)
-        async with aiohttp.ClientSession(connector=connector) as http:
+        async with outbound_session(self.config, limit=self.config.webhook_concurrency) as http:
             self.sender = Sender(http, self.config.webhook_timeout_s)
             try:
                 await self._run(burst)

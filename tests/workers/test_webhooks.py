@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 from standardwebhooks.webhooks import Webhook
+from yarl import URL
 
 from service.clock import ManualClock
 from service.config import Config
@@ -23,6 +25,7 @@ from tests.test_signing import verify
 from workers.worker import Worker
 
 Adder = Callable[..., Awaitable[dict[str, Any]]]
+HUGE = 50 * 1024 * 1024
 
 
 @dataclasses.dataclass
@@ -32,11 +35,32 @@ class Receiver:
     status: int = 200
     got: list[tuple[dict[str, str], bytes]] = dataclasses.field(default_factory=list)
     url: str = ""
+    sent: int = 0  # bytes of the huge answer written
+    finished: bool = False  # the huge answer was written in full
+    ended: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
     async def handle(self, request: web.Request) -> web.Response:
         """Record the request and answer the configured status."""
         self.got.append((dict(request.headers), await request.read()))
         return web.Response(status=self.status)
+
+    async def huge(self, request: web.Request) -> web.StreamResponse:
+        """Record the request and answer 200 with a 50 MB body; note how much got out."""
+        self.got.append((dict(request.headers), await request.read()))
+        response = web.StreamResponse(status=200)
+        response.content_length = HUGE
+        await response.prepare(request)
+        try:
+            while self.sent < HUGE:
+                await response.write(b"x" * 65536)
+                self.sent += 65536
+            await response.write_eof()
+            self.finished = True
+        except OSError:  # the sender hung up
+            pass
+        finally:
+            self.ended.set()
+        return response
 
     def events(self) -> list[dict[str, Any]]:
         """The bodies received, parsed."""
@@ -49,6 +73,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     rec = Receiver()
     app = web.Application()
     app.router.add_post("/hooks", rec.handle)
+    app.router.add_post("/huge", rec.huge)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     rec.url = str(server.make_url("/hooks"))
@@ -257,3 +282,40 @@ async def test_reconsent_fires_authentication_success(
     names = [e["event"] for e in receiver.events()]
     assert names == ["accountAdded", "authenticationError", "authenticationSuccess"]
     assert (await worker.core.accounts.require("a1")).status == "active"
+
+
+async def test_loopback_receiver_refused_without_private_urls(
+    worker: Worker, add_account: Adder, receiver: Receiver, hooked: str, clock: ManualClock
+) -> None:
+    """With private URLs disallowed no notation of a loopback receiver gets an event."""
+    fast_retries(worker, budget_s=10**6)
+    worker.webhooks.config = dataclasses.replace(worker.webhooks.config, allow_private_urls=False)
+    port = URL(receiver.url).port
+    hosts = ("127.0.0.1", "localhost", "localhost.", "0x7f000001", "2130706433", "0", "127.1")
+    await add_account()
+    for host in (*hosts, "[::ffff:127.0.0.1]"):
+        await worker.core.settings.update({"webhooks": f"http://{host}:{port}/hooks"})
+        await worker.webhooks.run(burst=True)
+        clock.advance(3_600_000)  # the next attempt is due
+    assert receiver.got == []
+    core = worker.core
+    pending = await Deliveries(core.redis, core.keys, core.scripts).list("pending", 10)
+    errors = [attempt["error"] for attempt in pending[0]["attempts"]]
+    assert len(errors) == 8 and all(errors)
+    assert errors[0].startswith("refused to connect to 127.0.0.1: a loopback address")
+    assert errors[1].startswith("refused to connect to localhost (127.0.0.1)")
+    assert errors[-1].startswith("refused to connect to ::ffff:7f00:1: a loopback address")
+
+
+async def test_huge_answer_is_not_read(
+    worker: Worker, add_account: Adder, receiver: Receiver, hooked: str
+) -> None:
+    """A receiver's 50 MB answer is dropped unread: delivered on its status, cut short."""
+    await worker.core.settings.update({"webhooks": receiver.url.replace("/hooks", "/huge")})
+    await add_account()
+    await worker.webhooks.run(burst=True)
+    core = worker.core
+    done = await Deliveries(core.redis, core.keys, core.scripts).list("delivered", 10)
+    assert len(done) == 1 and done[0]["attempts"][0]["status"] == 200
+    await asyncio.wait_for(receiver.ended.wait(), 10)
+    assert not receiver.finished and receiver.sent < HUGE // 4
