@@ -13,7 +13,7 @@ from service.events import EVENTS
 from service.keys import Keys
 from service.redisconn import as_mapping
 from service.urls import check_outbound_url
-from service.validate import HEADER_NAME
+from service.webhook_headers import check_headers
 
 DEFAULTS: dict[str, Any] = {
     "enableOAuthTokensApi": False,
@@ -27,7 +27,7 @@ OAUTH_TOKENS_API = "enableOAuthTokensApi"
 
 
 def check_value(name: str, value: Any, *, allow_private: bool) -> Any:
-    """Return a valid value for setting `name`; raise InvalidInput otherwise."""
+    """Return a valid value for setting `name`; raise InvalidInput (or InvalidWebhookHeader)."""
     if name not in DEFAULTS:
         raise errors.InvalidInput(f"unknown setting {name!r}", details={"field": name})
     if name in ("enableOAuthTokensApi", "webhooksEnabled"):
@@ -48,19 +48,8 @@ def check_value(name: str, value: Any, *, allow_private: bool) -> Any:
             raise errors.InvalidInput(
                 f"{name} must be '*' or a list of {', '.join(EVENTS)}", details={"field": name}
             )
-    elif name == "webhookHeaders" and (
-        not isinstance(value, dict)
-        or not all(
-            isinstance(k, str)
-            and HEADER_NAME.fullmatch(k)
-            and isinstance(v, str)
-            and "\r" not in v
-            and "\n" not in v
-            and len(v) <= 4096
-            for k, v in value.items()
-        )
-    ):
-        raise errors.InvalidInput(f"{name} must map names to strings", details={"field": name})
+    elif name == "webhookHeaders":
+        check_headers(value)
     return value
 
 

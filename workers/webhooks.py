@@ -48,6 +48,7 @@ class WebhookLoop:
         self.beats = 0  # rounds that reached Redis (heartbeat)
         self._warned = False
         self._housekept = 0.0
+        self._reclaim_from: dict[str, str] = {}  # outbox -> where the next reclaim scan starts
 
     def stop(self) -> None:
         """Stop after the current round."""
@@ -138,9 +139,11 @@ class WebhookLoop:
             if room > len(batch):
                 batch += await self.deliveries.due_retries(outbox, now, lease, room - len(batch))
             if room > len(batch):
-                batch += await self.deliveries.reclaim(
-                    outbox, self.consumer, lease, room - len(batch)
+                start = self._reclaim_from.get(outbox, "0-0")
+                found, self._reclaim_from[outbox] = await self.deliveries.reclaim(
+                    outbox, self.consumer, lease, room - len(batch), start
                 )
+                batch += found
             if room > len(batch):
                 batch += await self.deliveries.read_new(outbox, self.consumer, room - len(batch))
         return batch

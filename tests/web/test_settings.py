@@ -89,3 +89,35 @@ async def test_private_webhook_urls_refused_in_every_notation(
         assert answer["details"]["field"] == "webhooks"
     body = {"webhooks": "https://hooks.example.com/in"}
     assert (await client.put("/v1/settings", headers=admin, json=body)).status == 200
+
+
+async def test_webhook_headers_checked(client: Client, admin: dict[str, str], core: Core) -> None:
+    """Control characters and framing or webhook-* names are refused, naming the header."""
+    for headers, name, reason in (
+        ({"X-Team": "a\x00b"}, "X-Team", "controlCharacter"),
+        ({"X-Team": "a\rb"}, "X-Team", "controlCharacter"),
+        ({"X-Team": "a\nX-Evil: 1"}, "X-Team", "controlCharacter"),
+        ({"X-Team": "a\x7f"}, "X-Team", "controlCharacter"),
+        ({"X-Team": "v" * 4097}, "X-Team", "tooLong"),
+        ({"X-Ok\r\nEvil": "1"}, "X-Ok\r\nEvil", "invalidName"),
+        ({"Host": "evil.example"}, "Host", "reserved"),
+        ({"content-length": "0"}, "content-length", "reserved"),
+        ({"Transfer-Encoding": "chunked"}, "Transfer-Encoding", "reserved"),
+        ({"Connection": "close"}, "Connection", "reserved"),
+        ({"Keep-Alive": "1"}, "Keep-Alive", "reserved"),
+        ({"Upgrade": "h2c"}, "Upgrade", "reserved"),
+        ({"TE": "trailers"}, "TE", "reserved"),
+        ({"Content-Type": "text/plain"}, "Content-Type", "reserved"),
+        ({"Webhook-Signature": "v1,forged"}, "Webhook-Signature", "reserved"),
+        ({"webhook-id": "msg_x"}, "webhook-id", "reserved"),
+        ({"X-Team": "a", "x-team": "b"}, "x-team", "duplicate"),
+    ):
+        resp = await client.put("/v1/settings", headers=admin, json={"webhookHeaders": headers})
+        body = await resp.json()
+        assert resp.status == 400 and body["code"] == "InvalidWebhookHeader", (headers, body)
+        assert body["details"] == {"field": "webhookHeaders", "header": name, "reason": reason}
+        assert "evil.example" not in str(body) and "forged" not in str(body)
+    assert (await core.settings.all())["webhookHeaders"] == {}
+    good = {"X-Team": "tokens", "Authorization": "Bearer abc", "X-Env": "prod"}
+    resp = await client.put("/v1/settings", headers=admin, json={"webhookHeaders": good})
+    assert resp.status == 200

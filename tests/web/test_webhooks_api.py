@@ -91,3 +91,26 @@ async def test_webhook_header_values_checked(client: Client, core: Core) -> None
     for headers in ({"X-Ok\r\nEvil": "1"}, {"X-Ok": "a\r\nEvil: 1"}):
         resp = await client.put("/v1/settings", headers=token, json={"webhookHeaders": headers})
         assert resp.status == 400
+
+
+async def test_unsendable_header_is_a_failed_test_event(
+    client: Client,
+    admin: dict[str, str],
+    core: Core,
+    receiver: tuple[str, list[tuple[dict[str, str], bytes]]],
+) -> None:
+    """A stored header the client refuses to send (a NUL) is a failed attempt, not a 500."""
+    url, got = receiver
+    await client.put("/v1/settings", headers=admin, json={"webhooks": url})
+    await client.post("/v1/settings/webhook-secret", headers=admin)
+    await store_headers_unchecked(core, {"X-Team": "a\x00b"})  # as stored before the check
+    resp = await client.post("/v1/webhooks/test", headers=admin)
+    body = await resp.json()
+    assert resp.status == 200, body
+    assert body["delivered"] is False and body["status"] is None
+    assert body["error"] == "failed: ValueError" and got == []
+
+
+async def store_headers_unchecked(core: Core, headers: dict[str, str]) -> None:
+    """Store custom headers without the save-time check (as older versions did)."""
+    await core.settings.update({"webhookHeaders": headers})

@@ -319,3 +319,47 @@ async def test_huge_answer_is_not_read(
     assert len(done) == 1 and done[0]["attempts"][0]["status"] == 200
     await asyncio.wait_for(receiver.ended.wait(), 10)
     assert not receiver.finished and receiver.sent < HUGE // 4
+
+
+async def test_unsendable_header_is_retried_then_dead(
+    worker: Worker, add_account: Adder, receiver: Receiver, hooked: str, clock: ManualClock
+) -> None:
+    """A header the client refuses (NUL) fails each attempt; past the budget it is dead."""
+    fast_retries(worker, budget_s=30)
+    await worker.core.settings.update({"webhookHeaders": {"X-Team": "a\x00b"}})
+    await add_account()
+    core = worker.core
+    deliveries = Deliveries(core.redis, core.keys, core.scripts)
+    for _ in range(20):
+        await worker.webhooks.run(burst=True)
+        clock.advance(20_000)
+        if await deliveries.list("failed", 10):
+            break
+    dead = await deliveries.list("failed", 10)
+    assert len(dead) == 1 and len(dead[0]["attempts"]) > 1
+    assert {a["error"] for a in dead[0]["attempts"]} == {"failed: ValueError"}
+    assert receiver.got == []
+    stream = core.keys.outbox_stream(core.keys.outboxes()[0])
+    assert (await core.redis.xpending(stream, "webhooks"))["pending"] == 0
+
+
+async def test_dead_consumers_entry_behind_in_flight_ones_is_reclaimed(
+    worker: Worker, receiver: Receiver, hooked: str, redis: Redis
+) -> None:
+    """An entry of a dead consumer is reached even behind many entries still in flight."""
+    core = worker.core
+    outbox = core.keys.outboxes()[0]
+    stream = core.keys.outbox_stream(outbox)
+    deliveries = Deliveries(core.redis, core.keys, core.scripts)
+    await deliveries.ensure_groups()
+    for n in range(400):
+        payload = {"id": f"msg_{n}", "event": "webhookTest", "date": "", "data": {}}
+        await redis.xadd(stream, {"payload": orjson.dumps(payload).decode()})
+    taken = await deliveries.read_new(outbox, "busy-worker", 400)  # in flight, not idle
+    last = taken[-1]
+    await redis.xclaim(stream, "webhooks", "dead-worker", 0, [last.entry_id], idle=3_600_000)
+    for _ in range(10):
+        await worker.webhooks.run(burst=True)
+        if receiver.got:
+            break
+    assert [e["id"] for e in receiver.events()] == [last.msg_id]
