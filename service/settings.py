@@ -13,7 +13,8 @@ from service.events import EVENTS
 from service.keys import Keys
 from service.redisconn import as_mapping
 from service.urls import check_outbound_url
-from service.webhook_headers import check_headers
+from service.webhook_headers import FIELD as HEADERS
+from service.webhook_headers import WebhookHeaders, check_headers, masked
 
 DEFAULTS: dict[str, Any] = {
     "enableOAuthTokensApi": False,
@@ -65,13 +66,24 @@ class SettingsStore:
         """Return every setting, defaults filled in."""
         raw = await self.redis.hgetall(self.keys.settings)
         stored = {k: orjson.loads(v) for k, v in raw.items() if k in DEFAULTS}
-        return {**DEFAULTS, **stored}
+        found = {**DEFAULTS, **stored}
+        found[HEADERS] = masked(found[HEADERS])  # write-only (and stored in clear by old versions)
+        return found
 
-    async def update(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Store already-checked values in one MULTI/EXEC and return all settings."""
+    async def update(
+        self, values: dict[str, Any], headers: WebhookHeaders | None = None
+    ) -> dict[str, Any]:
+        """Store already-checked values in one MULTI/EXEC and return all settings.
+
+        Custom webhook headers need `headers`, which seals their values.
+        """
         if values:
+            mapping = {k: orjson.dumps(v).decode() for k, v in values.items() if k != HEADERS}
+            if HEADERS in values:
+                if headers is None:
+                    raise ValueError("webhook headers are stored through WebhookHeaders")
+                mapping.update(await headers.fields(values[HEADERS]))
             async with self.redis.pipeline(transaction=True) as pipe:
-                mapping = {k: orjson.dumps(v).decode() for k, v in values.items()}
                 pipe.hset(self.keys.settings, mapping=as_mapping(mapping))
                 pipe.publish(self.keys.invalidations, "settings")
                 await pipe.execute()

@@ -1,14 +1,27 @@
-"""Custom webhook headers: checked on save so that every stored header can be sent."""
+"""Custom webhook headers: checked on save, values encrypted at rest and never shown again.
+
+The settings field `webhookHeaders` holds the names with masked values (what the API and
+the page show); `webhookHeaderValues` holds the whole mapping, encrypted. Both are written
+in the settings' one MULTI/EXEC. A masked value given back on update keeps the stored one.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+import orjson
+from redis.asyncio import Redis
+
 from service import errors
+from service.crypto import Cipher
+from service.keys import Keys
 from service.validate import HEADER_NAME
 
 FIELD = "webhookHeaders"
+SEALED = "webhookHeaderValues"
+AAD = "settings:webhookHeaderValues"
+MASK = "********"
 MAX_VALUE = 4096
 # Headers that frame or route the request, or that the signature stands for: never custom.
 RESERVED = frozenset(
@@ -85,3 +98,42 @@ def _any_case(word: str) -> str:
 
 
 VALUE_PATTERN = r"^[^\x00-\x1f\x7f]*$"  # JSON Schema: no control characters
+
+
+def masked(headers: dict[str, str]) -> dict[str, str]:
+    """The headers as shown: names, each with the mask for a value."""
+    return {name: MASK for name in headers}
+
+
+class WebhookHeaders:
+    """Reads the custom headers to send, and seals new ones for the settings store."""
+
+    def __init__(self, redis: Redis, keys: Keys, cipher: Cipher) -> None:
+        self.redis, self.keys, self.cipher = redis, keys, cipher
+
+    async def values(self) -> dict[str, str]:
+        """The headers to send with every delivery, decrypted."""
+        sealed, shown = await self.redis.hmget(self.keys.settings, [SEALED, FIELD])
+        if sealed:
+            found = orjson.loads(self.cipher.decrypt(str(sealed), AAD))
+            return {str(k): str(v) for k, v in found.items()}
+        legacy = orjson.loads(shown) if shown else {}  # stored in clear by older versions
+        return {str(k): str(v) for k, v in legacy.items() if v != MASK}
+
+    async def fields(self, wanted: dict[str, str]) -> dict[str, str]:
+        """The settings fields that store `wanted`; a masked value keeps the stored one."""
+        current = {name.lower(): value for name, value in (await self.values()).items()}
+        plain: dict[str, str] = {}
+        for name, value in wanted.items():
+            if value == MASK:
+                if name.lower() not in current:
+                    raise errors.InvalidWebhookHeader(
+                        f"webhook header {name!r} has no stored value to keep: give its value",
+                        details={"field": FIELD, "header": name, "reason": "noStoredValue"},
+                    )
+                value = current[name.lower()]
+            plain[name] = value
+        return {
+            FIELD: orjson.dumps(masked(plain)).decode(),
+            SEALED: self.cipher.encrypt(orjson.dumps(plain).decode(), AAD),
+        }

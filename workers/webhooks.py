@@ -22,6 +22,7 @@ from service.deliveries import Deliveries, Delivery
 from service.metrics import Metrics
 from service.outbound import outbound_session
 from service.redisconn import STORE_ERRORS
+from service.webhook_headers import WebhookHeaders
 from service.webhook_secrets import WebhookSecrets
 from service.webhook_sender import Sender
 
@@ -40,6 +41,7 @@ class WebhookLoop:
         self.core, self.metrics, self.config = core, metrics, config
         self.deliveries = Deliveries(core.redis, core.keys, core.scripts)
         self.secrets = WebhookSecrets(core.redis, core.keys, core.cipher)
+        self.headers = WebhookHeaders(core.redis, core.keys, core.cipher)
         self.http = http  # refreshes' session; deliveries get their own (see run)
         self.sender = Sender(http, config.webhook_timeout_s)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -111,13 +113,14 @@ class WebhookLoop:
                 log.warning("webhook_secret_missing")
                 self._warned = True
             return 0
+        headers = await self.headers.values()
         batch = await self._collect()
         limit = asyncio.Semaphore(self.config.webhook_concurrency)
 
         async def one(item: Delivery) -> None:
             async with limit:
                 try:
-                    await self.deliver(item, url, settings["webhookHeaders"], signing)
+                    await self.deliver(item, url, headers, signing)
                 except STORE_ERRORS as exc:  # the lease or the pending list brings it back
                     log.warning("webhook_store_error", id=item.msg_id, error=type(exc).__name__)
                 except Exception:

@@ -19,6 +19,7 @@ from yarl import URL
 from service.clock import ManualClock
 from service.config import Config
 from service.deliveries import Deliveries
+from service.webhook_headers import WebhookHeaders
 from service.webhook_secrets import WebhookSecrets
 from tests.support.idp import Idp
 from tests.test_signing import verify
@@ -326,9 +327,10 @@ async def test_unsendable_header_is_retried_then_dead(
 ) -> None:
     """A header the client refuses (NUL) fails each attempt; past the budget it is dead."""
     fast_retries(worker, budget_s=30)
-    await worker.core.settings.update({"webhookHeaders": {"X-Team": "a\x00b"}})
-    await add_account()
     core = worker.core
+    sealer = WebhookHeaders(core.redis, core.keys, core.cipher)
+    await core.settings.update({"webhookHeaders": {"X-Team": "a\x00b"}}, sealer)
+    await add_account()
     deliveries = Deliveries(core.redis, core.keys, core.scripts)
     for _ in range(20):
         await worker.webhooks.run(burst=True)
