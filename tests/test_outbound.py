@@ -20,6 +20,7 @@ from service.apps import App
 from service.clock import SystemClock
 from service.config import Config
 from service.discovery import Discovery
+from service.identity import IdentityVerifier
 from service.oauth import Failure, OAuthClient
 from service.outbound import MAX_ANSWER_BYTES, outbound_session, refusal_in
 from service.urls import check_outbound_url
@@ -218,5 +219,18 @@ async def test_discovery_answer_capped(config: Config, listener: Listener) -> No
         discovery = Discovery(http, aiohttp.ClientTimeout(total=10))
         with pytest.raises(aiohttp.ClientPayloadError, match=str(MAX_ANSWER_BYTES)):
             await discovery.document(f"http://127.0.0.1:{listener.port}")
+    await wait_ended(listener)
+    assert_cut_short(listener)
+
+
+async def test_userinfo_answer_capped(config: Config, listener: Listener) -> None:
+    """A 50 MB userinfo answer makes the provider unavailable, read only up to the cap."""
+    url = f"http://127.0.0.1:{listener.port}/big"
+    app = App("big", "oidc", "client", {"userinfoUrl": url})
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with outbound_session(config) as http:
+        verifier = IdentityVerifier(http, Discovery(http, timeout), SystemClock(), timeout)
+        with pytest.raises(errors.ProviderUnavailable):
+            await verifier.identify(app, None, "access-token", "nonce")
     await wait_ended(listener)
     assert_cut_short(listener)
