@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 from aiohttp import web
 
@@ -20,9 +19,12 @@ from service import cli_ops, cli_password, logs
 from service.apitokens import SCOPES, ApiTokenStore
 from service.clock import SystemClock, parse_iso_ms
 from service.config import Config, ConfigError, load_or_create_dev_secret
+from service.crypto import Cipher
 from service.keys import Keys
+from service.outbound import outbound_session
 from service.redisconn import create_redis
 from service.settings import DEFAULTS, SettingsStore, check_value
+from service.webhook_headers import WebhookHeaders
 
 VAR_DIR = Path("var")
 
@@ -124,7 +126,7 @@ async def _worker_resources(config: Config, only: str | None = None) -> AsyncIte
     from workers.worker import Worker  # the CLI is the one place service/ may import workers/
 
     redis = create_redis(config)
-    http = aiohttp.ClientSession()
+    http = outbound_session(config)
     try:
         yield Worker(config, redis, http, SystemClock(), only=only)
     finally:
@@ -231,8 +233,9 @@ def cmd_settings(args: argparse.Namespace) -> int:
         except orjson.JSONDecodeError:
             value = args.value
         value = check_value(args.key, value, allow_private=config.allow_private_urls)
-        await store.update({args.key: value})
-        print(f"{args.key} = {orjson.dumps(value).decode()}")
+        headers = WebhookHeaders(redis, keys, Cipher(config.secret_key, config.old_secret_keys))
+        shown = await store.update({args.key: value}, headers)
+        print(f"{args.key} = {orjson.dumps(shown[args.key]).decode()}")
         return 0
 
     return _run(go)

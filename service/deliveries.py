@@ -60,12 +60,19 @@ class Deliveries:
         rows = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], reply or [])
         return [_from_entry(outbox, eid, f) for _, entries in rows for eid, f in entries]
 
-    async def reclaim(self, outbox: str, consumer: str, idle_ms: int, count: int) -> list[Delivery]:
-        """Events another consumer took but did not finish within `idle_ms` (it died)."""
+    async def reclaim(
+        self, outbox: str, consumer: str, idle_ms: int, count: int, start: str = "0-0"
+    ) -> tuple[list[Delivery], str]:
+        """Events a consumer took but did not finish within `idle_ms` (it died, or crashed).
+
+        Scans the pending list from `start`; returns the events and where the next scan
+        goes on ("0-0" once the end was reached), so that entries behind many in-flight
+        ones are reached too.
+        """
         stream = self.keys.outbox_stream(outbox)
-        reply = await self.redis.xautoclaim(stream, GROUP, consumer, idle_ms, "0-0", count=count)
+        reply = await self.redis.xautoclaim(stream, GROUP, consumer, idle_ms, start, count=count)
         entries = cast(list[tuple[str, dict[str, str] | None]], reply[1])
-        return [_from_entry(outbox, eid, f) for eid, f in entries if f]
+        return [_from_entry(outbox, eid, f) for eid, f in entries if f], str(reply[0])
 
     async def due_retries(
         self, outbox: str, now_ms: int, lease_ms: int, count: int

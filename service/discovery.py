@@ -10,6 +10,7 @@ import orjson
 
 from service import errors
 from service.apps import App
+from service.outbound import read_capped
 
 MAX_AGE_S = 3600.0  # a discovery document is fetched again after this, or after a failure
 # App endpoint field -> the discovery document's member (OpenID Connect Discovery, RFC 8414).
@@ -68,7 +69,7 @@ class Discovery:
         async with self.http.get(url, timeout=self.timeout, allow_redirects=False) as response:
             if response.status != 200:
                 raise aiohttp.ClientError(f"discovery answered {response.status}")
-            raw = await response.read()
+            raw = await read_capped(response)
         try:
             meta = orjson.loads(raw)
         except orjson.JSONDecodeError:

@@ -14,6 +14,7 @@ from service.apps import App
 from service.clock import Clock
 from service.discovery import Discovery
 from service.jws import JoseFailure, verify_id_token
+from service.outbound import read_capped
 
 JWKS_MAX_AGE_S = 3600.0
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
@@ -116,7 +117,7 @@ class IdentityVerifier:
             async with self.http.get(
                 url, headers=headers, timeout=self.timeout, allow_redirects=False
             ) as response:
-                raw, status = await response.read(), response.status
+                raw, status = await read_capped(response), response.status
         except PROVIDER_ERRORS as exc:
             raise errors.ProviderUnavailable(
                 f"the provider's {what} endpoint could not be reached",

@@ -13,6 +13,7 @@ from service.apps import App
 from service.clock import Clock
 from service.discovery import Discovery
 from service.expiry import lifetime_s
+from service.outbound import read_capped
 
 FailureKind = Literal["transient", "permanent", "app"]
 AADSTS = re.compile(r"AADSTS(\d+)")
@@ -241,7 +242,7 @@ class OAuthClient:
             allow_redirects=False,
             headers={"Accept": "application/json"},
         ) as response:
-            body = _json_or_none(await response.read())
+            body = _json_or_none(await read_capped(response))
             return response.status, body, response.headers.get("Retry-After")
 
 

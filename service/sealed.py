@@ -10,12 +10,14 @@ from redis.asyncio import Redis
 
 from service.account_record import SEALED_FIELDS
 from service.keys import Keys
+from service.webhook_headers import AAD as WEBHOOK_HEADERS_AAD
+from service.webhook_headers import SEALED as WEBHOOK_HEADERS
 from service.webhook_secrets import AAD as WEBHOOK_SECRET_AAD
 from service.webhook_secrets import CURRENT, PREVIOUS
 
 ACCOUNT_FIELDS = SEALED_FIELDS
 APP_FIELDS = ("clientSecret",)
-SETTINGS_FIELDS = (CURRENT, PREVIOUS)
+SETTINGS_FIELDS = (CURRENT, PREVIOUS, WEBHOOK_HEADERS)
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class Record:
     def aad(self, field: str) -> str:
         """The associated data a field of this record is bound to (as the stores seal it)."""
         if self.name == "settings":
-            return WEBHOOK_SECRET_AAD
+            return WEBHOOK_HEADERS_AAD if field == WEBHOOK_HEADERS else WEBHOOK_SECRET_AAD
         return f"{self.name}:{field}"  # acct:<id>:accessToken, app:<id>:clientSecret
 
 
@@ -44,7 +46,7 @@ def app_record(keys: Keys, app_id: str) -> Record:
 
 
 def settings_record(keys: Keys) -> Record:
-    """The settings hash (webhook signing secret, current and previous)."""
+    """The settings hash (webhook signing secret, current and previous; webhook headers)."""
     return Record(keys.settings, "settings", SETTINGS_FIELDS)
 
 

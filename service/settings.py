@@ -13,7 +13,8 @@ from service.events import EVENTS
 from service.keys import Keys
 from service.redisconn import as_mapping
 from service.urls import check_outbound_url
-from service.validate import HEADER_NAME
+from service.webhook_headers import FIELD as HEADERS
+from service.webhook_headers import WebhookHeaders, check_headers, masked
 
 DEFAULTS: dict[str, Any] = {
     "enableOAuthTokensApi": False,
@@ -27,7 +28,7 @@ OAUTH_TOKENS_API = "enableOAuthTokensApi"
 
 
 def check_value(name: str, value: Any, *, allow_private: bool) -> Any:
-    """Return a valid value for setting `name`; raise InvalidInput otherwise."""
+    """Return a valid value for setting `name`; raise InvalidInput (or InvalidWebhookHeader)."""
     if name not in DEFAULTS:
         raise errors.InvalidInput(f"unknown setting {name!r}", details={"field": name})
     if name in ("enableOAuthTokensApi", "webhooksEnabled"):
@@ -48,19 +49,8 @@ def check_value(name: str, value: Any, *, allow_private: bool) -> Any:
             raise errors.InvalidInput(
                 f"{name} must be '*' or a list of {', '.join(EVENTS)}", details={"field": name}
             )
-    elif name == "webhookHeaders" and (
-        not isinstance(value, dict)
-        or not all(
-            isinstance(k, str)
-            and HEADER_NAME.fullmatch(k)
-            and isinstance(v, str)
-            and "\r" not in v
-            and "\n" not in v
-            and len(v) <= 4096
-            for k, v in value.items()
-        )
-    ):
-        raise errors.InvalidInput(f"{name} must map names to strings", details={"field": name})
+    elif name == "webhookHeaders":
+        check_headers(value)
     return value
 
 
@@ -76,13 +66,24 @@ class SettingsStore:
         """Return every setting, defaults filled in."""
         raw = await self.redis.hgetall(self.keys.settings)
         stored = {k: orjson.loads(v) for k, v in raw.items() if k in DEFAULTS}
-        return {**DEFAULTS, **stored}
+        found = {**DEFAULTS, **stored}
+        found[HEADERS] = masked(found[HEADERS])  # write-only (and stored in clear by old versions)
+        return found
 
-    async def update(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Store already-checked values in one MULTI/EXEC and return all settings."""
+    async def update(
+        self, values: dict[str, Any], headers: WebhookHeaders | None = None
+    ) -> dict[str, Any]:
+        """Store already-checked values in one MULTI/EXEC and return all settings.
+
+        Custom webhook headers need `headers`, which seals their values.
+        """
         if values:
+            mapping = {k: orjson.dumps(v).decode() for k, v in values.items() if k != HEADERS}
+            if HEADERS in values:
+                if headers is None:
+                    raise ValueError("webhook headers are stored through WebhookHeaders")
+                mapping.update(await headers.fields(values[HEADERS]))
             async with self.redis.pipeline(transaction=True) as pipe:
-                mapping = {k: orjson.dumps(v).decode() for k, v in values.items()}
                 pipe.hset(self.keys.settings, mapping=as_mapping(mapping))
                 pipe.publish(self.keys.invalidations, "settings")
                 await pipe.execute()

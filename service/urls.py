@@ -1,11 +1,15 @@
-"""Checks for URLs that the service will call (issuers, endpoints, webhooks)."""
+"""Checks for URLs that the service will call (issuers, endpoints, webhooks), when saved.
+
+Early feedback only: a name is judged when connecting (service/outbound.py), by the same
+rules (service/addresses.py) applied to the addresses it resolves to.
+"""
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
 
 from service import errors
+from service.addresses import host_refusal
 
 
 def check_outbound_url(value: str, field: str, *, allow_private: bool) -> str:
@@ -19,27 +23,11 @@ def check_outbound_url(value: str, field: str, *, allow_private: bool) -> str:
         raise errors.InvalidInput(f"{field} must be an http(s) URL", details={"field": field})
     if parts.username or parts.password:
         raise errors.InvalidInput(f"{field} must not carry credentials", details={"field": field})
-    if not allow_private and _is_private_host(host):
+    reason = None if allow_private else host_refusal(host)
+    if reason is not None:
         raise errors.InvalidInput(
             f"{field} points at a loopback or private address "
             "(allowed only with TOKENBROKER_ALLOW_PRIVATE_URLS=true)",
-            details={"field": field},
+            details={"field": field, "reason": reason},
         )
     return value
-
-
-def _is_private_host(host: str) -> bool:
-    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_reserved
-        or address.is_unspecified
-        or address.is_multicast
-    )

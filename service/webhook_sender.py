@@ -1,4 +1,4 @@
-"""One signed webhook POST: Standard Webhooks headers, a timeout, no redirects."""
+"""One signed webhook POST: Standard Webhooks headers, a timeout, no redirects, no body kept."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import structlog
 
 from service.clock import iso
+from service.outbound import discard, refusal_in
 from service.signing import signature_header
+
+log = structlog.get_logger("webhooks")
 
 
 @dataclass(frozen=True)
@@ -69,12 +73,15 @@ class Sender:
                 url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
             ) as response:
                 status = response.status
-                await response.read()
+                await discard(response)  # only the status counts: the body is never kept
                 if not 200 <= status < 300:
                     error = f"receiver answered {status}"
         except TimeoutError:
             error = "timeout"
         except (aiohttp.ClientError, OSError) as exc:
-            error = f"network: {type(exc).__name__}"
+            error = refusal_in(exc) or f"network: {type(exc).__name__}"
+        except Exception as exc:  # e.g. a header the client cannot send: still a failed attempt
+            log.warning("webhook_send_failed", id=msg_id, error=type(exc).__name__)
+            error = f"failed: {type(exc).__name__}"
         elapsed = int((time.perf_counter() - started) * 1000)
         return Attempt(now_ms, status, error, elapsed)

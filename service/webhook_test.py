@@ -9,6 +9,7 @@ import orjson
 from service import errors
 from service.clock import iso
 from service.core import Core
+from service.webhook_headers import WebhookHeaders
 from service.webhook_secrets import WebhookSecrets
 from service.webhook_sender import Attempt, Sender
 
@@ -35,7 +36,6 @@ async def send_test_event(core: Core, sender: Sender) -> tuple[str, Attempt]:
             "data": {},
         }
     )
-    attempt = await sender.send(
-        settings["webhooks"], settings["webhookHeaders"], signing, msg_id, body, now
-    )
+    headers = await WebhookHeaders(core.redis, core.keys, core.cipher).values()
+    attempt = await sender.send(settings["webhooks"], headers, signing, msg_id, body, now)
     return msg_id, attempt

@@ -22,6 +22,7 @@ from service.clock import SystemClock
 from service.core import Core
 from service.embedded_redis import RedisProcess, free_port
 from service.settings import DEFAULTS
+from service.webhook_headers import MASK, WebhookHeaders
 from tests.conftest import TEST_SECRET
 
 Client = TestClient[web.Request, web.Application]
@@ -188,6 +189,20 @@ async def test_settings_enable_token_endpoint(cli: Cli, core: Core) -> None:
     shown = await cli("settings", "get", "enableOAuthTokensApi")
     assert shown.code == 0 and orjson.loads(shown.stdout) == {"enableOAuthTokensApi": True}
     assert (await core.settings.all())["enableOAuthTokensApi"] is True
+
+
+async def test_settings_set_webhook_headers_sealed(cli: Cli, core: Core) -> None:
+    """`settings set webhookHeaders` seals the values and prints them masked; Host is refused."""
+    value = '{"Authorization": "Bearer cli-s3cret"}'
+    result = await cli("settings", "set", "webhookHeaders", value)
+    assert result.code == 0, result.stderr
+    assert "cli-s3cret" not in result.stdout and MASK in result.stdout
+    headers = WebhookHeaders(core.redis, core.keys, core.cipher)
+    assert await headers.values() == {"Authorization": "Bearer cli-s3cret"}
+    shown = await cli("settings", "get", "webhookHeaders")
+    assert orjson.loads(shown.stdout) == {"webhookHeaders": {"Authorization": MASK}}
+    result = await cli("settings", "set", "webhookHeaders", '{"Host": "evil.example"}')
+    assert result.code != 0 and "Traceback" not in result.stderr and "Host" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from tests.support.sealed_data import (
     OLD_KEY,
     make_accounts,
     make_app,
+    make_webhook_headers,
     make_webhook_secrets,
     plaintexts,
 )
@@ -35,11 +36,12 @@ COUNT = 60  # accounts: several SCAN batches at batch=10
 
 @pytest.fixture
 async def data(core: Core) -> dict[tuple[str, str], str]:
-    """Two apps, COUNT accounts and two webhook secrets under the old key; their plaintexts."""
+    """Two apps, COUNT accounts, webhook secrets and headers under the old key; plaintexts."""
     app = await make_app(core)
     await make_app(core, "outlook")
     await make_accounts(core, app, COUNT)
     await make_webhook_secrets(core)
+    await make_webhook_headers(core)
     return await plaintexts(core.redis, core.keys, core.cipher)
 
 
@@ -65,7 +67,8 @@ async def test_rotate_moves_every_value_to_the_new_key(
 ) -> None:
     """After a run every value opens with the new key alone, with the same plaintext."""
     values = len(data)
-    assert values == 2 + 2 * COUNT - COUNT // 5 + 2  # apps, tokens (some lack access), webhooks
+    assert values == 2 + 2 * COUNT - COUNT // 5 + 3  # apps, tokens (some lack access), webhooks
+    assert data[("settings", "webhookHeaderValues")] == '{"Authorization":"Bearer hook-token"}'
     assert await rotation(core).status() == Counter({OLD_ID: values})
     stats = await rotation(core).rotate(batch=10)
     assert stats.complete and stats.rotated == values and stats.records == 1 + 2 + COUNT

@@ -1,9 +1,9 @@
 """No secret in plaintext at rest, in a log line, or in any answer of the API.
 
 Secrets: OAuth2 access and refresh tokens (imported and rotated), client secrets (old and
-new) and API tokens. The flow imports accounts, refreshes them (rotation), fails one refresh
-for good, and then scans every key of Redis, what was appended to its AOF, what was published,
-the captured log and every response body.
+new), API tokens and a custom webhook header's value. The flow imports accounts, refreshes
+them (rotation), fails one refresh for good, and then scans every key of Redis, what was
+appended to its AOF, what was published, the captured log and every response body.
 """
 
 from __future__ import annotations
@@ -44,14 +44,15 @@ class Secrets:
         self.refresh: set[str] = set()
         self.client: set[str] = set()
         self.api: set[str] = set()
+        self.webhook: set[str] = set()
 
     def all(self) -> set[str]:
         """Every secret."""
-        return self.access | self.refresh | self.client | self.api
+        return self.access | self.refresh | self.client | self.api | self.webhook
 
     def not_access(self) -> set[str]:
         """Every secret but the access tokens (which the token endpoint serves)."""
-        return self.refresh | self.client | self.api
+        return self.refresh | self.client | self.api | self.webhook
 
     def forms(self, values: set[str]) -> dict[str, bytes]:
         """Each secret as bytes, and also base64-encoded (encoded is not encrypted)."""
@@ -214,8 +215,16 @@ async def test_no_secret_at_rest_in_logs_or_answers(
     assert resp.status == 200
     assert core.apps.client_secret(await core.apps.require("api-app")) == second_secret
 
-    # events are queued (and scanned) only while webhooks are on
-    await core.settings.update({"webhooks": "https://hooks.example.com/x", "webhooksEnabled": True})
+    # events are queued (and scanned) only while webhooks are on; a header carries a secret
+    hook_secret = secrets.token_urlsafe(24)
+    found.webhook.add(hook_secret)
+    hooks = {
+        "webhooks": "https://hooks.example.com/x",
+        "webhooksEnabled": True,
+        "webhookHeaders": {"Authorization": f"Bearer {hook_secret}"},
+    }
+    resp, _ = await api.call("PUT", "/v1/settings", json=hooks, headers=admin)
+    assert resp.status == 200
 
     # three accounts: alpha (valid token), beta (expired), gamma (will be revoked for good)
     minted: dict[str, dict[str, Any]] = {}

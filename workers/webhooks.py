@@ -20,7 +20,9 @@ from service.config import Config
 from service.core import Core
 from service.deliveries import Deliveries, Delivery
 from service.metrics import Metrics
+from service.outbound import outbound_session
 from service.redisconn import STORE_ERRORS
+from service.webhook_headers import WebhookHeaders
 from service.webhook_secrets import WebhookSecrets
 from service.webhook_sender import Sender
 
@@ -39,6 +41,7 @@ class WebhookLoop:
         self.core, self.metrics, self.config = core, metrics, config
         self.deliveries = Deliveries(core.redis, core.keys, core.scripts)
         self.secrets = WebhookSecrets(core.redis, core.keys, core.cipher)
+        self.headers = WebhookHeaders(core.redis, core.keys, core.cipher)
         self.http = http  # refreshes' session; deliveries get their own (see run)
         self.sender = Sender(http, config.webhook_timeout_s)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -47,6 +50,7 @@ class WebhookLoop:
         self.beats = 0  # rounds that reached Redis (heartbeat)
         self._warned = False
         self._housekept = 0.0
+        self._reclaim_from: dict[str, str] = {}  # outbox -> where the next reclaim scan starts
 
     def stop(self) -> None:
         """Stop after the current round."""
@@ -58,8 +62,7 @@ class WebhookLoop:
         Deliveries use an HTTP session of their own, sized to the delivery concurrency, so a
         hanging receiver can never take the connections that refreshes need.
         """
-        connector = aiohttp.TCPConnector(limit=self.config.webhook_concurrency)
-        async with aiohttp.ClientSession(connector=connector) as http:
+        async with outbound_session(self.config, limit=self.config.webhook_concurrency) as http:
             self.sender = Sender(http, self.config.webhook_timeout_s)
             try:
                 await self._run(burst)
@@ -110,13 +113,14 @@ class WebhookLoop:
                 log.warning("webhook_secret_missing")
                 self._warned = True
             return 0
+        headers = await self.headers.values()
         batch = await self._collect()
         limit = asyncio.Semaphore(self.config.webhook_concurrency)
 
         async def one(item: Delivery) -> None:
             async with limit:
                 try:
-                    await self.deliver(item, url, settings["webhookHeaders"], signing)
+                    await self.deliver(item, url, headers, signing)
                 except STORE_ERRORS as exc:  # the lease or the pending list brings it back
                     log.warning("webhook_store_error", id=item.msg_id, error=type(exc).__name__)
                 except Exception:
@@ -138,9 +142,11 @@ class WebhookLoop:
             if room > len(batch):
                 batch += await self.deliveries.due_retries(outbox, now, lease, room - len(batch))
             if room > len(batch):
-                batch += await self.deliveries.reclaim(
-                    outbox, self.consumer, lease, room - len(batch)
+                start = self._reclaim_from.get(outbox, "0-0")
+                found, self._reclaim_from[outbox] = await self.deliveries.reclaim(
+                    outbox, self.consumer, lease, room - len(batch), start
                 )
+                batch += found
             if room > len(batch):
                 batch += await self.deliveries.read_new(outbox, self.consumer, room - len(batch))
         return batch

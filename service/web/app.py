@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import aiohttp
 import aiohttp_jinja2
 import jinja2
 import orjson
@@ -17,6 +16,7 @@ from service.clock import Clock, SystemClock, iso
 from service.config import Config
 from service.core import Core
 from service.metrics import Metrics
+from service.outbound import outbound_session
 from service.redisconn import STORE_ERRORS, create_redis
 from service.web.admin.middleware import admin_middleware
 from service.web.admin.session import sessions
@@ -46,8 +46,8 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The outbound HTTP client (providers)."""
-    app[HTTP] = aiohttp.ClientSession(raise_for_status=False)
+    """The outbound HTTP client (providers, the webhook test event), guarded and capped."""
+    app[HTTP] = outbound_session(app[CONFIG])
     yield
     await app[HTTP].close()
 

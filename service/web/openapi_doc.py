@@ -145,7 +145,7 @@ ROUTES = (
         f"PUT {S}",
         "Change settings",
         "Settings",
-        "SettingNotAllowed",
+        "SettingNotAllowed InvalidWebhookHeader",
         body="SettingsUpdate",
     ),
     Route(

@@ -7,7 +7,7 @@ from typing import Any
 from service.accounts import STATUSES
 from service.events import EVENTS
 from service.providers import ENDPOINT_FIELDS, KINDS, MICROSOFT_CLOUDS
-from service.validate import ACCOUNT_ID, APP_ID, HEADER_NAME, SCOPE
+from service.validate import ACCOUNT_ID, APP_ID, SCOPE
 from service.web.openapi_consent import (
     account_rule,
     authorize_fields,
@@ -17,6 +17,7 @@ from service.web.openapi_webhooks import (
     webhook_event_schema,
     webhook_schemas,
 )
+from service.webhook_headers import MAX_VALUE, VALUE_PATTERN, name_pattern
 
 Schema = dict[str, Any]
 
@@ -270,8 +271,9 @@ def _settings_schema(*, update: bool) -> Schema:
         },
         "webhookHeaders": schema_type(
             "object",
-            propertyNames={"pattern": f"^{HEADER_NAME.pattern}$"},
-            additionalProperties=schema_type("string", maxLength=4096, pattern="^[^\r\n]*$"),
+            description="extra headers of every delivery; framing and webhook-* names refused",
+            propertyNames={"pattern": name_pattern()},
+            additionalProperties=schema_type("string", maxLength=MAX_VALUE, pattern=VALUE_PATTERN),
         ),
     }
     return _obj(props, required=(), closed=True) if update else _obj(props)

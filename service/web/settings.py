@@ -8,6 +8,7 @@ from service import errors
 from service.settings import OAUTH_TOKENS_API, check_value
 from service.web.appkeys import CONFIG, CORE
 from service.web.io import authorize, json_body, json_response
+from service.webhook_headers import WebhookHeaders
 
 
 async def get_settings(request: web.Request) -> web.Response:
@@ -30,4 +31,6 @@ async def put_settings(request: web.Request) -> web.Response:
             "`tokenbroker settings set enableOAuthTokensApi true`",
             details={"field": OAUTH_TOKENS_API},
         )
-    return json_response(await request.app[CORE].settings.update(values))
+    core = request.app[CORE]
+    headers = WebhookHeaders(core.redis, core.keys, core.cipher)
+    return json_response(await core.settings.update(values, headers))

@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from service.core import Core
 from service.settings import OAUTH_TOKENS_API
+from service.webhook_headers import MASK, WebhookHeaders
 from tests.support.admin import post_form
 from tests.support.idp import Idp
 
@@ -126,12 +127,15 @@ async def test_checkbox_enables_the_token_endpoint(
 
 
 async def test_settings_webhooks_saved(operator: Client, core: Core) -> None:
-    """URL, enabled, chosen events and custom headers are stored as the JSON API would."""
+    """URL, enabled, chosen events and custom headers are stored as the JSON API would.
+
+    Header values are shown masked; saving the page again keeps them.
+    """
     form: dict[str, Any] = {
         "webhooks": "https://hooks.example.com/in",
         "webhooksEnabled": "on",
         "events": ["accountAdded", "authenticationError"],
-        "webhookHeaders": "X-Team: tokens\n\nX-Env: prod",
+        "webhookHeaders": "X-Team: team-v4lue\n\nX-Env: env-v4lue",
         "allowedRedirectUrls": "https://app.example.com/done",
     }
     resp = await post_form(operator, "/admin/settings", form)
@@ -139,8 +143,15 @@ async def test_settings_webhooks_saved(operator: Client, core: Core) -> None:
     settings = await core.settings.all()
     assert settings["webhooks"] == "https://hooks.example.com/in" and settings["webhooksEnabled"]
     assert settings["webhookEvents"] == ["accountAdded", "authenticationError"]
-    assert settings["webhookHeaders"] == {"X-Team": "tokens", "X-Env": "prod"}
+    assert settings["webhookHeaders"] == {"X-Team": MASK, "X-Env": MASK}
     assert settings["allowedRedirectUrls"] == ["https://app.example.com/done"]
+    headers = WebhookHeaders(core.redis, core.keys, core.cipher)
+    assert await headers.values() == {"X-Team": "team-v4lue", "X-Env": "env-v4lue"}
+    page = await (await operator.get("/admin/settings")).text()
+    assert f"X-Team: {MASK}" in page and "v4lue" not in page
+    form["webhookHeaders"] = f"X-Team: {MASK}\nX-Env: staging"
+    assert (await post_form(operator, "/admin/settings", form)).status == 303
+    assert await headers.values() == {"X-Team": "team-v4lue", "X-Env": "staging"}
 
 
 async def test_settings_bad_input_keeps_what_was_typed(operator: Client, core: Core) -> None:

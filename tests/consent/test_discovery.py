@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from service.apps import App
 from service.clock import SystemClock, iso
+from service.config import Config
 from service.core import Core
+from service.oauth import Failure, OAuthClient
+from service.outbound import outbound_session
 from tests.support.consent import Client
 from tests.support.idp import Idp
 
@@ -42,3 +53,70 @@ async def test_unreachable_issuer(
     app = await flow_core.apps.require("dark")
     failure = await flow_core.oauth.refresh(app, "s", "rt")
     assert failure.kind == "transient" and failure.error == "network"  # type: ignore[union-attr]
+
+
+@dataclasses.dataclass
+class Issuer:
+    """An issuer on loopback whose discovery document names a token endpoint elsewhere."""
+
+    port: int = 0
+    token_port: int = 0
+    documents: int = 0
+    token_forms: list[dict[str, str]] = dataclasses.field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """The issuer identifier."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def document(self, request: web.Request) -> web.Response:
+        """The discovery document, naming a loopback token endpoint on another port."""
+        self.documents += 1
+        return web.json_response(
+            {"issuer": self.url, "token_endpoint": f"http://127.0.0.1:{self.token_port}/token"}
+        )
+
+    async def token(self, request: web.Request) -> web.Response:
+        """Record what the token endpoint was sent."""
+        self.token_forms.append({k: str(v) for k, v in (await request.post()).items()})
+        return web.json_response({"access_token": "at", "token_type": "Bearer"})
+
+
+@pytest.fixture
+async def issuer() -> AsyncIterator[Issuer]:
+    """The issuer and its token endpoint, two servers on 127.0.0.1."""
+    found = Issuer()
+    servers = []
+    for path, handler in (
+        ("/.well-known/openid-configuration", found.document),
+        ("/token", found.token),
+    ):
+        app = web.Application()
+        app.router.add_route("*", path, handler)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+    found.port, found.token_port = servers[0].port or 0, servers[1].port or 0
+    yield found
+    for server in servers:
+        await server.close()
+
+
+async def test_discovered_loopback_token_endpoint_refused(config: Config, issuer: Issuer) -> None:
+    """A discovery document naming a loopback token URL never gets the code, verifier, secret.
+
+    Only the issuer's own address is let through the guard (it is on loopback too); the
+    token endpoint it names is refused at connect time, so the exchange fails as a network
+    error. With that endpoint let through as well, the same exchange does reach it.
+    """
+    guarded = dataclasses.replace(config, allow_private_urls=False)
+    app = App("evil", "oidc", "client", {"issuer": issuer.url})
+    exchange = ("the-secret", "the-code", "the-verifier", "http://127.0.0.1:8080/oauth/callback")
+    async with outbound_session(guarded, exempt=frozenset({("127.0.0.1", issuer.port)})) as http:
+        result = await OAuthClient(http, SystemClock(), 3.0).exchange_code(app, *exchange)
+    assert isinstance(result, Failure) and result.error == "network"
+    assert issuer.documents == 1 and issuer.token_forms == []
+    both = {("127.0.0.1", issuer.port), ("127.0.0.1", issuer.token_port)}
+    async with outbound_session(guarded, exempt=frozenset(both)) as http:
+        result = await OAuthClient(http, SystemClock(), 3.0).exchange_code(app, *exchange)
+    assert [form["code_verifier"] for form in issuer.token_forms] == ["the-verifier"]

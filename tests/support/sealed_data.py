@@ -13,6 +13,7 @@ from service.core import Core
 from service.crypto import Cipher
 from service.keys import Keys
 from service.sealed import account_record, records
+from service.webhook_headers import WebhookHeaders
 from service.webhook_secrets import WebhookSecrets
 
 OLD_KEY = bytes(range(100, 132))
@@ -66,6 +67,12 @@ async def make_webhook_secrets(core: Core) -> None:
     secrets = WebhookSecrets(core.redis, core.keys, core.cipher)
     await secrets.rotate(SystemClock().now_ms())
     await secrets.rotate(SystemClock().now_ms())
+
+
+async def make_webhook_headers(core: Core) -> None:
+    """Custom webhook headers (their values sealed in one settings field)."""
+    headers = WebhookHeaders(core.redis, core.keys, core.cipher)
+    await core.settings.update({"webhookHeaders": {"Authorization": "Bearer hook-token"}}, headers)
 
 
 async def seal_under(

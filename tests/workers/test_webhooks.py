@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,16 +14,19 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 from standardwebhooks.webhooks import Webhook
+from yarl import URL
 
 from service.clock import ManualClock
 from service.config import Config
 from service.deliveries import Deliveries
+from service.webhook_headers import WebhookHeaders
 from service.webhook_secrets import WebhookSecrets
 from tests.support.idp import Idp
 from tests.test_signing import verify
 from workers.worker import Worker
 
 Adder = Callable[..., Awaitable[dict[str, Any]]]
+HUGE = 50 * 1024 * 1024
 
 
 @dataclasses.dataclass
@@ -32,11 +36,32 @@ class Receiver:
     status: int = 200
     got: list[tuple[dict[str, str], bytes]] = dataclasses.field(default_factory=list)
     url: str = ""
+    sent: int = 0  # bytes of the huge answer written
+    finished: bool = False  # the huge answer was written in full
+    ended: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
     async def handle(self, request: web.Request) -> web.Response:
         """Record the request and answer the configured status."""
         self.got.append((dict(request.headers), await request.read()))
         return web.Response(status=self.status)
+
+    async def huge(self, request: web.Request) -> web.StreamResponse:
+        """Record the request and answer 200 with a 50 MB body; note how much got out."""
+        self.got.append((dict(request.headers), await request.read()))
+        response = web.StreamResponse(status=200)
+        response.content_length = HUGE
+        await response.prepare(request)
+        try:
+            while self.sent < HUGE:
+                await response.write(b"x" * 65536)
+                self.sent += 65536
+            await response.write_eof()
+            self.finished = True
+        except OSError:  # the sender hung up
+            pass
+        finally:
+            self.ended.set()
+        return response
 
     def events(self) -> list[dict[str, Any]]:
         """The bodies received, parsed."""
@@ -49,6 +74,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     rec = Receiver()
     app = web.Application()
     app.router.add_post("/hooks", rec.handle)
+    app.router.add_post("/huge", rec.huge)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     rec.url = str(server.make_url("/hooks"))
@@ -257,3 +283,85 @@ async def test_reconsent_fires_authentication_success(
     names = [e["event"] for e in receiver.events()]
     assert names == ["accountAdded", "authenticationError", "authenticationSuccess"]
     assert (await worker.core.accounts.require("a1")).status == "active"
+
+
+async def test_loopback_receiver_refused_without_private_urls(
+    worker: Worker, add_account: Adder, receiver: Receiver, hooked: str, clock: ManualClock
+) -> None:
+    """With private URLs disallowed no notation of a loopback receiver gets an event."""
+    fast_retries(worker, budget_s=10**6)
+    worker.webhooks.config = dataclasses.replace(worker.webhooks.config, allow_private_urls=False)
+    port = URL(receiver.url).port
+    hosts = ("127.0.0.1", "localhost", "localhost.", "0x7f000001", "2130706433", "0", "127.1")
+    await add_account()
+    for host in (*hosts, "[::ffff:127.0.0.1]"):
+        await worker.core.settings.update({"webhooks": f"http://{host}:{port}/hooks"})
+        await worker.webhooks.run(burst=True)
+        clock.advance(3_600_000)  # the next attempt is due
+    assert receiver.got == []
+    core = worker.core
+    pending = await Deliveries(core.redis, core.keys, core.scripts).list("pending", 10)
+    errors = [attempt["error"] for attempt in pending[0]["attempts"]]
+    assert len(errors) == 8 and all(errors)
+    assert errors[0].startswith("refused to connect to 127.0.0.1: a loopback address")
+    assert errors[1].startswith("refused to connect to localhost (127.0.0.1)")
+    assert errors[-1].startswith("refused to connect to ::ffff:7f00:1: a loopback address")
+
+
+async def test_huge_answer_is_not_read(
+    worker: Worker, add_account: Adder, receiver: Receiver, hooked: str
+) -> None:
+    """A receiver's 50 MB answer is dropped unread: delivered on its status, cut short."""
+    await worker.core.settings.update({"webhooks": receiver.url.replace("/hooks", "/huge")})
+    await add_account()
+    await worker.webhooks.run(burst=True)
+    core = worker.core
+    done = await Deliveries(core.redis, core.keys, core.scripts).list("delivered", 10)
+    assert len(done) == 1 and done[0]["attempts"][0]["status"] == 200
+    await asyncio.wait_for(receiver.ended.wait(), 10)
+    assert not receiver.finished and receiver.sent < HUGE // 4
+
+
+async def test_unsendable_header_is_retried_then_dead(
+    worker: Worker, add_account: Adder, receiver: Receiver, hooked: str, clock: ManualClock
+) -> None:
+    """A header the client refuses (NUL) fails each attempt; past the budget it is dead."""
+    fast_retries(worker, budget_s=30)
+    core = worker.core
+    sealer = WebhookHeaders(core.redis, core.keys, core.cipher)
+    await core.settings.update({"webhookHeaders": {"X-Team": "a\x00b"}}, sealer)
+    await add_account()
+    deliveries = Deliveries(core.redis, core.keys, core.scripts)
+    for _ in range(20):
+        await worker.webhooks.run(burst=True)
+        clock.advance(20_000)
+        if await deliveries.list("failed", 10):
+            break
+    dead = await deliveries.list("failed", 10)
+    assert len(dead) == 1 and len(dead[0]["attempts"]) > 1
+    assert {a["error"] for a in dead[0]["attempts"]} == {"failed: ValueError"}
+    assert receiver.got == []
+    stream = core.keys.outbox_stream(core.keys.outboxes()[0])
+    assert (await core.redis.xpending(stream, "webhooks"))["pending"] == 0
+
+
+async def test_dead_consumers_entry_behind_in_flight_ones_is_reclaimed(
+    worker: Worker, receiver: Receiver, hooked: str, redis: Redis
+) -> None:
+    """An entry of a dead consumer is reached even behind many entries still in flight."""
+    core = worker.core
+    outbox = core.keys.outboxes()[0]
+    stream = core.keys.outbox_stream(outbox)
+    deliveries = Deliveries(core.redis, core.keys, core.scripts)
+    await deliveries.ensure_groups()
+    for n in range(400):
+        payload = {"id": f"msg_{n}", "event": "webhookTest", "date": "", "data": {}}
+        await redis.xadd(stream, {"payload": orjson.dumps(payload).decode()})
+    taken = await deliveries.read_new(outbox, "busy-worker", 400)  # in flight, not idle
+    last = taken[-1]
+    await redis.xclaim(stream, "webhooks", "dead-worker", 0, [last.entry_id], idle=3_600_000)
+    for _ in range(10):
+        await worker.webhooks.run(burst=True)
+        if receiver.got:
+            break
+    assert [e["id"] for e in receiver.events()] == [last.msg_id]

@@ -12,6 +12,7 @@ from service.settings import check_value
 from service.web.admin.render import flash_redirect, form_of, invalid, page, words
 from service.web.admin.session import admin_page
 from service.web.appkeys import CONFIG, CORE, HTTP
+from service.webhook_headers import WebhookHeaders
 from service.webhook_secrets import WebhookSecrets
 from service.webhook_sender import Sender
 from service.webhook_test import send_test_event
@@ -98,7 +99,7 @@ async def save_settings(request: web.Request) -> web.StreamResponse:
         has_secret = bool(await core.redis.hexists(core.keys.settings, "webhookSecret"))
         context = {"values": typed_values(form, events), "events": EVENTS, "has_secret": has_secret}
         return await invalid(request, "settings.html", context, exc)
-    await core.settings.update(values)
+    await core.settings.update(values, WebhookHeaders(core.redis, core.keys, core.cipher))
     raise await flash_redirect(request, "/admin/settings", "Settings saved.")
 
 
