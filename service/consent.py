@@ -6,7 +6,7 @@ import base64
 import hashlib
 import secrets
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import orjson
@@ -16,12 +16,19 @@ from redis.asyncio import Redis
 from service import errors
 from service.accounts import AccountStore
 from service.apps import App, AppStore
+from service.claims import (
+    EXPECTED_USER_FIELD,
+    PIN_FIELDS,
+    Identity,
+    check_identity,
+    identity_fields,
+)
 from service.clock import Clock
 from service.config import Config
 from service.crypto import Cipher
 from service.events import wanted_event
 from service.expiry import next_refresh_ms
-from service.identity import Identity, IdentityVerifier
+from service.identity import IdentityVerifier
 from service.jws import JoseFailure, Signer, expired
 from service.keys import Keys
 from service.oauth import Failure, Granted, OAuthClient
@@ -179,11 +186,8 @@ class ConsentFlow:
         identity = await self.identity.identify(
             app, result.id_token, granted.access_token, str(record["nonce"])
         )
-        expected = request.expected_user
-        if expected is not None and identity.user.casefold() != expected.casefold():
-            raise errors.UserMismatch(
-                f"you signed in as {identity.user}, but {expected} was expected"
-            )
+        stored = await self._identity_fields(request.account)
+        check_identity(identity, request.expected_user, stored)
         scopes = granted.scopes if granted.scopes is not None else app.scopes
         missing = missing_scopes(app.provider, app.scopes, scopes)
         if missing:
@@ -192,6 +196,8 @@ class ConsentFlow:
                 "the provider did not grant every scope the app needs",
                 details={"missingScopes": missing},
             )
+        kept = request.expected_user or stored.get(EXPECTED_USER_FIELD)
+        request = replace(request, expected_user=kept)  # _save keeps it on the account
         state = await self._save(request, app, identity, granted, scopes)
         log.info("consent_saved", account=request.account, app=app.id, state=state)
         return Connected(request.account, state, request.redirect_url)
@@ -222,9 +228,18 @@ class ConsentFlow:
         )
         if request.name:
             pairs["name"] = request.name
+        # -- identity: the verified pin (tid/oid, or sub/iss) and the expectedUser, which
+        # every later consent of this account must match (service/claims.py) --
+        pairs.update(identity_fields(identity, request.expected_user))
         due = next_refresh_ms(self.config, now, granted.expires_at_ms, lifetime_ms)
         data = {"user": identity.user, "provider": app.provider}
         return await self.accounts.save(request.account, app.id, pairs, due, now, data)
+
+    async def _identity_fields(self, account_id: str) -> dict[str, str | None]:
+        """The account's pinned identity and expectedUser (all None for a new account)."""
+        names = [*PIN_FIELDS, EXPECTED_USER_FIELD]
+        values = await self.redis.hmget(self.keys.account(account_id), names)
+        return {name: None if v is None else str(v) for name, v in zip(names, values, strict=True)}
 
     async def _scopes_missing(
         self, request: ConsentRequest, app: App, identity: Identity, missing: list[str]
