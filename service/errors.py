@@ -65,3 +65,4 @@ IdentityUnavailable = _error("IdentityUnavailable", 502)
 StoreUnavailable = _error("StoreUnavailable", 503)
 ProviderUnavailable = _error("ProviderUnavailable", 503)
 AppCredentialsError = _error("AppCredentialsError", 503)
+BrowserMismatch = _error("BrowserMismatch", 403)  # a consent finished in another browser

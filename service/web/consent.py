@@ -1,4 +1,8 @@
-"""Consent routes: hosted links (create, open) and the OAuth callback, with small plain pages."""
+"""Consent routes: hosted links (create, open) and the OAuth callback, with small plain pages.
+
+Every consent is started by a response to the browser that will finish it: that response
+sets the binding cookie (service/binding.py) whose hash the state keeps.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from service import errors, validate
+from service import binding, errors, validate
 from service.consent import CallbackError, ConsentRequest
+from service.consent_state import STATE_TTL_S
 from service.core import Core
 from service.links import DEFAULT_TTL_S, MAX_TTL_S, MIN_TTL_S
 from service.redirects import check_redirect_url, with_query
@@ -94,18 +99,58 @@ def page_errors(handler: PageHandler) -> PageHandler:
     return wrapped
 
 
+async def direct_link(core: Core, consent: ConsentRequest) -> str:
+    """Our URL that starts `consent` in the browser that opens it (once, within 10 min).
+
+    The settings page sends the operator's browser there too: only a request to /oauth
+    carries the binding cookie, so only there can an existing binding be kept.
+    """
+    await core.consent.ready(consent)
+    return await core.links.create(consent, STATE_TTL_S, direct=True)
+
+
+async def start_in_browser(
+    request: web.Request, consent: ConsentRequest, status: int
+) -> web.Response:
+    """Start `consent` bound to this browser: set the binding cookie, go to the provider."""
+    core = request.app[CORE]
+    bound = browser_binding(request)
+    response = _redirect(await core.consent.start(consent, bound), status)
+    set_binding(response, core.config.base_url, bound)
+    return response
+
+
+def browser_binding(request: web.Request) -> str:
+    """The binding of the browser that sent `request`: its cookie's, or a new one."""
+    return binding.usable(request.cookies.get(binding.COOKIE)) or binding.new_binding()
+
+
+def set_binding(response: web.StreamResponse, base_url: str, value: str) -> None:
+    """Set the binding cookie: HttpOnly, SameSite=Lax (sent on the provider's redirect back)."""
+    response.set_cookie(
+        binding.COOKIE,
+        value,
+        max_age=binding.MAX_AGE_S,
+        path=binding.cookie_path(base_url),
+        secure=base_url.startswith("https://"),
+        httponly=True,
+        samesite="Lax",
+    )
+
+
 @page_errors
 async def open_link(request: web.Request) -> web.StreamResponse:
-    """Use up a hosted link and send the user on to the provider's consent screen."""
+    """Use up a link and start its consent in this browser (on to the provider's screen)."""
     core = request.app[CORE]
-    consent = await core.links.open(request.query.get("link"))
-    return _redirect(await core.consent.start(consent), 302)
+    link = await core.links.check(request.query.get("link"))
+    return await start_in_browser(request, await core.links.spend(link), 302)
 
 
 @page_errors
 async def oauth_callback(request: web.Request) -> web.StreamResponse:
     """Finish a consent: check the answer, save the account, send the user back."""
-    done = await request.app[CORE].consent.finish(request.query)
+    bound = binding.usable(request.cookies.get(binding.COOKIE))
+    done = await request.app[CORE].consent.finish(request.query, bound)
     if done.redirect_url:
         target = with_query(done.redirect_url, account=done.account, state=done.state)
         return _redirect(target, 303)

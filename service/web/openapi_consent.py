@@ -45,7 +45,16 @@ def consent_schemas(url_pattern: str, account_pattern: str, app_pattern: str) ->
         "required": ["redirectUrl"],
         "additionalProperties": False,
     }
-    redirect = {"type": "object", "properties": {"redirect": _string()}, "required": ["redirect"]}
+    redirect = {
+        "type": "object",
+        "properties": {
+            "redirect": _string(
+                description="our /oauth/start URL (valid 10 min, once): it binds the browser "
+                "that opens it and redirects that browser to the provider's consent screen"
+            )
+        },
+        "required": ["redirect"],
+    }
     link = {"type": "object", "properties": {"url": _string()}, "required": ["url"]}
     return {
         "AuthenticationForm": form,
@@ -79,7 +88,7 @@ def authorize_fields(url_pattern: str) -> tuple[Schema, list[Schema]]:
     props = {
         "authorize": {
             "type": ["boolean", "null"],
-            "description": "true: answer the provider's consent URL instead of importing",
+            "description": "true: answer a URL that starts the consent instead of importing",
         },
         "redirectUrl": {
             **_string(nullable=True, minLength=1, maxLength=2048, pattern=url_pattern),

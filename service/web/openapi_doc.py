@@ -56,7 +56,7 @@ class Route(NamedTuple):
 CALLBACK_ERRORS = (
     "InvalidState ConsentDenied CodeExchangeFailed NoRefreshToken IdTokenInvalid "
     "IdentityUnavailable UserMismatch ScopesMissing AppNotFound ProviderUnavailable "
-    "StoreUnavailable"
+    "StoreUnavailable BrowserMismatch"
 )
 LINK_ERRORS = "LinkExpired LinkUsed AppNotFound InvalidInput ProviderUnavailable StoreUnavailable"
 

@@ -53,6 +53,6 @@ def test_browser_routes_redirect_or_answer_pages() -> None:
         errors = [r for s, r in operation["responses"].items() if int(s) >= 400]
         assert errors and all(set(r["content"]) == {"text/html"} for r in errors)
     assert set(callback["responses"]["200"]["content"]) == {"text/html"}
-    assert {"InvalidState", "ScopesMissing", "UserMismatch"} <= {
+    assert {"InvalidState", "ScopesMissing", "UserMismatch", "BrowserMismatch"} <= {
         code for r in callback["responses"].values() for code in r.get("x-error-codes", [])
     }

@@ -1,4 +1,7 @@
-"""Helpers of the consent tests: start a consent, follow redirects, read events."""
+"""Helpers of the consent tests: start a consent, follow redirects, read events.
+
+The test client keeps cookies like a browser: the consent is bound to its cookie jar.
+"""
 
 from __future__ import annotations
 
@@ -26,12 +29,31 @@ def base_url(client: Client) -> str:
     return client.app[CORE].config.base_url
 
 
-async def start_consent(client: Client, headers: dict[str, str], **fields: Any) -> str:
-    """POST /v1/account with authorize: true and return the provider's consent URL."""
+async def api_start(client: Client, headers: dict[str, str], **fields: Any) -> str:
+    """POST /v1/account with authorize: true and return the URL it answers (ours)."""
     oauth2 = {"provider": APP, "authorize": True, **fields.pop("oauth2", {})}
     resp = await client.post("/v1/account", json={**fields, "oauth2": oauth2}, headers=headers)
     assert resp.status == 200, await resp.text()
     return str((await resp.json())["redirect"])
+
+
+async def start_consent(client: Client, headers: dict[str, str], **fields: Any) -> str:
+    """Start a consent through the API in the client's browser; return the provider's URL.
+
+    POST /v1/account with authorize: true, then open the URL it answers in the client, the
+    browser that gets the binding cookie and is redirected to the provider.
+    """
+    opened = await follow(client, await api_start(client, headers, **fields))
+    assert opened.status == 302, await opened.text()
+    return opened.headers["Location"]
+
+
+async def make_link(client: Client, headers: dict[str, str], **fields: object) -> str:
+    """POST /v1/authentication/form (redirectUrl BASE_URL/done unless given); return the link."""
+    body = {"redirectUrl": f"{base_url(client)}/done", **fields}
+    resp = await client.post("/v1/authentication/form", json=body, headers=headers)
+    assert resp.status == 200, await resp.text()
+    return str((await resp.json())["url"])
 
 
 async def follow(client: Client, url: str) -> ClientResponse:
