@@ -1,4 +1,4 @@
-"""Consent routes: hosted links (create, open) and the OAuth callback, with small plain pages.
+"""Consent routes: hosted links (create, open, start) and the OAuth callback, as small pages.
 
 Every consent is started by a response to the browser that will finish it: that response
 sets the binding cookie (service/binding.py) whose hash the state keeps.
@@ -25,6 +25,7 @@ from service.web.io import authorize, json_body, json_response
 
 FORM_FIELDS = {"account", "app", "name", "redirectUrl", "expectedUser", "ttl"}
 NO_STORE = {"Cache-Control": "no-store"}
+PROVIDER_NAMES = {"google": "Google", "microsoft": "Microsoft"}
 PageHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -140,10 +141,47 @@ def set_binding(response: web.StreamResponse, base_url: str, value: str) -> None
 
 @page_errors
 async def open_link(request: web.Request) -> web.StreamResponse:
-    """Use up a link and start its consent in this browser (on to the provider's screen)."""
+    """GET a link: a hosted link shows the page that starts it; a direct one starts at once.
+
+    The page spends nothing, so that a mail scanner fetching the link leaves it usable.
+    """
     core = request.app[CORE]
-    link = await core.links.check(request.query.get("link"))
-    return await start_in_browser(request, await core.links.spend(link), 302)
+    token = request.query.get("link")
+    link = await core.links.check(token)
+    if link.direct and request.method == "GET":  # a HEAD spends nothing
+        return await start_in_browser(request, await core.links.spend(link), 302)
+    consent = await core.links.peek(link)
+    app = await core.apps.require(consent.app)
+    bound = browser_binding(request)
+    context = {
+        "link": token,
+        "token": binding.form_token(bound, link.id),
+        "provider": PROVIDER_NAMES.get(app.provider) or app.fields.get("name") or "your provider",
+    }
+    response = _page(request, "consent_start.html", context, 200)
+    set_binding(response, core.config.base_url, bound)
+    return response
+
+
+@page_errors
+async def start_link(request: web.Request) -> web.StreamResponse:
+    """POST a hosted link's page: spend the link and start its consent in this browser."""
+    core = request.app[CORE]
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise errors.UnsupportedMediaType("send the form as application/x-www-form-urlencoded")
+    try:
+        form = await request.post()
+    except ValueError:  # not UTF-8
+        raise errors.InvalidInput("the form could not be read") from None
+    except web.HTTPRequestEntityTooLarge:
+        raise errors.PayloadTooLarge("the form is too large") from None
+    link = await core.links.check(_text(form.get("link")))
+    bound = binding.usable(request.cookies.get(binding.COOKIE))
+    if not binding.form_token_ok(bound, link.id, form.get("token")):
+        raise errors.FormTokenInvalid(
+            "this page has expired or did not come from this service; open the link again"
+        )
+    return await start_in_browser(request, await core.links.spend(link), 303)
 
 
 @page_errors
@@ -156,6 +194,10 @@ async def oauth_callback(request: web.Request) -> web.StreamResponse:
         return _redirect(target, 303)
     context = {"account": done.account, "state": done.state}
     return _page(request, "consent_done.html", context, 200)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _redirect(location: str, status: int) -> web.Response:

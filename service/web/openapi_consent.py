@@ -55,11 +55,21 @@ def consent_schemas(url_pattern: str, account_pattern: str, app_pattern: str) ->
         },
         "required": ["redirect"],
     }
+    start = {
+        "type": "object",
+        "properties": {
+            "link": _string(description="the hosted link's signed token"),
+            "token": _string(description="the form token of the link's page, for this browser"),
+        },
+        "required": ["link", "token"],
+        "additionalProperties": False,
+    }
     link = {"type": "object", "properties": {"url": _string()}, "required": ["url"]}
     return {
         "AuthenticationForm": form,
         "AuthenticationLink": link,
         "AuthorizeRedirect": redirect,
+        "StartForm": start,
         "AccountCreated": {
             "anyOf": [
                 {"$ref": "#/components/schemas/AccountImported"},

@@ -15,6 +15,7 @@ from tests.support.consent import (
     base_url,
     follow,
     make_link,
+    open_link,
     start_consent,
 )
 from tests.support.idp import Idp
@@ -53,8 +54,8 @@ async def test_callback_in_another_browser_refused(
 async def test_hosted_link_bound_to_the_browser_that_pressed_the_button(
     flow_client: Client, flow_admin: dict[str, str], flow_app: str, flow_idp: Idp
 ) -> None:
-    """A hosted link's consent, forwarded after the link was opened, fails elsewhere."""
-    opened = await follow(flow_client, await make_link(flow_client, flow_admin, account="hb"))
+    """A hosted link's consent, forwarded after the button was pressed, fails elsewhere."""
+    opened = await open_link(flow_client, await make_link(flow_client, flow_admin, account="hb"))
     callback = await authorize_as(flow_idp, opened.headers["Location"], "hb")
     status, page = await in_other_browser(callback)
     assert status == 403 and "BrowserMismatch" in page
@@ -67,6 +68,8 @@ async def test_api_url_binds_the_browser_that_opens_it(
     """The API's redirect is our URL: it sets the cookie and sends that browser on, once."""
     url = await api_start(flow_client, flow_admin, account="api-bound")
     assert url.startswith(f"{base_url(flow_client)}/oauth/start?link=")
+    path = url.removeprefix(base_url(flow_client))
+    assert (await flow_client.head(path, allow_redirects=False)).status == 200  # spends nothing
     opened = await follow(flow_client, url)
     assert opened.status == 302 and opened.headers["Location"].startswith(flow_idp.issuer)
     cookie = opened.cookies[binding.COOKIE]

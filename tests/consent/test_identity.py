@@ -6,7 +6,14 @@ from redis.asyncio import Redis
 
 from service.clock import SystemClock, iso
 from service.core import Core
-from tests.support.consent import Client, authorize_as, base_url, follow, start_consent
+from tests.support.consent import (
+    Client,
+    authorize_as,
+    follow,
+    make_link,
+    open_link,
+    start_consent,
+)
 from tests.support.idp import Idp
 
 MICROSOFT_APP = "ms"
@@ -19,17 +26,6 @@ async def consent_as(
     consent_url = await start_consent(client, headers, account=account, oauth2={"provider": app})
     resp = await follow(client, await authorize_as(idp, consent_url, sub))
     return resp.status, await resp.text()
-
-
-async def open_link_as(
-    client: Client, headers: dict[str, str], idp: Idp, sub: str, **fields: object
-) -> str:
-    """Create a hosted link, open it and sign in as `sub`: the redirect to our callback."""
-    body = {"redirectUrl": f"{base_url(client)}/done", **fields}
-    resp = await client.post("/v1/authentication/form", json=body, headers=headers)
-    assert resp.status == 200, await resp.text()
-    opened = await follow(client, str((await resp.json())["url"]))
-    return await authorize_as(idp, opened.headers["Location"], sub)
 
 
 async def microsoft_app(core: Core, idp: Idp) -> str:
@@ -69,14 +65,9 @@ async def test_expected_user_needs_a_verified_email(
 ) -> None:
     """An expectedUser is checked against the verified identity, not an unverified email."""
     flow_idp.set_claims("unverified-3", email="boss@corp.test", email_verified=False)
-    callback = await open_link_as(
-        flow_client,
-        flow_admin,
-        flow_idp,
-        "unverified-3",
-        account="boss",
-        expectedUser="boss@corp.test",
-    )
+    link = await make_link(flow_client, flow_admin, account="boss", expectedUser="boss@corp.test")
+    opened = await open_link(flow_client, link)
+    callback = await authorize_as(flow_idp, opened.headers["Location"], "unverified-3")
     refused = await follow(flow_client, callback)
     page = await refused.text()
     assert refused.status == 403 and 'id="code">UserMismatch<' in page
@@ -128,9 +119,11 @@ async def test_expected_user_kept_for_later_consents(
     flow_client: Client, flow_admin: dict[str, str], flow_app: str, flow_idp: Idp, flow_core: Core
 ) -> None:
     """An expectedUser stays on the account: a later consent without it still enforces it."""
-    callback = await open_link_as(
-        flow_client, flow_admin, flow_idp, "kept", account="kept", expectedUser="kept@example.test"
+    link = await make_link(
+        flow_client, flow_admin, account="kept", expectedUser="kept@example.test"
     )
+    opened = await open_link(flow_client, link)
+    callback = await authorize_as(flow_idp, opened.headers["Location"], "kept")
     assert (await follow(flow_client, callback)).status == 303
     flow_idp.set_claims("kept", email="someone-else@example.test")  # same sub, other email
     status, page = await consent_as(flow_client, flow_admin, flow_idp, "kept", "kept")

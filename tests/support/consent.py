@@ -6,7 +6,9 @@ The test client keeps cookies like a browser: the consent is bound to its cookie
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 import urllib.error
 import urllib.request
 from typing import Any, cast
@@ -54,6 +56,23 @@ async def make_link(client: Client, headers: dict[str, str], **fields: object) -
     resp = await client.post("/v1/authentication/form", json=body, headers=headers)
     assert resp.status == 200, await resp.text()
     return str((await resp.json())["url"])
+
+
+def start_form(page: str) -> dict[str, str]:
+    """The hidden fields (link, token) of a hosted link's start page."""
+    fields = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page)
+    return {name: html.unescape(value) for name, value in fields}
+
+
+async def open_link(client: Client, link: str) -> ClientResponse:
+    """Open a hosted link as a user would: GET its page, press the button (POST).
+
+    Returns the POST's answer (303 to the provider when the link is good).
+    """
+    page = await follow(client, link)
+    assert page.status == 200, await page.text()
+    form = start_form(await page.text())
+    return await client.post("/oauth/start", data=form, allow_redirects=False)
 
 
 async def follow(client: Client, url: str) -> ClientResponse:
