@@ -50,6 +50,11 @@ class F:
     GRANT_GEN = "grantGen"
     APP_ENDPOINTS = "appEndpoints"
     ANSWER_LOST_AT = "answerLostAt"
+    TENANT_ID = "tid"  # Microsoft: the verified tenant and object ids pin the identity
+    OBJECT_ID = "oid"
+    SUBJECT = "sub"  # others: the verified subject and issuer pin it
+    ISSUER = "iss"
+    EXPECTED_USER = "expectedUser"  # the user every consent of the account must be
 
 
 FIELDS = frozenset(v for k, v in vars(F).items() if k.isupper())

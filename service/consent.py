@@ -6,29 +6,35 @@ import base64
 import hashlib
 import secrets
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-import orjson
 import structlog
 from redis.asyncio import Redis
 
 from service import errors
 from service.accounts import AccountStore, AccountWrite
 from service.apps import App, AppStore
+from service.claims import (
+    EXPECTED_USER_FIELD,
+    PIN_FIELDS,
+    Identity,
+    check_identity,
+    identity_fields,
+)
 from service.clock import Clock
 from service.config import Config
+from service.consent_state import ConsentStates
 from service.crypto import Cipher
 from service.events import wanted_event
 from service.expiry import next_refresh_ms
-from service.identity import Identity, IdentityVerifier
-from service.jws import JoseFailure, Signer, expired
+from service.identity import IdentityVerifier
+from service.jws import Signer
 from service.keys import Keys
 from service.oauth import Failure, Granted, OAuthClient
 from service.providers import consent_params, missing_scopes
 from service.redirects import with_query
 
-STATE_TTL_S = 600  # how long a user has between our redirect and the provider's answer
 log = structlog.get_logger("consent")
 
 
@@ -94,22 +100,38 @@ class ConsentFlow:
         self.redis, self.keys, self.oauth, self.identity = redis, keys, oauth, identity
         (self.apps, self.accounts), (self.signer, self.cipher) = stores, crypto
         self.clock, self.config = clock, config
+        self.states = ConsentStates(redis, keys, self.signer, clock)
 
-    async def start(self, request: ConsentRequest) -> str:
-        """Store a single-use state for `request` and return the provider's consent URL."""
+    async def ready(self, request: ConsentRequest) -> None:
+        """Raise what start() would for `request` (no app, no authorization URL, other app)."""
+        await self._authorization_url(await self.apps.require(request.app))
+        await self._same_app(request)
+
+    async def _same_app(self, request: ConsentRequest) -> None:
+        """An existing account is re-consented on its own app only (save refuses it too)."""
+        existing = await self.accounts.get(request.account)
+        if existing is not None and existing.app != request.app:
+            raise errors.AccountAppMismatch(
+                f"account {request.account!r} belongs to app {existing.app!r}; "
+                "delete it to connect it anew",
+                details={"app": existing.app},
+            )
+
+    async def start(self, request: ConsentRequest, binding: str) -> str:
+        """Store a single-use state for `request` and return the provider's consent URL.
+
+        Only the browser holding `binding` (service/binding.py) can finish the consent.
+        """
         app = await self.apps.require(request.app)
         authorize_url = await self._authorization_url(app)
+        await self._same_app(request)
         nonce, verifier, oidc_nonce = (secrets.token_urlsafe(n) for n in (24, 48, 24))
-        exp_s = self.clock.now_ms() // 1000 + STATE_TTL_S
         record = {
             "request": asdict(request),
             "nonce": oidc_nonce,
             "verifier": self.cipher.encrypt(verifier, f"state:{nonce}:verifier"),
         }
-        await self.redis.set(self.keys.state(nonce), orjson.dumps(record), px=STATE_TTL_S * 1000)
-        claims: dict[str, Any] = {"n": nonce, "exp": exp_s}
-        if request.redirect_url:
-            claims["r"] = request.redirect_url
+        state = await self.states.put(nonce, record, binding, request.redirect_url)
         existing = await self.accounts.get(request.account)
         hint = request.expected_user or (existing.user if existing and existing.user else None)
         params = {
@@ -117,7 +139,7 @@ class ConsentFlow:
             "client_id": app.client_id,
             "redirect_uri": app.callback_url(self.config.base_url),
             "scope": " ".join(app.scopes),
-            "state": self.signer.sign(claims),
+            "state": state,
             "code_challenge": code_challenge(verifier),
             "code_challenge_method": "S256",
             **consent_params(app.provider, app.scopes, hint),
@@ -126,18 +148,16 @@ class ConsentFlow:
             params["nonce"] = oidc_nonce
         return with_query(authorize_url, **params)
 
-    async def finish(self, query: Mapping[str, str]) -> Connected:
-        """Check the provider's answer and save the account; raise CallbackError."""
+    async def finish(self, query: Mapping[str, str], binding: str | None) -> Connected:
+        """Check the provider's answer and save the account; raise CallbackError.
+
+        `binding` is the browser's binding cookie (None: it sent none).
+        """
         redirect_url: str | None = None
         try:
-            claims = self._state_claims(query.get("state"))
+            claims = self.states.claims(query.get("state"))
             redirect_url = claims.get("r") if isinstance(claims.get("r"), str) else None
-            raw = await self.redis.getdel(self.keys.state(str(claims.get("n"))))
-            if expired(claims, self.clock.now_ms()):
-                raise errors.InvalidState("this sign-in took too long; please start again")
-            if raw is None:
-                raise errors.InvalidState("this sign-in was already used or has expired")
-            record = orjson.loads(raw)
+            record = await self.states.take(claims, binding)
             request = ConsentRequest.from_dict(record["request"])
             if "error" in query:
                 raise _denied(query)
@@ -145,17 +165,6 @@ class ConsentFlow:
         except errors.ApiError as exc:
             log.info("consent_refused", code=exc.code)
             raise CallbackError(exc, redirect_url) from None
-
-    def _state_claims(self, state: str | None) -> dict[str, Any]:
-        if not state:
-            raise errors.InvalidState("the provider's answer carries no state")
-        try:
-            claims = self.signer.verify(state)
-        except JoseFailure:
-            raise errors.InvalidState("the state was not issued by this service") from None
-        if not isinstance(claims.get("n"), str):
-            raise errors.InvalidState("the state was not issued by this service")
-        return claims
 
     async def _complete(
         self, request: ConsentRequest, record: dict[str, Any], nonce: str, query: Mapping[str, str]
@@ -179,11 +188,8 @@ class ConsentFlow:
         identity = await self.identity.identify(
             app, result.id_token, granted.access_token, str(record["nonce"])
         )
-        expected = request.expected_user
-        if expected is not None and identity.user.casefold() != expected.casefold():
-            raise errors.UserMismatch(
-                f"you signed in as {identity.user}, but {expected} was expected"
-            )
+        stored = await self._identity_fields(request.account)
+        check_identity(identity, request.expected_user, stored)
         scopes = granted.scopes if granted.scopes is not None else app.scopes
         missing = missing_scopes(app.provider, app.scopes, scopes)
         if missing:
@@ -192,6 +198,8 @@ class ConsentFlow:
                 "the provider did not grant every scope the app needs",
                 details={"missingScopes": missing},
             )
+        kept = request.expected_user or stored.get(EXPECTED_USER_FIELD)
+        request = replace(request, expected_user=kept)  # _save keeps it on the account
         state = await self._save(request, app, identity, granted, scopes)
         log.info("consent_saved", account=request.account, app=app.id, state=state)
         return Connected(request.account, state, request.redirect_url)
@@ -219,11 +227,20 @@ class ConsentFlow:
             missing_scopes=[],
             refreshed_at_ms=now,
             app_endpoints=app.endpoints_fingerprint,
+            # the verified pin (tid/oid, or sub/iss) and the expectedUser, which every later
+            # consent of this account must match (service/claims.py)
+            identity=identity_fields(identity, request.expected_user),
         )
         due = next_refresh_ms(self.config, now, granted.expires_at_ms, lifetime_ms)
         data = {"user": identity.user, "provider": app.provider}
         saved = await self.accounts.save(request.account, write, due, now, data)
         return saved.state
+
+    async def _identity_fields(self, account_id: str) -> dict[str, str | None]:
+        """The account's pinned identity and expectedUser (all None for a new account)."""
+        names = [*PIN_FIELDS, EXPECTED_USER_FIELD]
+        values = await self.redis.hmget(self.keys.account(account_id), names)
+        return {name: None if v is None else str(v) for name, v in zip(names, values, strict=True)}
 
     async def _scopes_missing(
         self, request: ConsentRequest, app: App, identity: Identity, missing: list[str]

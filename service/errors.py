@@ -67,3 +67,5 @@ StoreUnavailable = _error("StoreUnavailable", 503)
 ProviderUnavailable = _error("ProviderUnavailable", 503)
 AppCredentialsError = _error("AppCredentialsError", 503)
 InvalidWebhookHeader = _error("InvalidWebhookHeader", 400)
+BrowserMismatch = _error("BrowserMismatch", 403)  # a consent finished in another browser
+FormTokenInvalid = _error("FormTokenInvalid", 403)  # a hosted link's start form not from its page

@@ -1,9 +1,11 @@
-"""Who consented: a verified id_token (JWKS cached, refetched once for a new kid) or userinfo."""
+"""Who consented: a verified id_token (JWKS cached, refetched once for a new kid) or userinfo.
+
+Which claims may name the user is decided in service/claims.py.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -11,6 +13,7 @@ import orjson
 
 from service import errors
 from service.apps import App
+from service.claims import Identity, microsoft_identity, subject_identity, verified_email
 from service.clock import Clock
 from service.discovery import Discovery
 from service.jws import JoseFailure, verify_id_token
@@ -18,17 +21,7 @@ from service.outbound import read_capped
 
 JWKS_MAX_AGE_S = 3600.0
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
-NAME_CLAIMS = ("email", "preferred_username", "upn")  # before sub, which is opaque
 PROVIDER_ERRORS = (TimeoutError, aiohttp.ClientError, OSError)
-
-
-@dataclass(frozen=True)
-class Identity:
-    """The user behind a grant, and where we learned it."""
-
-    user: str
-    subject: str | None
-    source: str  # "id_token" or "userinfo"
 
 
 class IdentityVerifier:
@@ -49,28 +42,33 @@ class IdentityVerifier:
     ) -> Identity:
         """The user of a fresh grant; raise IdTokenInvalid or IdentityUnavailable.
 
-        A verified id_token naming an email (or username) is enough; otherwise userinfo is
-        asked, and it must describe the id_token's subject.
+        Microsoft: the verified id_token's tid/oid. Others: a verified id_token with a
+        verified email is enough; otherwise userinfo is asked (it must describe the
+        id_token's subject), and without a verified email the user is the `sub`.
         """
         claims: dict[str, Any] | None = None
         if id_token is not None and await self._can_verify(app):
             claims = await self.verify(app, id_token, nonce, access_token)
-            user = _user_of(claims, NAME_CLAIMS)
-            if user:
-                return Identity(user, _text(claims.get("sub")), "id_token")
+        if app.provider == "microsoft":
+            found = microsoft_identity(claims) if claims is not None else None
+            if found is None:
+                raise errors.IdentityUnavailable(
+                    "Microsoft did not name the user's tenant and object id (tid, oid) in a "
+                    "verifiable id_token; the app must ask for the openid scope"
+                )
+            return found
+        issuer = _pin_issuer(app)
+        if claims is not None and verified_email(claims):
+            return _found(subject_identity(claims, None, issuer))
         url = await self.discovery.lookup(app, "userinfo_url")
         if url is None:
-            subject = _text(claims.get("sub")) if claims else None
-            if subject:
-                return Identity(subject, subject, "id_token")
+            if claims is not None:
+                return _found(subject_identity(claims, None, issuer))
             raise errors.IdentityUnavailable("no verifiable id_token and no userinfo endpoint")
         info = await self._get_json(url, access_token, "userinfo")
         if claims is not None and info.get("sub") != claims.get("sub"):
             raise errors.IdentityUnavailable("userinfo describes another user than the id_token")
-        user = _user_of(info, (*NAME_CLAIMS, "sub"))
-        if not user:
-            raise errors.IdentityUnavailable("the provider did not say who the user is")
-        return Identity(user, _text(info.get("sub")), "userinfo")
+        return _found(subject_identity(claims, info, issuer))
 
     async def verify(
         self, app: App, id_token: str, nonce: str, access_token: str | None
@@ -141,9 +139,12 @@ def _issuers(app: App) -> list[str]:
     return [issuer] if issuer else []
 
 
-def _user_of(claims: dict[str, Any], names: tuple[str, ...]) -> str | None:
-    return next((claims[name] for name in names if isinstance(claims.get(name), str)), None)
+def _pin_issuer(app: App) -> str | None:
+    issuer = app.endpoints.issuer
+    return issuer if issuer and "{" not in issuer else None
 
 
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+def _found(identity: Identity | None) -> Identity:
+    if identity is None:
+        raise errors.IdentityUnavailable("the provider did not say who the user is (no sub)")
+    return identity

@@ -24,7 +24,8 @@ local existed = old_app ~= false
 local old_status = redis.call('HGET', KEYS[1], 'status')
 if not existed then redis.call('HINCRBY', KEYS[7], app, 1) end
 redis.call('HDEL', KEYS[1], 'reason', 'lastError', 'accessToken', 'expiresAt', 'lifetimeMs',
-  'previousRefreshToken', 'answerLostAt', 'missingScopes')
+  'previousRefreshToken', 'answerLostAt', 'missingScopes', 'tid', 'oid', 'sub', 'iss',
+  'expectedUser')
 redis.call('HSET', KEYS[1], 'status', 'active', 'attempts', '0', unpack(ARGV, 7))
 local gen = redis.call('HINCRBY', KEYS[1], 'grantGen', 1)
 if not existed then redis.call('HSET', KEYS[1], 'createdAt', redis.call('HGET', KEYS[1], 'updatedAt')) end

@@ -12,7 +12,7 @@ from service.core import Core
 from service.expiry import DEFAULT_LIFETIME_S, next_refresh_ms
 from service.refresh import Refreshed
 from service.web.appkeys import CORE
-from service.web.consent import consent_request
+from service.web.consent import consent_request, direct_link
 from service.web.io import account_param, authorize, json_body, json_response
 
 IMPORT_FIELDS = {"account", "name", "oauth2"}
@@ -33,7 +33,11 @@ async def create_account(request: web.Request) -> web.Response:
 
 
 async def _authorize(core: Core, body: dict[str, Any], oauth2: dict[str, Any]) -> web.Response:
-    """Start a consent for a new or existing account: answer the provider's consent URL."""
+    """Start a consent for a new or existing account: answer the URL that starts it.
+
+    The URL is ours (a direct link): the browser that opens it gets the binding cookie
+    and goes on to the provider, so only that browser can finish the consent.
+    """
     validate.no_unknown(oauth2, AUTHORIZE_FIELDS, "oauth2")
     consent = await consent_request(
         core,
@@ -42,7 +46,7 @@ async def _authorize(core: Core, body: dict[str, Any], oauth2: dict[str, Any]) -
         redirect_url=validate.string(oauth2, "redirectUrl", max_len=2048),
         name=validate.string(body, "name", max_len=256),
     )
-    return json_response({"redirect": await core.consent.start(consent)})
+    return json_response({"redirect": await direct_link(core, consent)})
 
 
 async def _import(core: Core, body: dict[str, Any], oauth2: dict[str, Any]) -> web.Response:

@@ -1,4 +1,8 @@
-"""Consent routes: hosted links (create, open) and the OAuth callback, with small plain pages."""
+"""Consent routes: hosted links (create, open, start) and the OAuth callback, as small pages.
+
+Every consent is started by a response to the browser that will finish it: that response
+sets the binding cookie (service/binding.py) whose hash the state keeps.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from service import errors, validate
+from service import binding, errors, validate
 from service.consent import CallbackError, ConsentRequest
+from service.consent_state import STATE_TTL_S
 from service.core import Core
 from service.links import DEFAULT_TTL_S, MAX_TTL_S, MIN_TTL_S
 from service.redirects import check_redirect_url, with_query
@@ -20,6 +25,7 @@ from service.web.io import authorize, json_body, json_response
 
 FORM_FIELDS = {"account", "app", "name", "redirectUrl", "expectedUser", "ttl"}
 NO_STORE = {"Cache-Control": "no-store"}
+PROVIDER_NAMES = {"google": "Google", "microsoft": "Microsoft"}
 PageHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -94,23 +100,104 @@ def page_errors(handler: PageHandler) -> PageHandler:
     return wrapped
 
 
+async def direct_link(core: Core, consent: ConsentRequest) -> str:
+    """Our URL that starts `consent` in the browser that opens it (once, within 10 min).
+
+    The settings page sends the operator's browser there too: only a request to /oauth
+    carries the binding cookie, so only there can an existing binding be kept.
+    """
+    await core.consent.ready(consent)
+    return await core.links.create(consent, STATE_TTL_S, direct=True)
+
+
+async def start_in_browser(
+    request: web.Request, consent: ConsentRequest, status: int
+) -> web.Response:
+    """Start `consent` bound to this browser: set the binding cookie, go to the provider."""
+    core = request.app[CORE]
+    bound = browser_binding(request)
+    response = _redirect(await core.consent.start(consent, bound), status)
+    set_binding(response, core.config.base_url, bound)
+    return response
+
+
+def browser_binding(request: web.Request) -> str:
+    """The binding of the browser that sent `request`: its cookie's, or a new one."""
+    return binding.usable(request.cookies.get(binding.COOKIE)) or binding.new_binding()
+
+
+def set_binding(response: web.StreamResponse, base_url: str, value: str) -> None:
+    """Set the binding cookie: HttpOnly, SameSite=Lax (sent on the provider's redirect back)."""
+    response.set_cookie(
+        binding.COOKIE,
+        value,
+        max_age=binding.MAX_AGE_S,
+        path=binding.cookie_path(base_url),
+        secure=base_url.startswith("https://"),
+        httponly=True,
+        samesite="Lax",
+    )
+
+
 @page_errors
 async def open_link(request: web.Request) -> web.StreamResponse:
-    """Use up a hosted link and send the user on to the provider's consent screen."""
+    """GET a link: a hosted link shows the page that starts it; a direct one starts at once.
+
+    The page spends nothing, so that a mail scanner fetching the link leaves it usable.
+    """
     core = request.app[CORE]
-    consent = await core.links.open(request.query.get("link"))
-    return _redirect(await core.consent.start(consent), 302)
+    token = request.query.get("link")
+    link = await core.links.check(token)
+    if link.direct and request.method == "GET":  # a HEAD spends nothing
+        return await start_in_browser(request, await core.links.spend(link), 302)
+    consent = await core.links.peek(link)
+    app = await core.apps.require(consent.app)
+    bound = browser_binding(request)
+    context = {
+        "link": token,
+        "token": binding.form_token(bound, link.id),
+        "provider": PROVIDER_NAMES.get(app.provider) or app.fields.get("name") or "your provider",
+    }
+    response = _page(request, "consent_start.html", context, 200)
+    set_binding(response, core.config.base_url, bound)
+    return response
+
+
+@page_errors
+async def start_link(request: web.Request) -> web.StreamResponse:
+    """POST a hosted link's page: spend the link and start its consent in this browser."""
+    core = request.app[CORE]
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise errors.UnsupportedMediaType("send the form as application/x-www-form-urlencoded")
+    try:
+        form = await request.post()
+    except ValueError:  # not UTF-8
+        raise errors.InvalidInput("the form could not be read") from None
+    except web.HTTPRequestEntityTooLarge:
+        raise errors.PayloadTooLarge("the form is too large") from None
+    link = await core.links.check(_text(form.get("link")))
+    bound = binding.usable(request.cookies.get(binding.COOKIE))
+    if not binding.form_token_ok(bound, link.id, form.get("token")):
+        raise errors.FormTokenInvalid(
+            "this page has expired or did not come from this service; open the link again"
+        )
+    return await start_in_browser(request, await core.links.spend(link), 303)
 
 
 @page_errors
 async def oauth_callback(request: web.Request) -> web.StreamResponse:
     """Finish a consent: check the answer, save the account, send the user back."""
-    done = await request.app[CORE].consent.finish(request.query)
+    bound = binding.usable(request.cookies.get(binding.COOKIE))
+    done = await request.app[CORE].consent.finish(request.query, bound)
     if done.redirect_url:
         target = with_query(done.redirect_url, account=done.account, state=done.state)
         return _redirect(target, 303)
     context = {"account": done.account, "state": done.state}
     return _page(request, "consent_done.html", context, 200)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _redirect(location: str, status: int) -> web.Response:

@@ -45,12 +45,31 @@ def consent_schemas(url_pattern: str, account_pattern: str, app_pattern: str) ->
         "required": ["redirectUrl"],
         "additionalProperties": False,
     }
-    redirect = {"type": "object", "properties": {"redirect": _string()}, "required": ["redirect"]}
+    redirect = {
+        "type": "object",
+        "properties": {
+            "redirect": _string(
+                description="our /oauth/start URL (valid 10 min, once): it binds the browser "
+                "that opens it and redirects that browser to the provider's consent screen"
+            )
+        },
+        "required": ["redirect"],
+    }
+    start = {
+        "type": "object",
+        "properties": {
+            "link": _string(description="the hosted link's signed token"),
+            "token": _string(description="the form token of the link's page, for this browser"),
+        },
+        "required": ["link", "token"],
+        "additionalProperties": False,
+    }
     link = {"type": "object", "properties": {"url": _string()}, "required": ["url"]}
     return {
         "AuthenticationForm": form,
         "AuthenticationLink": link,
         "AuthorizeRedirect": redirect,
+        "StartForm": start,
         "AccountCreated": {
             "anyOf": [
                 {"$ref": "#/components/schemas/AccountImported"},
@@ -79,7 +98,7 @@ def authorize_fields(url_pattern: str) -> tuple[Schema, list[Schema]]:
     props = {
         "authorize": {
             "type": ["boolean", "null"],
-            "description": "true: answer the provider's consent URL instead of importing",
+            "description": "true: answer a URL that starts the consent instead of importing",
         },
         "redirectUrl": {
             **_string(nullable=True, minLength=1, maxLength=2048, pattern=url_pattern),

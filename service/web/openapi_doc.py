@@ -51,14 +51,16 @@ class Route(NamedTuple):
     status: int = 200
     query: str = ""  # its query parameters, space-separated
     html: bool = False  # a browser route: it redirects (`status`), errors are HTML pages
+    form: str | None = None  # the component schema of its url-encoded form body
 
 
 CALLBACK_ERRORS = (
     "InvalidState ConsentDenied CodeExchangeFailed NoRefreshToken IdTokenInvalid "
     "IdentityUnavailable UserMismatch ScopesMissing AppNotFound ProviderUnavailable "
-    "StoreUnavailable AccountAppMismatch"
+    "StoreUnavailable AccountAppMismatch BrowserMismatch"
 )
 LINK_ERRORS = "LinkExpired LinkUsed AppNotFound InvalidInput ProviderUnavailable StoreUnavailable"
+START_ERRORS = f"InvalidLink FormTokenInvalid UnsupportedMediaType PayloadTooLarge {LINK_ERRORS}"
 
 
 CONTENT_TYPES = {"Metrics": "text/plain", "Page": PAGE_TYPE}
@@ -91,19 +93,30 @@ ROUTES = (
         "POST /v1/authentication/form",
         "A hosted consent link (signed, expiring, single-use)",
         "AuthenticationLink",
-        "InvalidAccountId InvalidAppId AppNotFound RedirectUrlNotAllowed",
+        "InvalidAccountId InvalidAppId AppNotFound RedirectUrlNotAllowed AccountAppMismatch",
         body="AuthenticationForm",
     ),
     Route(
         "oauth_start",
         "GET /oauth/start",
-        "Open a hosted link: on to the provider's consent screen",
-        "",
+        "Open a link: a hosted link's page (200), or on to the provider (a direct link)",
+        "Page",
         LINK_ERRORS,
         scope=None,
         status=302,
         query="link",
         html=True,
+    ),
+    Route(
+        "oauth_start_post",
+        "POST /oauth/start",
+        "Press a hosted link's button: the link is used up, on to the provider",
+        "",
+        START_ERRORS,
+        scope=None,
+        status=303,
+        html=True,
+        form="StartForm",
     ),
     Route(
         "oauth_callback",
@@ -233,6 +246,9 @@ def _operation(route: Route, path: str) -> Schema:
         codes += [param_codes for _, param_codes in params]
     if route.body:
         content = {"application/json": {"schema": ref(route.body)}}
+        op["requestBody"] = {"required": True, "content": content}
+    if route.form:
+        content = {"application/x-www-form-urlencoded": {"schema": ref(route.form)}}
         op["requestBody"] = {"required": True, "content": content}
     by_status: dict[int, list[str]] = {}
     for code in dict.fromkeys(" ".join(codes).split()):

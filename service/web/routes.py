@@ -43,6 +43,7 @@ def add_routes(app: web.Application) -> None:
                 name="authentication_form",
             ),
             web.get("/oauth/start", consent.open_link, name="oauth_start"),
+            web.post("/oauth/start", consent.start_link, name="oauth_start_post"),
             web.get("/oauth/callback", consent.oauth_callback, name="oauth_callback"),
             web.get("/v1/oauth2", apps.list_apps, name="apps_list"),
             web.post("/v1/oauth2", apps.create_app_route, name="app_create"),

@@ -101,9 +101,12 @@ async def test_connect_through_the_consent_flow(site: Client, site_idp: Idp) -> 
     assert (await login(site)).status == 303
     form = {"account": "connected", "app": "idp"}
     resp = await post_form(site, "/admin/accounts/connect", form, page="/admin/accounts")
-    assert resp.status == 303 and resp.headers["Location"].startswith(site_idp.issuer)
+    start = urlsplit(resp.headers["Location"])
+    assert resp.status == 303 and start.path == "/oauth/start"  # it binds this browser
+    opened = await site.get(f"{start.path}?{start.query}", allow_redirects=False)
+    assert opened.status == 302 and opened.headers["Location"].startswith(site_idp.issuer)
     callback = await asyncio.to_thread(
-        site_idp.complete_authorization, resp.headers["Location"], "alice"
+        site_idp.complete_authorization, opened.headers["Location"], "alice"
     )
     parts = urlsplit(callback)
     landed = await site.get(f"{parts.path}?{parts.query}", allow_redirects=False)

@@ -43,16 +43,22 @@ def test_account_body_is_an_import_or_a_consent() -> None:
 
 
 def test_browser_routes_redirect_or_answer_pages() -> None:
-    """The callback and the hosted link are public, redirect with Location, fail with HTML."""
+    """The callback and the link routes are public, redirect with Location, fail with HTML."""
     paths = build_document()["paths"]
     callback, start = paths["/oauth/callback"]["get"], paths["/oauth/start"]["get"]
-    for operation, status in ((callback, "303"), (start, "302")):
+    press = paths["/oauth/start"]["post"]
+    for operation, status in ((callback, "303"), (start, "302"), (press, "303")):
         assert operation["security"] == []
         assert operation["responses"][status]["headers"]["Location"]["required"] is True
         assert "content" not in operation["responses"][status]
         errors = [r for s, r in operation["responses"].items() if int(s) >= 400]
         assert errors and all(set(r["content"]) == {"text/html"} for r in errors)
     assert set(callback["responses"]["200"]["content"]) == {"text/html"}
-    assert {"InvalidState", "ScopesMissing", "UserMismatch"} <= {
+    assert set(start["responses"]["200"]["content"]) == {"text/html"}  # a hosted link's page
+    assert set(press["requestBody"]["content"]) == {"application/x-www-form-urlencoded"}
+    assert {"InvalidState", "ScopesMissing", "UserMismatch", "BrowserMismatch"} <= {
         code for r in callback["responses"].values() for code in r.get("x-error-codes", [])
+    }
+    assert {"FormTokenInvalid", "LinkUsed", "InvalidLink"} <= {
+        code for r in press["responses"].values() for code in r.get("x-error-codes", [])
     }

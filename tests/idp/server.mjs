@@ -42,6 +42,16 @@
 //   POST /__test/revoke  {refresh_token} -> {revoked, grant_id}; revokes the whole grant
 //                        (all its refresh/access tokens and codes), like a user removing
 //                        the app's access. 404 if the token is unknown.
+//   POST /__test/claims  {sub, claims: {name: value|null}} -> {sub, claims}; changes the
+//                        claims of that account from now on (null removes one; kept across
+//                        /__test/reset). E.g. {email_verified: false}, or Microsoft's
+//                        {tid, oid, preferred_username}, which go into the id_token.
+//
+// Claims: sub, email, email_verified (true) and name by default. The id_token carries the
+// `openid` scope's claims (sub, tid, oid, preferred_username, when set); email and name are
+// answered by userinfo only (oidc-provider's conformIdTokenClaims).
+//
+// Microsoft's `prompt=select_account` is accepted and ignored (one account per login here).
 //
 // Faults: a FIFO queue. Each token-endpoint POST takes the OLDEST queued fault whose
 // `grant` (default "refresh_token") equals the request's grant_type, and that fault is
@@ -188,17 +198,42 @@ function validateFault(fault) {
 }
 
 // ---------------------------------------------------------------------------
-// Accounts: any sub exists.
+// Accounts: any sub exists; POST /__test/claims changes what an account's claims say.
+const claimOverrides = new Map();
+
 function accountFor(sub) {
   const email = sub.includes('@') ? sub : `${sub}@example.test`;
   return {
     accountId: sub,
     async claims() {
-      return {
+      const claims = {
         sub, email, email_verified: true, name: `Test User ${sub}`,
+        ...(claimOverrides.get(sub) ?? {}),
       };
+      return Object.fromEntries(Object.entries(claims).filter(([, value]) => value !== null));
     },
   };
+}
+
+function setClaims(body) {
+  const { sub, claims } = body;
+  if (typeof sub !== 'string' || sub === '') throw new HttpError(400, 'sub must be a non-empty string');
+  if (claims === null || typeof claims !== 'object' || Array.isArray(claims)) {
+    throw new HttpError(400, 'claims must be a JSON object');
+  }
+  if ('sub' in claims) throw new HttpError(400, 'the sub of an account cannot change');
+  claimOverrides.set(sub, { ...(claimOverrides.get(sub) ?? {}), ...claims });
+  return { sub, claims: claimOverrides.get(sub) };
+}
+
+// Koa middleware: drop Microsoft's prompt=select_account, which oidc-provider does not know.
+async function selectAccountMiddleware(ctx, next) {
+  if (ctx.method === 'GET' && ctx.path === '/auth' && ctx.query.prompt === 'select_account') {
+    const query = { ...ctx.query };
+    delete query.prompt;
+    ctx.querystring = querystring.stringify(query);
+  }
+  return next();
 }
 
 // ---------------------------------------------------------------------------
@@ -413,6 +448,8 @@ async function handleTestRoute(provider, req, res) {
       return sendJson(res, 200, {});
     case 'POST /__test/revoke':
       return sendJson(res, 200, await revokeGrantOf(provider, await readJson(req)));
+    case 'POST /__test/claims':
+      return sendJson(res, 200, setClaims(await readJson(req)));
     default:
       throw new HttpError(404, `no test route ${route}`);
   }
@@ -450,7 +487,7 @@ server.listen(PORT, '127.0.0.1', () => {
     scopes: SCOPES,
     responseTypes: ['code'],
     claims: {
-      openid: ['sub'],
+      openid: ['sub', 'tid', 'oid', 'preferred_username'],
       email: ['email', 'email_verified'],
       profile: ['name'],
     },
@@ -480,6 +517,7 @@ server.listen(PORT, '127.0.0.1', () => {
       BackchannelAuthenticationRequest: () => 600,
     },
   });
+  provider.use(selectAccountMiddleware);
   provider.use(tokenEndpointMiddleware);
   provider.on('server_error', (ctx, err) => console.error('server_error:', err));
   // The token endpoint answers every invalid_grant with the same generic description;

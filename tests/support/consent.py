@@ -1,9 +1,14 @@
-"""Helpers of the consent tests: start a consent, follow redirects, read events."""
+"""Helpers of the consent tests: start a consent, follow redirects, read events.
+
+The test client keeps cookies like a browser: the consent is bound to its cookie jar.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 import urllib.error
 import urllib.request
 from typing import Any, cast
@@ -26,12 +31,48 @@ def base_url(client: Client) -> str:
     return client.app[CORE].config.base_url
 
 
-async def start_consent(client: Client, headers: dict[str, str], **fields: Any) -> str:
-    """POST /v1/account with authorize: true and return the provider's consent URL."""
+async def api_start(client: Client, headers: dict[str, str], **fields: Any) -> str:
+    """POST /v1/account with authorize: true and return the URL it answers (ours)."""
     oauth2 = {"provider": APP, "authorize": True, **fields.pop("oauth2", {})}
     resp = await client.post("/v1/account", json={**fields, "oauth2": oauth2}, headers=headers)
     assert resp.status == 200, await resp.text()
     return str((await resp.json())["redirect"])
+
+
+async def start_consent(client: Client, headers: dict[str, str], **fields: Any) -> str:
+    """Start a consent through the API in the client's browser; return the provider's URL.
+
+    POST /v1/account with authorize: true, then open the URL it answers in the client, the
+    browser that gets the binding cookie and is redirected to the provider.
+    """
+    opened = await follow(client, await api_start(client, headers, **fields))
+    assert opened.status == 302, await opened.text()
+    return opened.headers["Location"]
+
+
+async def make_link(client: Client, headers: dict[str, str], **fields: object) -> str:
+    """POST /v1/authentication/form (redirectUrl BASE_URL/done unless given); return the link."""
+    body = {"redirectUrl": f"{base_url(client)}/done", **fields}
+    resp = await client.post("/v1/authentication/form", json=body, headers=headers)
+    assert resp.status == 200, await resp.text()
+    return str((await resp.json())["url"])
+
+
+def start_form(page: str) -> dict[str, str]:
+    """The hidden fields (link, token) of a hosted link's start page."""
+    fields = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page)
+    return {name: html.unescape(value) for name, value in fields}
+
+
+async def open_link(client: Client, link: str) -> ClientResponse:
+    """Open a hosted link as a user would: GET its page, press the button (POST).
+
+    Returns the POST's answer (303 to the provider when the link is good).
+    """
+    page = await follow(client, link)
+    assert page.status == 200, await page.text()
+    form = start_form(await page.text())
+    return await client.post("/oauth/start", data=form, allow_redirects=False)
 
 
 async def follow(client: Client, url: str) -> ClientResponse:

@@ -312,6 +312,14 @@ class Idp:
         """
         self._hook("POST", "revoke", {"refresh_token": refresh_token})
 
+    def set_claims(self, sub: str, **claims: object) -> None:
+        """Change what account ``sub`` claims from now on (None removes a claim).
+
+        E.g. ``email_verified=False``, or Microsoft's ``tid``, ``oid`` and
+        ``preferred_username``, which the id_token carries (email only userinfo).
+        """
+        self._hook("POST", "claims", {"sub": sub, "claims": claims})
+
     # -- real OAuth requests -----------------------------------------------------------
 
     def token_request(

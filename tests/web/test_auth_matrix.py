@@ -24,7 +24,8 @@ from tests.conftest import TEST_SECRET, make_token
 
 Client = TestClient[web.Request, web.Application]
 
-PUBLIC_ROUTES = {"health", "ready", "openapi", "oauth_start", "oauth_callback"}  # by design
+PUBLIC = ("health", "ready", "openapi", "oauth_start", "oauth_start_post", "oauth_callback")
+PUBLIC_ROUTES = set(PUBLIC)  # by design
 # The settings pages (admin_*) take the session cookie, never a bearer token: their own
 # matrix (login required, CSRF) is tests/admin/test_admin_auth.py.
 ADMIN = "admin_"

@@ -77,6 +77,7 @@ POSITIVE_ACCEPTANCE_EXCEPT = {
     # The link and the OAuth state are signed or single-use by design: generated ones are
     # always refused (InvalidLink, InvalidState), which is the point.
     "GET /oauth/start",
+    "POST /oauth/start",
     "GET /oauth/callback",
 }
 # Elsewhere this refusal of valid data is expected too: a redirectUrl must be on BASE_URL or

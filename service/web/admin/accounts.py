@@ -14,7 +14,7 @@ from service.refresh import Refreshed
 from service.web.admin.render import flash_redirect, form_of, invalid, page
 from service.web.admin.session import admin_page
 from service.web.appkeys import CORE
-from service.web.consent import consent_request
+from service.web.consent import consent_request, direct_link
 
 PAGE_SIZE = 25
 SEARCH_LIMIT = 10_000  # a search reads at most this many accounts
@@ -69,7 +69,7 @@ async def connect(request: web.Request) -> web.StreamResponse:
             redirect_url=f"{core.config.base_url}/admin/accounts/{quote(account_id, safe='')}",
             name=form.get("name") or None,
         )
-        location = await core.consent.start(consent)
+        location = await direct_link(core, consent)  # binds the consent to this browser
     except errors.ApiError as exc:
         context = {"accounts": [], "total": 0, "status": "all", "statuses": STATUSES, "q": ""}
         context.update({"page_no": 0, "pages": 1, "apps": await core.apps.all(), "values": form})
