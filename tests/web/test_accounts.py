@@ -109,3 +109,18 @@ async def test_delete(
     assert keys == []
     assert await redis.zscore(core.keys.schedule(0), "example") is None
     assert (await client.delete("/v1/account/example", headers=admin)).status == 404
+
+
+async def test_an_import_replaces_the_grant_and_clears_its_identity_pin(
+    client: Client, core: Core, redis: Redis, import_account: Importer
+) -> None:
+    """A re-import is a new grant: a new generation, and the old consent's pin is gone."""
+    await import_account("pinned")
+    key = core.keys.account("pinned")
+    pin = {"sub": "s1", "iss": "https://idp", "tid": "t", "oid": "o", "expectedUser": "a@x"}
+    await redis.hset(key, mapping=pin)
+    before = await core.accounts.require("pinned")
+    await import_account("pinned")
+    after = await core.accounts.require("pinned")
+    assert after.grant_gen == before.grant_gen + 1
+    assert await redis.hmget(key, list(pin)) == [None] * len(pin)
