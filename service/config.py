@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ REDIS_MODES = ("single", "cluster")
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 SENTINEL_FORM = "redis+sentinel://[:password@]host:port[,host:port…]/<service-name>[/<db>]"
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(Exception):
@@ -40,6 +42,7 @@ class Config:
     enable_oauth_tokens_api_seed: bool | None = None
     allow_endpoint_overrides: bool = False
     allow_private_urls: bool = False
+    trusted_proxies: tuple[Network, ...] = ()  # whose X-Forwarded-For names the client
     redis_timeout_s: float = 2.0
     provider_timeout_s: float = 10.0
     lock_ms: int = 30_000
@@ -104,6 +107,7 @@ class Config:
             ),
             allow_endpoint_overrides=reader.boolean("TOKENBROKER_ALLOW_ENDPOINT_OVERRIDES"),
             allow_private_urls=reader.boolean("TOKENBROKER_ALLOW_PRIVATE_URLS"),
+            trusted_proxies=reader.networks("TOKENBROKER_TRUSTED_PROXIES"),
             redis_timeout_s=reader.number("TOKENBROKER_REDIS_TIMEOUT_S", 2.0, 0.05, 60),
             provider_timeout_s=reader.number("TOKENBROKER_PROVIDER_TIMEOUT_S", 10.0, 0.1, 120),
             lock_ms=reader.integer("TOKENBROKER_LOCK_MS", 30_000, 100, 600_000),
@@ -275,6 +279,15 @@ class _Reader:
                 " or redis+sentinel://"
             )
         return raw
+
+    def networks(self, name: str) -> tuple[Network, ...]:
+        parts = [p.strip() for p in (self._get(name) or "").split(",") if p.strip()]
+        try:
+            return tuple(ipaddress.ip_network(part, strict=False) for part in parts)
+        except ValueError:
+            raise ConfigError(
+                f"{name} must list IP addresses or CIDRs, comma-separated, got {self._get(name)!r}"
+            ) from None
 
     def prefix(self, name: str, default: str) -> str:
         raw = self._get(name) or default

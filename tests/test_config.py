@@ -199,3 +199,12 @@ def test_lock_must_outlast_a_provider_call() -> None:
     """A refresh lock shorter than a provider call is refused, naming TOKENBROKER_LOCK_MS."""
     with pytest.raises(ConfigError, match="TOKENBROKER_LOCK_MS"):
         Config.from_env(env(TOKENBROKER_LOCK_MS="5000", TOKENBROKER_PROVIDER_TIMEOUT_S="10"))
+
+
+def test_trusted_proxies() -> None:
+    """TOKENBROKER_TRUSTED_PROXIES: addresses and CIDRs, none by default; bad ones named."""
+    assert Config.from_env(REQUIRED).trusted_proxies == ()
+    config = Config.from_env(env(TOKENBROKER_TRUSTED_PROXIES=" 10.0.0.0/8, 192.0.2.7,fd00::/8 "))
+    assert [str(n) for n in config.trusted_proxies] == ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8"]
+    with pytest.raises(ConfigError, match="TOKENBROKER_TRUSTED_PROXIES"):
+        Config.from_env(env(TOKENBROKER_TRUSTED_PROXIES="10.0.0.0/8, proxy.internal"))
