@@ -16,9 +16,9 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from service import cli_ops, cli_password, logs
+from service import cli_ops, cli_password, logs, validate
 from service.apitokens import SCOPES, ApiTokenStore
-from service.clock import SystemClock, parse_iso_ms
+from service.clock import SystemClock
 from service.config import Config, ConfigError, load_or_create_dev_secret
 from service.keys import Keys
 from service.redisconn import create_redis
@@ -195,7 +195,8 @@ def cmd_token(args: argparse.Namespace) -> int:
     async def go(config: Config, keys: Keys, redis: Any) -> int:
         store = ApiTokenStore(redis, keys)
         if args.token_cmd == "create":  # noqa: S105 - a sub-command name
-            expires = parse_iso_ms(args.expires) if args.expires else None
+            when = {"expires": args.expires}  # checked as the API checks times
+            expires = validate.iso_time(when, "expires") if args.expires is not None else None
             token, meta = await store.create(
                 args.scope, args.account, args.description, expires, SystemClock().now_ms()
             )
