@@ -147,7 +147,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, worker.stop)
-            metrics = await _serve_metrics(worker, config.worker_metrics_port)
+            metrics = await _serve_metrics(worker, config)
             try:
                 await worker.run()
             finally:
@@ -158,8 +158,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve_metrics(worker: Any, port: int | None) -> web.AppRunner | None:
-    """Serve the worker's /metrics on `port` (none when no port is configured)."""
+async def _serve_metrics(worker: Any, config: Config) -> web.AppRunner | None:
+    """Serve the worker's /metrics on its host and port (none when no port is configured)."""
+    host, port = config.worker_metrics_host, config.worker_metrics_port
     if port is None:
         return None
 
@@ -170,7 +171,7 @@ async def _serve_metrics(worker: Any, port: int | None) -> web.AppRunner | None:
     app.router.add_get("/metrics", metrics, name="metrics")
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", port).start()  # noqa: S104 - scraped from outside
+    await web.TCPSite(runner, host, port).start()
     return runner
 
 

@@ -57,6 +57,7 @@ class Config:
     shutdown_grace_s: float = 20.0
     worker_health_file: str = "/tmp/tokenbroker-worker.health"  # noqa: S108 - a heartbeat
     worker_metrics_port: int | None = None
+    worker_metrics_host: str = "127.0.0.1"  # the worker's /metrics has no authentication
     webhook_timeout_s: float = 10.0
     webhook_retry_budget_s: int = 86_400
     webhook_retry_base_ms: int = 5_000
@@ -124,6 +125,7 @@ class Config:
                 "/tmp/tokenbroker-worker.health",  # noqa: S108
             ),
             worker_metrics_port=reader.optional_integer("TOKENBROKER_WORKER_METRICS_PORT"),
+            worker_metrics_host=reader.text("TOKENBROKER_WORKER_METRICS_HOST", "127.0.0.1"),
             webhook_timeout_s=reader.number("TOKENBROKER_WEBHOOK_TIMEOUT_S", 10.0, 0.1, 120),
             webhook_retry_budget_s=reader.integer(
                 "TOKENBROKER_WEBHOOK_RETRY_BUDGET_S", 86_400, 1, 30 * 86_400

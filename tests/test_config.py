@@ -208,3 +208,10 @@ def test_trusted_proxies() -> None:
     assert [str(n) for n in config.trusted_proxies] == ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8"]
     with pytest.raises(ConfigError, match="TOKENBROKER_TRUSTED_PROXIES"):
         Config.from_env(env(TOKENBROKER_TRUSTED_PROXIES="10.0.0.0/8, proxy.internal"))
+
+
+def test_worker_metrics_host() -> None:
+    """The worker's /metrics binds loopback unless TOKENBROKER_WORKER_METRICS_HOST is set."""
+    assert Config.from_env(REQUIRED).worker_metrics_host == "127.0.0.1"
+    config = Config.from_env(env(TOKENBROKER_WORKER_METRICS_HOST="10.0.0.5"))
+    assert config.worker_metrics_host == "10.0.0.5"
