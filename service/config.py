@@ -19,6 +19,7 @@ CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 SENTINEL_FORM = "redis+sentinel://[:password@]host:port[,host:port…]/<service-name>[/<db>]"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOCK_MARGIN_MS = 5_000  # a refresh lock outlasts its provider calls by this much
 
 
 class ConfigError(Exception):
@@ -75,10 +76,11 @@ class Config:
                 "TOKENBROKER_WEBHOOK_LEASE_MS must exceed TOKENBROKER_WEBHOOK_TIMEOUT_S, so that "
                 "no delivery is taken over while its attempt is still running"
             )
-        if self.lock_ms < (self.provider_timeout_s + 2) * 1000:
+        if self.lock_ms <= 2 * self.provider_timeout_s * 1000 + LOCK_MARGIN_MS:
             raise ConfigError(
-                "TOKENBROKER_LOCK_MS must exceed TOKENBROKER_PROVIDER_TIMEOUT_S + 2 s, so that a "
-                "refresh lock never expires during a call to the provider"
+                "TOKENBROKER_LOCK_MS must exceed 2 x TOKENBROKER_PROVIDER_TIMEOUT_S + 5 s (a "
+                "discovery fetch and a token call, each up to the timeout), so that a refresh "
+                f"lock never expires during a refresh; got {self.lock_ms} ms"
             )
 
     @classmethod
