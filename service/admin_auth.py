@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from service import errors
 from service.keys import Keys
+from service.lua import Scripts
 
 ACCOUNT = "admin"  # the one operator account of the settings pages
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
@@ -85,6 +86,7 @@ class AdminAuth:
 
     def __init__(self, redis: Redis, keys: Keys, limits: LoginLimits | None = None) -> None:
         self.redis, self.keys, self.limits = redis, keys, limits or LoginLimits()
+        self.scripts = Scripts(redis)
 
     async def has_password(self) -> bool:
         """True once a password is set."""
@@ -108,30 +110,31 @@ class AdminAuth:
         return password if created else None
 
     async def login(self, account: str, password: str, ip: str) -> str:
-        """Check a login under the rate limit; return a new session id or raise."""
-        ip_key = self.keys.login_failures("ip", ip)
-        account_key = self.keys.login_failures("account", account[:64])
-        ip_fails, account_fails = await self.redis.mget([ip_key, account_key])
-        if int(ip_fails or 0) >= self.limits.ip or int(account_fails or 0) >= self.limits.account:
+        """Check a login under the rate limit; return a new session id or raise.
+
+        The attempt is reserved (counted as a failure) before the password is checked, in one
+        script, so that concurrent attempts never check more passwords than the limits allow;
+        a success gives the reservation back.
+        """
+        counters = [
+            self.keys.login_failures("ip", ip),
+            self.keys.login_failures("account", account[:64]),
+        ]
+        limits = [self.limits.ip, self.limits.account, self.limits.window_s]
+        wait_s = int(await self.scripts.run("login_reserve", counters, limits))
+        if wait_s:
             raise LoginThrottled(
                 "too many failed logins; wait a few minutes and try again",
-                headers={"Retry-After": str(self.limits.window_s)},
+                headers={"Retry-After": str(wait_s)},
             )
         stored, generation = await self.redis.hmget(self.keys.admin, ["passwordHash", "generation"])
         # scrypt takes ~50 ms of CPU: off the event loop, so the token endpoint is not held up
         good = bool(stored) and await asyncio.to_thread(verify_password, password, str(stored))
         if account != ACCOUNT or not good:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                for key in (ip_key, account_key):
-                    pipe.incr(key)
-                    pipe.expire(key, self.limits.window_s, nx=True)
-                await pipe.execute()
             raise LoginFailed("wrong user name or password")
         sid = secrets.token_urlsafe(24)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self.keys.admin_session(sid), generation or "0", ex=SESSION_TTL_S)
-            pipe.delete(ip_key)
-            await pipe.execute()
+        keys = [self.keys.admin_session(sid), *counters]
+        await self.scripts.run("login_succeeded", keys, [generation or "0", SESSION_TTL_S])
         return sid
 
     async def session_valid(self, sid: str) -> bool:

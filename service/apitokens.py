@@ -10,13 +10,14 @@ from typing import Any, cast
 import orjson
 from redis.asyncio import Redis
 
-from service import errors
+from service import errors, validate
 from service.clock import iso
 from service.crypto import sha256_hex
 from service.keys import Keys
 from service.redisconn import as_mapping, read_hash
 
 SCOPES = ("api", "oauth-tokens", "metrics", "*")
+MAX_DESCRIPTION = 256
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,13 @@ class ApiTokenStore:
         bad = [s for s in scopes if s not in SCOPES]
         if not scopes or bad:
             raise errors.InvalidInput(f"scopes must be some of {', '.join(SCOPES)}")
+        if account is not None:  # "" too: an empty binding must not mean "every account"
+            validate.account_id(account)
+        if description is not None and len(description) > MAX_DESCRIPTION:
+            raise errors.InvalidInput(
+                f"description must be at most {MAX_DESCRIPTION} characters",
+                details={"field": "description"},
+            )
         token = secrets.token_hex(32)
         digest = sha256_hex(token)
         record = {

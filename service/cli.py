@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from service import cli_ops, cli_password, logs
+from service import cli_ops, cli_password, logs, validate
 from service.apitokens import SCOPES, ApiTokenStore
-from service.clock import SystemClock, parse_iso_ms
+from service.clock import SystemClock
 from service.config import Config, ConfigError, load_or_create_dev_secret
 from service.crypto import Cipher
 from service.keys import Keys
@@ -149,7 +149,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, worker.stop)
-            metrics = await _serve_metrics(worker, config.worker_metrics_port)
+            metrics = await _serve_metrics(worker, config)
             try:
                 await worker.run()
             finally:
@@ -160,8 +160,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve_metrics(worker: Any, port: int | None) -> web.AppRunner | None:
-    """Serve the worker's /metrics on `port` (none when no port is configured)."""
+async def _serve_metrics(worker: Any, config: Config) -> web.AppRunner | None:
+    """Serve the worker's /metrics on its host and port (none when no port is configured)."""
+    host, port = config.worker_metrics_host, config.worker_metrics_port
     if port is None:
         return None
 
@@ -172,7 +173,7 @@ async def _serve_metrics(worker: Any, port: int | None) -> web.AppRunner | None:
     app.router.add_get("/metrics", metrics, name="metrics")
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", port).start()  # noqa: S104 - scraped from outside
+    await web.TCPSite(runner, host, port).start()
     return runner
 
 
@@ -197,7 +198,8 @@ def cmd_token(args: argparse.Namespace) -> int:
     async def go(config: Config, keys: Keys, redis: Any) -> int:
         store = ApiTokenStore(redis, keys)
         if args.token_cmd == "create":  # noqa: S105 - a sub-command name
-            expires = parse_iso_ms(args.expires) if args.expires else None
+            when = {"expires": args.expires}  # checked as the API checks times
+            expires = validate.iso_time(when, "expires") if args.expires is not None else None
             token, meta = await store.create(
                 args.scope, args.account, args.description, expires, SystemClock().now_ms()
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -17,6 +18,8 @@ REDIS_MODES = ("single", "cluster")
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 SENTINEL_FORM = "redis+sentinel://[:password@]host:port[,host:port…]/<service-name>[/<db>]"
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOCK_MARGIN_MS = 5_000  # a refresh lock outlasts its provider calls by this much
 
 
 class ConfigError(Exception):
@@ -40,6 +43,7 @@ class Config:
     enable_oauth_tokens_api_seed: bool | None = None
     allow_endpoint_overrides: bool = False
     allow_private_urls: bool = False
+    trusted_proxies: tuple[Network, ...] = ()  # whose X-Forwarded-For names the client
     redis_timeout_s: float = 2.0
     provider_timeout_s: float = 10.0
     lock_ms: int = 30_000
@@ -56,6 +60,7 @@ class Config:
     shutdown_grace_s: float = 20.0
     worker_health_file: str = "/tmp/tokenbroker-worker.health"  # noqa: S108 - a heartbeat
     worker_metrics_port: int | None = None
+    worker_metrics_host: str = "127.0.0.1"  # the worker's /metrics has no authentication
     webhook_timeout_s: float = 10.0
     webhook_retry_budget_s: int = 86_400
     webhook_retry_base_ms: int = 5_000
@@ -77,10 +82,11 @@ class Config:
                 "TOKENBROKER_WEBHOOK_LEASE_MS must exceed TOKENBROKER_WEBHOOK_TIMEOUT_S, so that "
                 "no delivery is taken over while its attempt is still running"
             )
-        if self.lock_ms < (self.provider_timeout_s + 2) * 1000:
+        if self.lock_ms <= 2 * self.provider_timeout_s * 1000 + LOCK_MARGIN_MS:
             raise ConfigError(
-                "TOKENBROKER_LOCK_MS must exceed TOKENBROKER_PROVIDER_TIMEOUT_S + 2 s, so that a "
-                "refresh lock never expires during a call to the provider"
+                "TOKENBROKER_LOCK_MS must exceed 2 x TOKENBROKER_PROVIDER_TIMEOUT_S + 5 s (a "
+                "discovery fetch and a token call, each up to the timeout), so that a refresh "
+                f"lock never expires during a refresh; got {self.lock_ms} ms"
             )
 
     @classmethod
@@ -110,6 +116,7 @@ class Config:
             ),
             allow_endpoint_overrides=reader.boolean("TOKENBROKER_ALLOW_ENDPOINT_OVERRIDES"),
             allow_private_urls=reader.boolean("TOKENBROKER_ALLOW_PRIVATE_URLS"),
+            trusted_proxies=reader.networks("TOKENBROKER_TRUSTED_PROXIES"),
             redis_timeout_s=reader.number("TOKENBROKER_REDIS_TIMEOUT_S", 2.0, 0.05, 60),
             provider_timeout_s=reader.number("TOKENBROKER_PROVIDER_TIMEOUT_S", 10.0, 0.1, 120),
             lock_ms=reader.integer("TOKENBROKER_LOCK_MS", 30_000, 100, 600_000),
@@ -132,6 +139,7 @@ class Config:
                 "/tmp/tokenbroker-worker.health",  # noqa: S108
             ),
             worker_metrics_port=reader.optional_integer("TOKENBROKER_WORKER_METRICS_PORT"),
+            worker_metrics_host=reader.text("TOKENBROKER_WORKER_METRICS_HOST", "127.0.0.1"),
             webhook_timeout_s=reader.number("TOKENBROKER_WEBHOOK_TIMEOUT_S", 10.0, 0.1, 120),
             webhook_retry_budget_s=reader.integer(
                 "TOKENBROKER_WEBHOOK_RETRY_BUDGET_S", 86_400, 1, 30 * 86_400
@@ -287,6 +295,15 @@ class _Reader:
                 " or redis+sentinel://"
             )
         return raw
+
+    def networks(self, name: str) -> tuple[Network, ...]:
+        parts = [p.strip() for p in (self._get(name) or "").split(",") if p.strip()]
+        try:
+            return tuple(ipaddress.ip_network(part, strict=False) for part in parts)
+        except ValueError:
+            raise ConfigError(
+                f"{name} must list IP addresses or CIDRs, comma-separated, got {self._get(name)!r}"
+            ) from None
 
     def prefix(self, name: str, default: str) -> str:
         raw = self._get(name) or default

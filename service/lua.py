@@ -27,6 +27,8 @@ SCRIPT_NAMES = (
     "hash_swap_fields",
     "account_restore",
     "apitoken_touch",
+    "login_reserve",
+    "login_succeeded",
 )
 
 

@@ -63,7 +63,7 @@ def config(redis_server: RedisProcess) -> Config:
         allow_private_urls=True,
         redis_timeout_s=0.5,
         provider_timeout_s=3.0,
-        lock_ms=10_000,
+        lock_ms=12_000,  # > 2 x provider_timeout_s + 5 s
         cache_ttl_s=5.0,
     )
 

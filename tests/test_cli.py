@@ -301,3 +301,22 @@ async def test_web_serves_health_and_stops_on_sigterm(
             await proc.wait()
     assert proc.returncode == 0, err.decode()
     assert b"Traceback" not in err
+
+
+async def test_token_create_validates_like_the_api(cli: Cli, core: Core) -> None:
+    """An empty or bad --account, an empty --expires or a long --description create nothing."""
+    refused = [
+        (("--account", ""), "InvalidAccountId"),
+        (("--account", "bad id!"), "InvalidAccountId"),
+        (("--expires", ""), "expires"),
+        (("--expires", "10000-01-01T00:00:00Z"), "expires"),
+        (("--description", "d" * 257), "description"),
+    ]
+    for extra, reason in refused:
+        result = await cli("token", "create", "--scope", "oauth-tokens", *extra)
+        assert result.code != 0 and result.stdout == "", extra
+        assert reason in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert await core.tokens.all() == [], "no token, bound or unbound, was created"
+    await create_token(cli, "--scope", "oauth-tokens", "--account", "example")
+    (made,) = await core.tokens.all()
+    assert made.account == "example"

@@ -55,7 +55,7 @@ def test_every_variable_parsed() -> None:
             "TOKENBROKER_ALLOW_PRIVATE_URLS": "1",
             "TOKENBROKER_REDIS_TIMEOUT_S": "0.25",
             "TOKENBROKER_PROVIDER_TIMEOUT_S": "7.5",
-            "TOKENBROKER_LOCK_MS": "15000",
+            "TOKENBROKER_LOCK_MS": "20001",
             "TOKENBROKER_REFRESH_LEAD_S": "0",
             "TOKENBROKER_KEEPALIVE_S": "3600",
             "TOKENBROKER_CACHE_TTL_S": "0",
@@ -76,7 +76,7 @@ def test_every_variable_parsed() -> None:
         allow_private_urls=True,
         redis_timeout_s=0.25,
         provider_timeout_s=7.5,
-        lock_ms=15000,
+        lock_ms=20001,
         refresh_lead_s=0,
         keepalive_s=3600,
         cache_ttl_s=0.0,
@@ -199,3 +199,30 @@ def test_lock_must_outlast_a_provider_call() -> None:
     """A refresh lock shorter than a provider call is refused, naming TOKENBROKER_LOCK_MS."""
     with pytest.raises(ConfigError, match="TOKENBROKER_LOCK_MS"):
         Config.from_env(env(TOKENBROKER_LOCK_MS="5000", TOKENBROKER_PROVIDER_TIMEOUT_S="10"))
+
+
+@pytest.mark.parametrize(("lock_ms", "ok"), [("12000", False), ("25000", False), ("25001", True)])
+def test_lock_must_outlast_a_whole_refresh(lock_ms: str, ok: bool) -> None:
+    """The lock must outlast discovery plus a token call (2 x the timeout) and a 5 s margin."""
+    variables = env(TOKENBROKER_LOCK_MS=lock_ms, TOKENBROKER_PROVIDER_TIMEOUT_S="10")
+    if ok:
+        assert Config.from_env(variables).lock_ms == int(lock_ms)
+    else:
+        with pytest.raises(ConfigError, match="TOKENBROKER_LOCK_MS"):
+            Config.from_env(variables)
+
+
+def test_trusted_proxies() -> None:
+    """TOKENBROKER_TRUSTED_PROXIES: addresses and CIDRs, none by default; bad ones named."""
+    assert Config.from_env(REQUIRED).trusted_proxies == ()
+    config = Config.from_env(env(TOKENBROKER_TRUSTED_PROXIES=" 10.0.0.0/8, 192.0.2.7,fd00::/8 "))
+    assert [str(n) for n in config.trusted_proxies] == ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8"]
+    with pytest.raises(ConfigError, match="TOKENBROKER_TRUSTED_PROXIES"):
+        Config.from_env(env(TOKENBROKER_TRUSTED_PROXIES="10.0.0.0/8, proxy.internal"))
+
+
+def test_worker_metrics_host() -> None:
+    """The worker's /metrics binds loopback unless TOKENBROKER_WORKER_METRICS_HOST is set."""
+    assert Config.from_env(REQUIRED).worker_metrics_host == "127.0.0.1"
+    config = Config.from_env(env(TOKENBROKER_WORKER_METRICS_HOST="10.0.0.5"))
+    assert config.worker_metrics_host == "10.0.0.5"

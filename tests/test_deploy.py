@@ -19,6 +19,7 @@ from service.cli import parser
 from service.embedded_redis import RedisProcess, free_port
 from service.lua import SCRIPT_NAMES
 from tests.support.deploy_files import (
+    COMPOSE_ONLY,
     DEPLOY,
     ENV_NAME,
     KUBE,
@@ -85,6 +86,9 @@ def test_deploy_files_set_only_variables_the_service_reads() -> None:
     }
     for path in [DEPLOY / "compose.yaml", *KUBE.glob("*.yaml")]:  # ${VAR} / $(VAR) references
         used[path.name] = set(re.findall(r"\$[{(]([A-Za-z_][A-Za-z0-9_]*)", path.read_text()))
+    assert used["compose.yaml"] >= COMPOSE_ONLY, "compose takes Redis's password from .env"
+    used["compose.yaml"] -= COMPOSE_ONLY
+    assert all(f"`{name}`" in (DEPLOY / "README.md").read_text() for name in COMPOSE_ONLY)
     for where, names in used.items():
         unknown = names - known
         assert not unknown, f"{where} sets {sorted(unknown)}, which the service never reads"
@@ -134,9 +138,9 @@ async def stop(proc: asyncio.subprocess.Process) -> tuple[int, bytes]:
     return proc.returncode, err
 
 
-def image_env(redis_server: RedisProcess, tmp_path: Path) -> dict[str, str]:
+def image_env(redis_url: str, tmp_path: Path) -> dict[str, str]:
     """The image's environment: the Dockerfile's ENV, the test's Redis and key, a free port."""
-    env = base_env(redis_server.url)
+    env = base_env(redis_url)
     for kind, args in dockerfile():
         if kind == "ENV":
             for pair in args.split():
@@ -152,7 +156,7 @@ async def test_image_web_command_and_healthcheck(
     redis_server: RedisProcess, tmp_path: Path
 ) -> None:
     """The image's CMD serves on all addresses; HEALTHCHECK exits 1 before, 0 while, 1 after."""
-    commands, env = deploy_commands(), image_env(redis_server, tmp_path)
+    commands, env = deploy_commands(), image_env(redis_server.url, tmp_path)
     assert env["TOKENBROKER_HOST"] == "0.0.0.0"  # noqa: S104 - the image's
 
     async def healthy() -> bool:
@@ -171,7 +175,7 @@ async def test_image_web_command_and_healthcheck(
 
 async def test_worker_command_and_its_check(redis_server: RedisProcess, tmp_path: Path) -> None:
     """The compose worker command runs; `worker --check` (healthcheck, liveness) follows it."""
-    commands, env = deploy_commands(), image_env(redis_server, tmp_path)
+    commands, env = deploy_commands(), image_env(redis_server.url, tmp_path)
     assert commands["compose worker"] == commands["kubernetes worker"]
     assert commands["compose worker healthcheck"] == commands["kubernetes worker liveness"]
 

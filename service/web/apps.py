@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
-from service import validate
+from service import errors, validate
+from service.apitokens import ApiToken
+from service.apps import App
 from service.clock import iso
+from service.providers import ENDPOINT_FIELDS
 from service.web.appkeys import CONFIG, CORE
 from service.web.io import authorize, json_body, json_response
+
+OPERATOR_FIELDS = ("issuer", *ENDPOINT_FIELDS)  # where the broker sends codes and tokens
+
+
+def require_operator(token: ApiToken, body: dict[str, Any], app: App | None) -> None:
+    """Refuse a body that sets or changes an app's endpoint URLs unless `token` has `*`.
+
+    The operator's authority (a `*` token, the CLI or the settings pages) decides where
+    grants are sent; an `api` token may manage apps but never redirect their traffic.
+    """
+    if token.allows("*"):
+        return
+    stored = app.fields if app is not None else {}
+    changed = [f for f in OPERATOR_FIELDS if f in body and body[f] != stored.get(f)]
+    if changed:
+        raise errors.OperatorAuthorityRequired(
+            f"setting {', '.join(changed)} needs an API token with the '*' scope "
+            "(or the settings pages)",
+            details={"fields": changed},
+        )
 
 
 async def list_apps(request: web.Request) -> web.Response:
@@ -21,9 +46,10 @@ async def list_apps(request: web.Request) -> web.Response:
 
 async def create_app_route(request: web.Request) -> web.Response:
     """Create an OAuth2 app."""
-    await authorize(request, "api")
-    core = request.app[CORE]
-    app = await core.apps.create(await json_body(request), iso(core.clock.now_ms()))
+    token = await authorize(request, "api")
+    core, body = request.app[CORE], await json_body(request)
+    require_operator(token, body, None)
+    app = await core.apps.create(body, iso(core.clock.now_ms()))
     return json_response(app.public(0, request.app[CONFIG].base_url), status=201)
 
 
@@ -38,10 +64,12 @@ async def get_app(request: web.Request) -> web.Response:
 
 async def update_app(request: web.Request) -> web.Response:
     """Change some fields of an OAuth2 app; an omitted secret is kept."""
-    await authorize(request, "api")
+    token = await authorize(request, "api")
     core = request.app[CORE]
     app = await core.apps.require(validate.app_id(request.match_info["app"]))
-    updated = await core.apps.update(app, await json_body(request), iso(core.clock.now_ms()))
+    body = await json_body(request)
+    require_operator(token, body, app)
+    updated = await core.apps.update(app, body, iso(core.clock.now_ms()))
     count = await core.apps.account_count(app.id)
     return json_response(updated.public(count, request.app[CONFIG].base_url))
 

@@ -9,6 +9,7 @@ import structlog
 from aiohttp import web
 
 from service import errors, validate
+from service.apitokens import ApiToken
 from service.validate import obj
 from service.web.appkeys import CORE
 
@@ -40,9 +41,9 @@ def account_param(request: web.Request) -> str:
     return account
 
 
-async def authorize(request: web.Request, scope: str, account: str | None = None) -> None:
-    """Require an API token with `scope` (and access to `account`) on this request."""
+async def authorize(request: web.Request, scope: str, account: str | None = None) -> ApiToken:
+    """Require an API token with `scope` (and access to `account`) on this request; return it."""
     header = request.headers.get("Authorization", "")
     scheme, _, bearer = header.partition(" ")
     token = bearer.strip() if scheme.lower() == "bearer" else None
-    await request.app[CORE].authorize(token, scope, account)
+    return await request.app[CORE].authorize(token, scope, account)

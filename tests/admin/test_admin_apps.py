@@ -182,3 +182,15 @@ async def test_webhook_secret_shown_once_and_test_event(operator: Client, core: 
     await post_form(operator, "/admin/settings/webhook-test", {}, page="/admin/settings")
     page = await (await operator.get("/admin/settings")).text()
     assert "Test event msg_" in page and "whsec_" not in page
+
+
+async def test_operator_changes_endpoint_urls_on_the_page(
+    operator: Client, core: Core, oidc_app: str
+) -> None:
+    """The settings pages carry the operator's authority: an app's token URL can change."""
+    stored = (await core.apps.require(oidc_app)).fields
+    form = {k: stored[k] for k in ("clientId", "issuer", "authorizationUrl", "revocationUrl")}
+    form["tokenUrl"] = "http://127.0.0.1:9/moved-token"
+    resp = await post_form(operator, f"/admin/apps/{oidc_app}", form)
+    assert resp.status == 303, await resp.text()
+    assert (await core.apps.require(oidc_app)).fields["tokenUrl"] == form["tokenUrl"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import ipaddress
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -196,3 +199,63 @@ async def test_api_routes_set_no_cookie(client: Client, admin: dict[str, str]) -
     """The JSON API never starts a session."""
     resp = await client.get("/v1/settings", headers=admin)
     assert resp.status == 200 and "Set-Cookie" not in resp.headers
+
+
+async def wrong_logins(client: Client, count: int, headers: dict[str, str]) -> Counter[int]:
+    """POST `count` wrong passwords at once (one session, one CSRF token); the statuses."""
+    token = await csrf(client, "/admin/login")
+    form = {"csrf": token, "user": "admin", "password": "not-the-password", "next": "/admin/"}
+
+    async def one() -> int:
+        resp = await client.post("/admin/login", data=form, headers=headers)
+        return resp.status
+
+    return Counter(await asyncio.gather(*(one() for _ in range(count))))
+
+
+async def test_concurrent_wrong_logins_check_at_most_the_limit(
+    client: Client, password: str
+) -> None:
+    """40 wrong passwords at once: at most the IP limit are checked (401), the rest are 429."""
+    limit = client.app[ADMIN].limits.ip
+    statuses = await wrong_logins(client, 40, {})
+    assert statuses == Counter({401: limit, 429: 40 - limit})
+
+
+async def test_success_clears_the_ip_and_returns_its_reservation(
+    client: Client, password: str, redis: Redis
+) -> None:
+    """A good login clears the IP's failures and gives back its own attempt on the account."""
+    auth: AdminAuth = client.app[ADMIN]
+    for _ in range(auth.limits.ip - 1):
+        assert (await login(client, "nope-nope-nope")).status == 401
+    assert (await login(client, password)).status == 303
+    assert not await redis.exists(auth.keys.login_failures("ip", "127.0.0.1"))
+    assert await redis.get(auth.keys.login_failures("account", "admin")) == str(auth.limits.ip - 1)
+    await post_form(client, "/admin/logout", {}, page="/admin/")
+    statuses = await wrong_logins(client, auth.limits.ip, {})
+    assert statuses == Counter({401: auth.limits.ip}), "a fresh allowance for the IP"
+
+
+async def test_forwarded_for_ignored_from_an_untrusted_peer(client: Client, password: str) -> None:
+    """Without TOKENBROKER_TRUSTED_PROXIES a client cannot dodge the limit with X-Forwarded-For."""
+    limit = client.app[ADMIN].limits.ip
+    for n in range(limit):
+        assert await wrong_logins(client, 1, {"X-Forwarded-For": f"203.0.113.{n}"}) == {401: 1}
+    assert await wrong_logins(client, 1, {"X-Forwarded-For": "198.51.100.1"}) == {429: 1}
+
+
+async def test_forwarded_for_believed_from_a_trusted_proxy(
+    make_client: ClientFactory, config: Config
+) -> None:
+    """Behind a trusted proxy each forwarded client has its own limit; spoofing does not help."""
+    proxied = dataclasses.replace(config, trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),))
+    client = await make_client(proxied)
+    await client.app[ADMIN].set_password(PASSWORD)
+    limit = client.app[ADMIN].limits.ip
+    first = {"X-Forwarded-For": "203.0.113.7"}
+    assert await wrong_logins(client, limit + 3, first) == {401: limit, 429: 3}
+    spoofed = {"X-Forwarded-For": "198.51.100.1, 203.0.113.7"}  # the client's own left entry
+    assert await wrong_logins(client, 1, spoofed) == {429: 1}
+    other = {"X-Forwarded-For": "203.0.113.8"}
+    assert await wrong_logins(client, 1, other) == {401: 1}, "another client is not throttled"

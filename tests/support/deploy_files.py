@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 DEPLOY = ROOT / "deploy"
 KUBE = DEPLOY / "kubernetes"
 ENV_NAME = re.compile(r"^(?:REDIS_URL|TOKENBROKER_[A-Z0-9_]+)$")
+COMPOSE_ONLY = {"REDIS_PASSWORD"}  # read by compose itself (deploy/.env), not by the service
 
 
 def config_variables() -> set[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -118,7 +118,7 @@ async def test_an_import_replaces_the_grant_and_clears_its_identity_pin(
     await import_account("pinned")
     key = core.keys.account("pinned")
     pin = {"sub": "s1", "iss": "https://idp", "tid": "t", "oid": "o", "expectedUser": "a@x"}
-    await redis.hset(key, mapping=pin)
+    await redis.hset(key, mapping=cast(Any, pin))
     before = await core.accounts.require("pinned")
     await import_account("pinned")
     after = await core.accounts.require("pinned")

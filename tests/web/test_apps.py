@@ -10,6 +10,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from service.config import Config
+from service.core import Core
+from tests.conftest import make_token
 
 Client = TestClient[web.Request, web.Application]
 GOOGLE = {"id": "gmail", "provider": "google", "clientId": "cid", "clientSecret": "s3cret-value"}
@@ -107,3 +109,47 @@ async def test_frozen_while_in_use_and_delete(
     resp = await client.delete("/v1/oauth2/idp", headers=admin)
     assert resp.status == 200
     assert (await client.get("/v1/oauth2/idp", headers=admin)).status == 404
+
+
+OIDC = {"id": "corp", "provider": "oidc", "clientId": "c", "clientSecret": "s"}
+
+
+async def test_api_token_cannot_set_endpoint_urls(client: Client, core: Core) -> None:
+    """An `api` token creating an app with endpoint URLs gets 403 and nothing is stored."""
+    api = {"Authorization": f"Bearer {await make_token(core, 'api')}"}
+    for field in ("tokenUrl", "issuer", "authorizationUrl", "userinfoUrl", "jwksUrl"):
+        body = {**OIDC, field: "http://127.0.0.1:9/caller-controlled"}
+        resp = await client.post("/v1/oauth2", json=body, headers=api)
+        answer = await resp.json()
+        assert resp.status == 403 and answer["code"] == "OperatorAuthorityRequired", answer
+        assert answer["details"] == {"fields": [field]}
+        assert await core.apps.get("corp") is None, "nothing stored"
+    resp = await client.post("/v1/oauth2", json=GOOGLE, headers=api)
+    assert resp.status == 201, "apps without endpoint URLs stay open to `api` tokens"
+
+
+async def test_api_token_cannot_change_endpoint_urls(
+    client: Client, core: Core, admin: dict[str, str]
+) -> None:
+    """An `api` token may rename an app but not change or remove its URLs; `*` may."""
+    api = {"Authorization": f"Bearer {await make_token(core, 'api')}"}
+    body = {**OIDC, "tokenUrl": "http://127.0.0.1:9/token", "revocationUrl": "http://127.0.0.1:9/r"}
+    resp = await client.post("/v1/oauth2", json=body, headers=admin)
+    assert resp.status == 201, await resp.text()
+    for change in (
+        {"tokenUrl": "http://127.0.0.1:10/caller"},
+        {"revocationUrl": None},
+        {"name": "x", "issuer": "http://127.0.0.1:10/"},
+    ):
+        resp = await client.put("/v1/oauth2/corp", json=change, headers=api)
+        assert resp.status == 403, change
+        assert (await resp.json())["code"] == "OperatorAuthorityRequired"
+    app = await core.apps.require("corp")
+    assert app.fields["tokenUrl"] == "http://127.0.0.1:9/token" and "name" not in app.fields
+    assert app.fields["revocationUrl"] == "http://127.0.0.1:9/r" and "issuer" not in app.fields
+    same = {"name": "Corp", "tokenUrl": "http://127.0.0.1:9/token"}
+    resp = await client.put("/v1/oauth2/corp", json=same, headers=api)
+    assert resp.status == 200, "an unchanged URL is no change"
+    moved = {"tokenUrl": "http://127.0.0.1:11/token"}
+    resp = await client.put("/v1/oauth2/corp", json=moved, headers=admin)
+    assert resp.status == 200 and (await resp.json())["tokenUrl"] == moved["tokenUrl"]

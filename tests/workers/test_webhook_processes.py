@@ -280,7 +280,7 @@ def base_env(server: RedisProcess, tmp: Path) -> dict[str, str]:
         server.url,
         base64.b64encode(os.urandom(32)).decode(),
         tmp,
-        TOKENBROKER_LOCK_MS="6000",
+        TOKENBROKER_LOCK_MS="12000",  # > 2 x the provider timeout (3 s) + 5 s
         TOKENBROKER_WEBHOOK_TIMEOUT_S="4",
         TOKENBROKER_WEBHOOK_RETRY_BUDGET_S="3600",
         TOKENBROKER_WEBHOOK_RETRY_BASE_MS="200",

@@ -225,7 +225,7 @@ def base_env(server: RedisProcess, tmp: Path) -> dict[str, str]:
         TOKENBROKER_APP_RATE_PER_S="100000",
         TOKENBROKER_REFRESH_LEAD_S="15",
         TOKENBROKER_LEASE_MS="5000",
-        TOKENBROKER_LOCK_MS="5000",
+        TOKENBROKER_LOCK_MS="12000",  # > 2 x the provider timeout (3 s) + 5 s
         TOKENBROKER_WORKER_CONCURRENCY="8",
     )
 
@@ -368,7 +368,7 @@ async def test_kill_9_mid_batch_loses_no_account(make_stack: MakeStack, idp: Idp
         idp,
         TOKENBROKER_WORKER_CONCURRENCY="10",
         TOKENBROKER_LEASE_MS="3000",
-        TOKENBROKER_LOCK_MS="6000",
+        TOKENBROKER_LOCK_MS="12000",
     )
     ids = [f"k{i:02d}" for i in range(60)]
     await stack.add_accounts(ids, expires_in_ms=120_000, lifetime_ms=HOUR_MS)
@@ -472,7 +472,7 @@ async def test_refresh_in_flight_when_redis_goes_away_keeps_its_token(
         idp,
         TOKENBROKER_REDIS_TIMEOUT_S="0.5",
         TOKENBROKER_LEASE_MS="3000",
-        TOKENBROKER_LOCK_MS="10000",
+        TOKENBROKER_LOCK_MS="12000",
     )
     ids = [f"inflight{i}" for i in range(5)]
     await stack.add_accounts(ids, expires_in_ms=120_000, lifetime_ms=HOUR_MS)
@@ -562,7 +562,7 @@ async def test_sigterm_drains_hands_back_and_health_check(make_stack: MakeStack,
         idp,
         TOKENBROKER_WORKER_CONCURRENCY="4",
         TOKENBROKER_LEASE_MS="60000",
-        TOKENBROKER_LOCK_MS="60000",
+        TOKENBROKER_LOCK_MS="70000",
         TOKENBROKER_PROVIDER_TIMEOUT_S="30",
         TOKENBROKER_SHUTDOWN_GRACE_S="30",
     )

@@ -9,6 +9,7 @@ from service.admin_auth import ACCOUNT, LoginFailed, LoginThrottled
 from service.web.admin.render import form_of, invalid, page
 from service.web.admin.session import logged_in
 from service.web.appkeys import ADMIN
+from service.web.client_ip import client_ip
 
 
 def safe_next(target: str | None) -> str:
@@ -36,7 +37,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     form = await form_of(request)
     user, target = form.get("user", ""), safe_next(form.get("next"))
     context = {"user": user, "next": target, "nav": False}
-    ip = request.remote or "unknown"
+    ip = client_ip(request)  # the proxy's X-Forwarded-For when it is trusted
     try:
         sid = await request.app[ADMIN].login(user, form.get("password", ""), ip)
     except (LoginFailed, LoginThrottled) as exc:
