@@ -12,12 +12,19 @@ from tests.support.idp import Idp
 SCOPE = "openid email offline_access"
 
 
+@pytest.fixture(scope="module")
+def own_idp() -> Iterator[Idp]:
+    """A provider of this module's own: no other test's hanging request is in flight there."""
+    with Idp.start() as started:
+        yield started
+
+
 @pytest.fixture
-def provider(idp: Idp) -> Iterator[Idp]:
-    """The shared provider with fresh counters, no delay and default rotation, before and after."""
-    idp.reset()
-    yield idp
-    idp.reset()
+def provider(own_idp: Idp) -> Iterator[Idp]:
+    """The module's provider, reset (counters, delay, rotation) before and after."""
+    own_idp.reset()
+    yield own_idp
+    own_idp.reset()
 
 
 def poll(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
