@@ -42,6 +42,7 @@ bench: $(STAMP) idp
 	$(BIN)/python -m tests.bench.token_endpoint
 	$(BIN)/python -m tests.bench.refresh_worker
 	$(BIN)/python -m tests.bench.webhooks
+	$(BIN)/python -m tests.bench.slow_provider
 
 clean:
 	rm -rf $(VENV) var tests/idp/node_modules

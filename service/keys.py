@@ -152,3 +152,7 @@ class Keys:
     def webhook_done(outbox: str) -> str:
         """List of the most recent deliveries (summaries), newest first."""
         return f"{outbox}:wh:done"
+
+    def claim(self, partition: int, claim_id: str) -> str:
+        """List of what one schedule claim took (account, due, ...); TTL = the lease."""
+        return f"{self._tag(partition)}:claim:{claim_id}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from redis.asyncio import Redis
 
 from service.keys import Keys
@@ -15,12 +17,18 @@ class Schedule:
         self.redis, self.keys, self.scripts = redis, keys, scripts
 
     async def claim(
-        self, partition: int, now_ms: int, lease_ms: int, limit: int
+        self, partition: int, now_ms: int, lease_ms: int, limit: int, claim_id: str | None = None
     ) -> list[tuple[str, int]]:
-        """Claim up to `limit` due accounts of a partition; returns (account, due ms)."""
-        flat = await self.scripts.run(
-            "schedule_claim", [self.keys.schedule(partition)], [now_ms, lease_ms, limit]
-        )
+        """Claim up to `limit` due accounts of a partition; returns (account, due ms).
+
+        With a `claim_id` the claim is recorded for the lease: calling again with the same id
+        (after a lost reply) returns the same accounts instead of claiming others. Without
+        one, a lost reply leaves its accounts parked until the lease passes.
+        """
+        keys = [self.keys.schedule(partition)]
+        if claim_id is not None:
+            keys.append(self.keys.claim(partition, claim_id))
+        flat = await self.scripts.run("schedule_claim", keys, [now_ms, lease_ms, limit])
         return [(str(flat[i]), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
 
     async def move(self, account: str, due_ms: int) -> None:
@@ -40,3 +48,8 @@ class Schedule:
                 pipe.zcount(self.keys.schedule(part), "-inf", now_ms)
             rows = await pipe.execute()
         return sum(rows[0::2]), sum(rows[1::2])
+
+
+def new_claim_id() -> str:
+    """A random id for one claim call, kept while that call is retried."""
+    return secrets.token_hex(8)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -17,7 +18,7 @@ from service.metrics import Metrics
 from service.ratelimit import AppRateLimit
 from service.redisconn import STORE_ERRORS
 from service.refresh import Outcome, Refreshed
-from service.schedule import Schedule
+from service.schedule import Schedule, new_claim_id
 
 log = structlog.get_logger("worker.refresh")
 
@@ -45,6 +46,14 @@ def refresh_policy(account: Account, now_ms: int, config: Config) -> tuple[int, 
     return min_valid, force
 
 
+@dataclass
+class ClaimPlan:
+    """One claim round: the partitions in the order asked, and each call's claim id."""
+
+    order: list[int]
+    ids: dict[tuple[int, int], str] = field(default_factory=dict)  # (pass, partition) -> id
+
+
 class RefreshLoop:
     """Claims due accounts fairly over partitions and refreshes them with bounded concurrency."""
 
@@ -58,6 +67,7 @@ class RefreshLoop:
         self.slot_free = asyncio.Event()
         self.beats = 0  # successful claim rounds, for the heartbeat
         self._start = 0
+        self._unfinished: ClaimPlan | None = None  # the round a store error interrupted
 
     def stop(self) -> None:
         """Stop claiming; what is in flight finishes or is handed back."""
@@ -95,22 +105,36 @@ class RefreshLoop:
         await self.drain()
 
     async def claim_round(self) -> list[tuple[str, int]]:
-        """Claim due accounts for the free slots: a fair share of each partition first."""
+        """Claim due accounts for the free slots: a fair share of each partition first.
+
+        A round that a store error interrupted is repeated with the same partition order and
+        claim ids: claims whose reply was lost come back instead of waiting out the lease.
+        """
         free = self.config.worker_concurrency - len(self.tasks)
         if free <= 0:
             return []
+        plan = self._unfinished or self._next_plan()
+        now, lease = self.core.clock.now_ms(), self.config.lease_ms
+        claimed: list[tuple[str, int]] = []
+        share = max(1, free // len(plan.order))
+        try:
+            for step, limit in enumerate((share, free)):
+                for part in plan.order:
+                    room = min(limit, free - len(claimed))
+                    if room > 0:
+                        claim_id = plan.ids.setdefault((step, part), new_claim_id())
+                        claimed += await self.schedule.claim(part, now, lease, room, claim_id)
+        except STORE_ERRORS:
+            self._unfinished = plan
+            raise
+        self._unfinished = None
+        return claimed
+
+    def _next_plan(self) -> ClaimPlan:
         parts = self.core.keys.partitions
         order = [(self._start + i) % parts for i in range(parts)]
         self._start = (self._start + 1) % parts
-        now, lease = self.core.clock.now_ms(), self.config.lease_ms
-        claimed: list[tuple[str, int]] = []
-        share = max(1, free // parts)
-        for limit in (share, free):
-            for part in order:
-                room = min(limit, free - len(claimed))
-                if room > 0:
-                    claimed += await self.schedule.claim(part, now, lease, room)
-        return claimed
+        return ClaimPlan(order)
 
     async def drain(self) -> None:
         """Let in-flight refreshes finish within the grace period, then hand back the rest.

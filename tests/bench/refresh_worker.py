@@ -27,7 +27,7 @@ from service.clock import iso
 from service.core import Core
 from service.embedded_redis import free_port
 from service.keys import Keys
-from service.schedule import Schedule
+from service.schedule import Schedule, new_claim_id
 from tests.bench.token_endpoint import TOKENBROKER, BenchError, spawn, start_server, wait_healthy
 from tests.support.bench import bench_main, run_measure, start_redis
 from tests.support.processes import cpu_seconds, now_ms, stop_processes, tail
@@ -365,7 +365,7 @@ async def time_claims(redis: Redis, schedule: Schedule, members: int, now: int) 
         if round_ == CLAIM_WARMUP:
             await redis.config_resetstat()
         started = time.perf_counter()
-        claimed = await schedule.claim(0, now, LEASE_MS, CLAIM_BATCH)
+        claimed = await schedule.claim(0, now, LEASE_MS, CLAIM_BATCH, new_claim_id())
         elapsed = time.perf_counter() - started
         if len(claimed) != CLAIM_BATCH:
             raise BenchError(f"claimed {len(claimed)} of {CLAIM_BATCH} due members")

@@ -1,7 +1,7 @@
 // Test-only OAuth 2.0 / OpenID Connect provider for tokenbroker integration tests.
 //
-// Built on the `oidc-provider` package with an in-memory store: every start is a
-// fresh, empty provider. NEVER expose this outside 127.0.0.1 — it has test hooks
+// Built on the `oidc-provider` package with an unbounded in-memory store (oidc-provider's
+// development store forgets entries beyond 1000): every start is a fresh, empty provider. NEVER expose this outside 127.0.0.1 — it has test hooks
 // that mint and revoke tokens without authentication.
 //
 // Environment:
@@ -38,10 +38,28 @@
 //   POST /__test/faults  {faults: [fault, ...]}  -> {queued}
 //   GET  /__test/stats   -> {token_requests, refresh_requests, code_requests, revocations,
 //                            faults_pending}
-//   POST /__test/reset   -> {} (clears the fault queue and counters)
+//   POST /__test/reset   -> {} (clears the fault queue, the counters, the delay window and
+//                        the rotation mode; tokens and grants are kept)
 //   POST /__test/revoke  {refresh_token} -> {revoked, grant_id}; revokes the whole grant
 //                        (all its refresh/access tokens and codes), like a user removing
 //                        the app's access. 404 if the token is unknown.
+//   POST /__test/delay   {min_ms, max_ms, for_ms} -> {until_ms}; for the next for_ms
+//                        every refresh_token request waits a uniformly random time in
+//                        [min_ms, max_ms] before the real exchange (before any fault).
+//                        The exchange runs even when the client hung up meanwhile: the
+//                        token rotates and nobody learns the new one, as with a real
+//                        provider answering after the client's timeout. {} or for_ms 0
+//                        clears the window.
+//   POST /__test/active  {refresh_token} -> {active, grant_id, active_in_grant}, or
+//                        {refresh_tokens: [...]} -> {tokens: [{...}, ...]}: whether the
+//                        token would be accepted now (known, unused, unexpired, its grant
+//                        alive) and how many refresh tokens of its grant would be.
+//   POST /__test/rotation {retire_rotated} -> {retire_rotated}; false keeps a rotated
+//                        refresh token usable (like Microsoft), true (the default, restored
+//                        by reset) consumes it, so that presenting it again is a replay.
+// Stats also count refresh_ok (200 answers to refresh_token requests), refresh_unheard
+// (those whose client had hung up before the answer: rotations nobody learned) and
+// refresh_in_flight (refresh_token requests being handled now).
 //   POST /__test/claims  {sub, claims: {name: value|null}} -> {sub, claims}; changes the
 //                        claims of that account from now on (null removes one; kept across
 //                        /__test/reset). E.g. {email_verified: false}, or Microsoft's
@@ -97,7 +115,6 @@ const EXPECTED_NOISE = [
   'oidc-provider NOTICE:',
   'a quick start development-only feature devInteractions is enabled',
   'already parsed request body detected',
-  'development-only in-memory adapter is used',
 ];
 function toStderr(...args) {
   const line = args.map((a) => (typeof a === 'string' ? a : String(a?.stack ?? a))).join(' ');
@@ -153,10 +170,47 @@ const faultQueue = [];
 const stats = {};
 function resetStats() {
   Object.assign(stats, {
-    token_requests: 0, refresh_requests: 0, code_requests: 0, revocations: 0,
+    token_requests: 0,
+    refresh_requests: 0,
+    code_requests: 0,
+    revocations: 0,
+    refresh_ok: 0,
+    refresh_unheard: 0,
   });
 }
 resetStats();
+let refreshInFlight = 0;
+let delayWindow = null; // {minMs, maxMs, until (epoch ms)} while refresh answers are slowed
+
+function windowDelayMs() {
+  if (delayWindow === null) return 0;
+  if (Date.now() >= delayWindow.until) {
+    delayWindow = null;
+    return 0;
+  }
+  const { minMs, maxMs } = delayWindow;
+  return minMs + Math.floor(Math.random() * (maxMs - minMs + 1));
+}
+
+function setDelay(body) {
+  const fields = { min_ms: 0, max_ms: 0, for_ms: 0, ...body };
+  for (const [name, value] of Object.entries(fields)) {
+    if (!['min_ms', 'max_ms', 'for_ms'].includes(name)) {
+      throw new HttpError(400, `unknown delay field ${JSON.stringify(name)}`);
+    }
+    if (!Number.isInteger(value) || value < 0) {
+      throw new HttpError(400, `delay field ${name} must be a non-negative integer`);
+    }
+  }
+  if (fields.min_ms > fields.max_ms) throw new HttpError(400, 'min_ms must not exceed max_ms');
+  if (fields.for_ms === 0) {
+    delayWindow = null;
+    return { until_ms: 0 };
+  }
+  const until = Date.now() + fields.for_ms;
+  delayWindow = { minMs: fields.min_ms, maxMs: fields.max_ms, until };
+  return { until_ms: until };
+}
 const pendingTimers = new Set();
 
 function sleep(ms) {
@@ -195,6 +249,91 @@ function validateFault(fault) {
   if (fault.grant !== undefined && typeof fault.grant !== 'string') {
     throw new HttpError(400, 'fault field grant must be a string');
   }
+}
+
+// ---------------------------------------------------------------------------
+// Storage: every model in one Map, without a size bound; entries lapse at their expiry.
+const store = new Map(); // `${model}:${id}` -> {payload, expiresAt (ms, Infinity = never)}
+const grantKeys = new Map(); // grant id -> Set of store keys of the grant's tokens and codes
+const GRANT_BOUND = new Set([
+  'AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode',
+  'BackchannelAuthenticationRequest',
+]);
+const rotation = { retireRotated: true };
+
+function live(key) {
+  const entry = store.get(key);
+  if (entry === undefined) return undefined;
+  if (entry.expiresAt <= Date.now()) {
+    store.delete(key);
+    return undefined;
+  }
+  return entry.payload;
+}
+
+class UnboundedAdapter {
+  constructor(model) {
+    this.model = model;
+  }
+
+  key(id) {
+    return `${this.model}:${id}`;
+  }
+
+  async upsert(id, payload, expiresIn) {
+    const expiresAt = expiresIn ? Date.now() + expiresIn * 1000 : Infinity;
+    store.set(this.key(id), { payload, expiresAt });
+    if (this.model === 'Session' && payload.uid) {
+      store.set(`SessionUid:${payload.uid}`, { payload: id, expiresAt });
+    }
+    if (payload.userCode) store.set(`UserCode:${payload.userCode}`, { payload: id, expiresAt });
+    if (GRANT_BOUND.has(this.model) && payload.grantId) {
+      if (!grantKeys.has(payload.grantId)) grantKeys.set(payload.grantId, new Set());
+      grantKeys.get(payload.grantId).add(this.key(id));
+    }
+  }
+
+  async find(id) {
+    return live(this.key(id));
+  }
+
+  async findByUid(uid) {
+    const id = live(`SessionUid:${uid}`);
+    return id === undefined ? undefined : this.find(id);
+  }
+
+  async findByUserCode(userCode) {
+    const id = live(`UserCode:${userCode}`);
+    return id === undefined ? undefined : this.find(id);
+  }
+
+  async consume(id) {
+    if (this.model === 'RefreshToken' && !rotation.retireRotated) return;
+    const payload = live(this.key(id));
+    if (payload !== undefined) payload.consumed = Math.floor(Date.now() / 1000);
+  }
+
+  async destroy(id) {
+    store.delete(this.key(id));
+  }
+
+  async revokeByGrantId(grantId) { // eslint-disable-line class-methods-use-this
+    for (const key of grantKeys.get(grantId) ?? []) store.delete(key);
+    grantKeys.delete(grantId);
+  }
+}
+
+// How many refresh tokens of a grant would be accepted now (0 once the grant is gone).
+function activeRefreshTokens(grantId) {
+  if (live(`Grant:${grantId}`) === undefined) return 0;
+  let count = 0;
+  for (const key of grantKeys.get(grantId) ?? []) {
+    if (key.startsWith('RefreshToken:')) {
+      const payload = live(key);
+      if (payload !== undefined && !payload.consumed) count += 1;
+    }
+  }
+  return count;
 }
 
 // ---------------------------------------------------------------------------
@@ -275,9 +414,29 @@ async function tokenEndpointMiddleware(ctx, next) {
     : '';
 
   stats.token_requests += 1;
-  if (grantType === 'refresh_token') stats.refresh_requests += 1;
   if (grantType === 'authorization_code') stats.code_requests += 1;
+  if (grantType !== 'refresh_token') return applyFault(ctx, next, grantType);
 
+  stats.refresh_requests += 1;
+  refreshInFlight += 1;
+  // Koa never stops a handler whose client hung up: note it, and answer into the void.
+  let hungUp = false;
+  ctx.res.once('close', () => { hungUp = !ctx.res.writableFinished; });
+  try {
+    const delay = windowDelayMs();
+    if (delay > 0) await sleep(delay);
+    await applyFault(ctx, next, grantType);
+  } finally {
+    refreshInFlight -= 1;
+  }
+  if (ctx.status === 200) {
+    stats.refresh_ok += 1;
+    if (hungUp || ctx.req.socket.destroyed) stats.refresh_unheard += 1;
+  }
+  return undefined;
+}
+
+async function applyFault(ctx, next, grantType) {
   const fault = grantType ? takeFault(grantType) : undefined;
   if (!fault) return next();
 
@@ -427,6 +586,29 @@ async function revokeGrantOf(provider, body) {
   return { revoked: true, grant_id: grantId };
 }
 
+async function tokenState(provider, value) {
+  if (typeof value !== 'string' || value === '') {
+    throw new HttpError(400, 'refresh_token must be a non-empty string');
+  }
+  const token = await provider.RefreshToken.find(value, { ignoreExpiration: true });
+  if (!token) return { active: false, grant_id: null, active_in_grant: 0 };
+  const { grantId } = token;
+  const grantAlive = live(`Grant:${grantId}`) !== undefined;
+  return {
+    active: Boolean(token.isValid && grantAlive),
+    grant_id: grantId,
+    active_in_grant: activeRefreshTokens(grantId),
+  };
+}
+
+async function activeState(provider, body) {
+  if (body.refresh_tokens === undefined) return tokenState(provider, body.refresh_token);
+  if (!Array.isArray(body.refresh_tokens)) throw new HttpError(400, 'refresh_tokens must be a list');
+  const tokens = [];
+  for (const value of body.refresh_tokens) tokens.push(await tokenState(provider, value));
+  return { tokens };
+}
+
 async function handleTestRoute(provider, req, res) {
   const path = new URL(req.url, 'http://127.0.0.1').pathname;
   const route = `${req.method} ${path}`;
@@ -441,11 +623,27 @@ async function handleTestRoute(provider, req, res) {
       return sendJson(res, 200, { queued: faultQueue.length });
     }
     case 'GET /__test/stats':
-      return sendJson(res, 200, { ...stats, faults_pending: faultQueue.length });
+      return sendJson(res, 200, {
+        ...stats, refresh_in_flight: refreshInFlight, faults_pending: faultQueue.length,
+      });
     case 'POST /__test/reset':
       faultQueue.length = 0;
       resetStats();
+      delayWindow = null;
+      rotation.retireRotated = true;
       return sendJson(res, 200, {});
+    case 'POST /__test/delay':
+      return sendJson(res, 200, setDelay(await readJson(req)));
+    case 'POST /__test/active':
+      return sendJson(res, 200, await activeState(provider, await readJson(req)));
+    case 'POST /__test/rotation': {
+      const body = await readJson(req);
+      if (typeof body.retire_rotated !== 'boolean') {
+        throw new HttpError(400, 'retire_rotated must be a boolean');
+      }
+      rotation.retireRotated = body.retire_rotated;
+      return sendJson(res, 200, { retire_rotated: rotation.retireRotated });
+    }
     case 'POST /__test/revoke':
       return sendJson(res, 200, await revokeGrantOf(provider, await readJson(req)));
     case 'POST /__test/claims':
@@ -491,6 +689,7 @@ server.listen(PORT, '127.0.0.1', () => {
       email: ['email', 'email_verified'],
       profile: ['name'],
     },
+    adapter: UnboundedAdapter,
     findAccount: async (ctx, sub) => accountFor(sub),
     features: {
       devInteractions: { enabled: true },

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self, cast
@@ -136,6 +137,11 @@ class Idp:
 
     Rewrites only touch 200 responses; a fault is used up even if the real provider
     answered with an error.
+
+    A delay window (``delay()``) slows every refresh_token answer for a while; the exchange
+    still runs when the client has hung up meanwhile, so the token rotates unseen
+    (``stats()["refresh_unheard"]`` counts those). ``active()`` says whether a refresh
+    token would be accepted now and how many of its grant would be.
     """
 
     def __init__(
@@ -294,15 +300,43 @@ class Idp:
     def stats(self) -> dict[str, int]:
         """Return the request counters and the number of faults still queued.
 
-        Keys: token_requests, refresh_requests, code_requests, revocations, faults_pending.
+        Keys: token_requests, refresh_requests, code_requests, revocations, refresh_ok
+        (refresh_token grants answered 200), refresh_unheard (of those, answered after the
+        client hung up), refresh_in_flight (being handled now), faults_pending.
         Faulted requests are counted too.
         """
         payload = self._hook("GET", "stats")
         return {key: int(cast(int, value)) for key, value in payload.items()}
 
     def reset(self) -> None:
-        """Clear the fault queue and the counters (tokens and grants are kept)."""
+        """Clear the fault queue, counters, delay window and rotation mode (tokens stay)."""
         self._hook("POST", "reset", {})
+
+    def delay(self, min_ms: int, max_ms: int, for_ms: int) -> int:
+        """Delay each refresh_token answer by a random [min_ms, max_ms] for `for_ms`.
+
+        The exchange happens after the delay even if the client gave up: the refresh token
+        rotates and the old one is consumed. Returns the window's end (epoch ms).
+        """
+        body = {"min_ms": min_ms, "max_ms": max_ms, "for_ms": for_ms}
+        return int(cast(int, self._hook("POST", "delay", body)["until_ms"]))
+
+    def clear_delay(self) -> None:
+        """End the delay window now (requests already waiting keep their delay)."""
+        self._hook("POST", "delay", {})
+
+    def active(self, refresh_token: str) -> TokenState:
+        """Whether `refresh_token` would be accepted now, and its grant's active count."""
+        return _token_state(self._hook("POST", "active", {"refresh_token": refresh_token}))
+
+    def active_many(self, refresh_tokens: list[str]) -> list[TokenState]:
+        """`active()` of many refresh tokens in one request, in order."""
+        payload = self._hook("POST", "active", {"refresh_tokens": refresh_tokens})
+        return [_token_state(cast(JsonDict, t)) for t in cast(list[object], payload["tokens"])]
+
+    def retire_rotated(self, retire: bool) -> None:
+        """False: a rotated refresh token stays usable (like Microsoft); True: the default."""
+        self._hook("POST", "rotation", {"retire_rotated": retire})
 
     def revoke(self, refresh_token: str) -> None:
         """Revoke the grant behind ``refresh_token`` (as if the user removed access).
@@ -423,6 +457,24 @@ class Idp:
                 )
             url = urllib.parse.urljoin(url, location)
         raise RuntimeError("too many redirects while denying authorization")
+
+
+@dataclass(frozen=True)
+class TokenState:
+    """A refresh token as the provider sees it now."""
+
+    active: bool  # known, not used up, not expired, and its grant alive
+    grant_id: str | None  # None: the provider does not know the token
+    active_in_grant: int  # refresh tokens of the same grant that would be accepted now
+
+
+def _token_state(payload: JsonDict) -> TokenState:
+    grant = payload.get("grant_id")
+    return TokenState(
+        active=payload.get("active") is True,
+        grant_id=grant if isinstance(grant, str) else None,
+        active_in_grant=int(cast(int, payload.get("active_in_grant", 0))),
+    )
 
 
 def _pump(stream: IO[str], sink: Callable[[str | None], None]) -> None:

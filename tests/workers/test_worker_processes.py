@@ -49,9 +49,8 @@ SCOPE = "openid email profile offline_access mail.read"
 # The short-lived providers' access token lifetime: 30 s, because the broker reads any
 # shorter expires_in as 30 s (service/expiry.py MIN_LIFETIME_S).
 SHORT_TTL_S = 30
-# The test IdP keeps its grants and tokens in oidc-provider's development store, an LRU of
-# 1000 entries (about 4 per minted account), so one instance forgets refresh tokens beyond
-# ~200 accounts: 500 accounts are spread over 4 providers (one app each), 125 apiece.
+# 500 accounts are spread over 4 providers (one app each), 125 apiece: several apps share
+# the workers.
 SHORT_IDPS = 4
 POLL_S = 0.1
 HOUR_MS = 3_600_000

@@ -1,0 +1,123 @@
+"""The test provider's own hooks: answer delays, hung-up clients, token states, its store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.support.idp import Idp
+
+SCOPE = "openid email offline_access"
+
+
+@pytest.fixture(scope="module")
+def own_idp() -> Iterator[Idp]:
+    """A provider of this module's own: no other test's hanging request is in flight there."""
+    with Idp.start() as started:
+        yield started
+
+
+@pytest.fixture
+def provider(own_idp: Idp) -> Iterator[Idp]:
+    """The module's provider, reset (counters, delay, rotation) before and after."""
+    own_idp.reset()
+    yield own_idp
+    own_idp.reset()
+
+
+def poll(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    """Poll `condition` every 20 ms until it holds; fail naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_delay_window_slows_every_refresh_then_ends(provider: Idp) -> None:
+    """During the window each refresh answer waits in [min, max]; clearing it ends that."""
+    token = str(provider.mint("delay-user", SCOPE)["refresh_token"])
+    until = provider.delay(300, 400, 60_000)
+    assert until > time.time() * 1000 + 50_000
+    for _ in range(2):
+        started = time.monotonic()
+        status, body = provider.refresh(token)
+        assert status == 200
+        assert 0.3 <= time.monotonic() - started < 3.0
+        token = str(body["refresh_token"])
+    provider.clear_delay()
+    started = time.monotonic()
+    assert provider.refresh(token)[0] == 200
+    assert time.monotonic() - started < 0.3
+    stats = provider.stats()
+    assert (stats["refresh_ok"], stats["refresh_unheard"], stats["refresh_in_flight"]) == (3, 0, 0)
+
+
+def test_refresh_completes_after_the_client_hung_up(provider: Idp) -> None:
+    """A client that gives up during the delay still has its token rotated, unseen by anyone."""
+    token = str(provider.mint("hangup-user", SCOPE)["refresh_token"])
+    before = provider.active(token)
+    assert before.active and before.active_in_grant == 1
+    provider.delay(800, 800, 60_000)
+    with pytest.raises(TimeoutError):
+        provider.refresh(token, timeout=0.2)  # closes its connection on the timeout
+    assert provider.stats()["refresh_in_flight"] == 1, "the provider is still working on it"
+    poll(lambda: provider.stats()["refresh_unheard"] == 1, "the answer into the void")
+    assert provider.stats()["refresh_in_flight"] == 0
+    after = provider.active(token)
+    assert not after.active, "the presented token was used up"
+    assert after.grant_id == before.grant_id and after.active_in_grant == 1, "a new one lives"
+    provider.clear_delay()
+    status, body = provider.refresh(token)  # the client retries with the only token it has
+    assert (status, body["error"]) == (400, "invalid_grant")
+    assert provider.active(token).active_in_grant == 0, "replay detection revoked the grant"
+
+
+def test_active_follows_rotation_and_revocation(provider: Idp) -> None:
+    """active() is true for the newest token only, and false for all once revoked or unknown."""
+    first = str(provider.mint("active-user", SCOPE)["refresh_token"])
+    status, body = provider.refresh(first)
+    assert status == 200
+    second = str(body["refresh_token"])
+    states = provider.active_many([first, second, "no-such-token"])
+    assert [s.active for s in states] == [False, True, False]
+    assert [s.active_in_grant for s in states] == [1, 1, 0]
+    assert states[2].grant_id is None
+    provider.revoke(second)
+    assert provider.active(second).active is False
+
+
+def test_rotation_can_keep_the_previous_token_usable(provider: Idp) -> None:
+    """With retire_rotated false an old refresh token still works; reset restores retiring."""
+    provider.retire_rotated(False)
+    first = str(provider.mint("keep-user", SCOPE)["refresh_token"])
+    assert provider.refresh(first)[0] == 200
+    assert provider.active(first).active and provider.active(first).active_in_grant == 2
+    assert provider.refresh(first)[0] == 200, "the previous token is accepted again"
+    provider.reset()
+    second = str(provider.refresh(first)[1]["refresh_token"])
+    assert not provider.active(first).active
+    assert provider.active(second).active
+
+
+def test_store_keeps_more_than_a_thousand_entries(provider: Idp) -> None:
+    """400 grants (about 1,200 stored entries): the first grant's token still refreshes."""
+    tokens = [str(provider.mint(f"many-{i}", SCOPE)["refresh_token"]) for i in range(400)]
+    assert all(state.active for state in provider.active_many(tokens))
+    assert provider.refresh(tokens[0])[0] == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"min_ms": -1, "max_ms": 5, "for_ms": 10},
+        {"min_ms": 9, "max_ms": 5, "for_ms": 10},
+        {"min_ms": 1, "max_ms": 5, "for_ms": 1.5},
+        {"ms": 5},
+    ],
+)
+def test_bad_delay_is_refused(provider: Idp, body: dict[str, object]) -> None:
+    """A malformed delay window is answered 400 and changes nothing."""
+    with pytest.raises(RuntimeError, match="answered 400"):
+        provider._hook("POST", "delay", body)
