@@ -58,7 +58,7 @@ class Refresher:
         self.incident: Callable[[str], None] = lambda kind: None  # a metrics hook
         self.results = ResultWriter(accounts, apps, oauth, clock, config, self._incident)
         self.rate = AppRateLimit(keys, accounts.scripts, config.app_rate_per_s)
-        self._inflight: dict[tuple[str, int, bool], asyncio.Future[Outcome]] = {}
+        self._inflight: dict[tuple[str, int, bool], asyncio.Task[Outcome]] = {}
         self._app_slots: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(config.web_refresh_concurrency)
         )
@@ -77,20 +77,19 @@ class Refresher:
         """
         key = (account_id, min_valid_ms, force)
         running = self._inflight.get(key)
-        if running is not None:
-            return await asyncio.shield(running)
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            outcome = await self._gated(account_id, min_valid_ms, force, app)
-            future.set_result(outcome)
-            return outcome
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it themselves
-            raise
-        finally:
-            del self._inflight[key]
+        if running is None:
+            # A task of its own, awaited through a shield: a caller that goes away (a client
+            # hanging up, a cancelled request) never abandons a refresh that may be at the
+            # provider; it runs on, stores what comes back and frees the lock.
+            running = asyncio.ensure_future(self._gated(account_id, min_valid_ms, force, app))
+            self._inflight[key] = running
+            running.add_done_callback(lambda task: self._finished(key, task))
+        return await asyncio.shield(running)
+
+    def _finished(self, key: tuple[str, int, bool], task: asyncio.Task[Outcome]) -> None:
+        self._inflight.pop(key, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("refresh_raised", error=type(task.exception()).__name__)
 
     async def _gated(
         self, account_id: str, min_valid_ms: int, force: bool, app: str | None

@@ -142,3 +142,22 @@ async def test_on_demand_refreshes_share_the_apps_slots(
     second = await core.refresher.refresh("two", 60_000, app="idp")
     assert isinstance(second, RefreshFailed) and second.failure.error == "busy"
     assert isinstance(await first, Refreshed)
+
+
+async def test_a_caller_that_goes_away_does_not_abandon_the_refresh(
+    make_client: MakeClient, config: Config, idp: Idp
+) -> None:
+    """The caller is cancelled while the refresh is at the provider: the answer is still stored."""
+    _, core = await slow_setup(make_client, config, idp)
+    grant = str(idp.mint("slow", SCOPE)["refresh_token"])
+    await save(core, grant)
+    idp.fault("answer_delay_ms", ms=700)
+    caller = asyncio.create_task(core.refresher.refresh("slow", 60_000))
+    await at_provider(idp, 1)
+    caller.cancel()
+    deadline = asyncio.get_running_loop().time() + 10
+    while core.accounts.refresh_token(await core.accounts.require("slow")) == grant:
+        assert asyncio.get_running_loop().time() < deadline, "the rotated token never came"
+        await asyncio.sleep(0.02)
+    stored = core.accounts.refresh_token(await core.accounts.require("slow"))
+    assert (await asyncio.to_thread(idp.refresh, stored))[0] == 200
