@@ -247,7 +247,7 @@ async def test_commands_read_var_files(
 async def test_web_serves_health_and_stops_on_sigterm(
     redis_server: RedisProcess, tmp_path: Path
 ) -> None:
-    """`tokenbroker web --port P` answers /health and /ready, and exits 0 on SIGTERM."""
+    """`tokenbroker web --port P` answers /health and /ready, exits 0 on SIGTERM, logs JSON."""
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         str(TOKENBROKER),
@@ -286,3 +286,7 @@ async def test_web_serves_health_and_stops_on_sigterm(
             await proc.wait()
     assert proc.returncode == 0, err.decode()
     assert b"Traceback" not in err
+    # the log: JSON lines only, each with the name of its logger
+    lines = [orjson.loads(line) for line in err.splitlines()]
+    ready = [line for line in lines if line["event"] == "request" and line["path"] == "/ready"]
+    assert ready and ready[0]["logger"] == "http" and ready[0]["status"] == 200, lines
