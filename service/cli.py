@@ -179,6 +179,7 @@ async def _serve_metrics(worker: Any, config: Config) -> web.AppRunner | None:
 
 def _run(coro_fn: Callable[[Config, Keys, Any], Awaitable[int]]) -> int:
     config = _config()
+    logs.configure(config.log_format)  # log lines on stderr: stdout is the command's output
 
     async def main() -> int:
         redis = create_redis(config, retries=3)

@@ -262,7 +262,7 @@ async def test_commands_read_var_files(
 async def test_web_serves_health_and_stops_on_sigterm(
     redis_server: RedisProcess, tmp_path: Path
 ) -> None:
-    """`tokenbroker web --port P` answers /health and /ready, and exits 0 on SIGTERM."""
+    """`tokenbroker web --port P` answers /health and /ready, exits 0 on SIGTERM, logs JSON."""
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         str(TOKENBROKER),
@@ -301,6 +301,10 @@ async def test_web_serves_health_and_stops_on_sigterm(
             await proc.wait()
     assert proc.returncode == 0, err.decode()
     assert b"Traceback" not in err
+    # the log: JSON lines only, each with the name of its logger
+    lines = [orjson.loads(line) for line in err.splitlines()]
+    ready = [line for line in lines if line["event"] == "request" and line["path"] == "/ready"]
+    assert ready and ready[0]["logger"] == "http" and ready[0]["status"] == 200, lines
 
 
 async def test_token_create_validates_like_the_api(cli: Cli, core: Core) -> None:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import logging
 import secrets
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -24,12 +22,12 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from service import logs
 from service.clock import SystemClock, iso
 from service.core import Core
 from service.embedded_redis import RedisProcess
 from tests.conftest import make_token
 from tests.support.idp import Idp
+from tests.support.logs import Lines, logged_lines
 
 Client = TestClient[web.Request, web.Application]
 PAST = "2020-01-01T00:00:00.000Z"
@@ -92,12 +90,10 @@ class Recorder:
 
 
 @pytest.fixture
-def captured_log() -> Iterator[io.StringIO]:
-    """Structlog (and the logging bridge) writing JSON lines into a buffer for this test."""
-    buffer = io.StringIO()
-    logs.configure("json", stream=buffer)
-    yield buffer
-    logs.configure("json", stream=sys.stderr)
+def captured_log() -> Iterator[Lines]:
+    """Our and the stdlib's log lines, rendered as JSON into a buffer for this test."""
+    with logged_lines() as lines:
+        yield lines
 
 
 @pytest.fixture
@@ -176,7 +172,7 @@ async def dump_redis(url: str) -> tuple[bytes, set[str]]:
 
 
 async def test_no_secret_at_rest_in_logs_or_answers(
-    captured_log: io.StringIO,
+    captured_log: Lines,
     published: list[Any],
     redis_server: RedisProcess,
     client: Client,
@@ -359,9 +355,10 @@ async def test_no_secret_at_rest_in_logs_or_answers(
     assert published, "nothing was published: the capture does not work"
     found.assert_absent(repr(published), "a published message")
 
-    text = captured_log.getvalue()
-    assert '"event":"request"' in text and "/v1/account/alpha/oauth-token" in text, text[:2000]
-    assert '"event":"refreshed"' in text and '"event":"refresh_failed"' in text, text[:2000]
+    text = captured_log.text
+    paths = {line["path"] for line in captured_log.events("request")}
+    assert "/v1/account/alpha/oauth-token" in paths, text[:2000]
+    assert captured_log.events("refreshed") and captured_log.events("refresh_failed"), text[:2000]
     found.assert_absent(text, "the log")
 
     for where, body_text in api.bodies:
@@ -379,16 +376,12 @@ def _fail_holding(secret: str) -> None:
 def test_logged_exception_shows_no_locals(log_format: str) -> None:
     """An exception logged with log.exception() does not print local variables (secrets)."""
     secret = secrets.token_urlsafe(32)
-    buffer = io.StringIO()
-    logs.configure(log_format, stream=buffer)
-    try:
+    with logged_lines(log_format) as lines:
         try:
             _fail_holding(secret)
         except ValueError:
             structlog.get_logger("test").exception("unhandled_error", path="/v1/x")
             logging.getLogger("aiohttp.server").error("Error handling request", exc_info=True)
-    finally:
-        logs.configure("json", stream=sys.stderr)
-    text = buffer.getvalue()
+    text = lines.text
     assert "unhandled_error" in text and "Error handling request" in text, text
     assert secret not in text, f"a secret local variable was logged:\n{text}"

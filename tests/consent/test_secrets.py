@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import io
-import sys
 from collections.abc import Iterator
 
 import orjson
 import pytest
 from redis.asyncio import Redis
 
-from service import logs
 from service.core import Core
 from tests.support.consent import Client, authorize_as, follow, query_of, start_consent
 from tests.support.idp import Idp
+from tests.support.logs import Lines, logged_lines
 
 
 @pytest.fixture
-def captured_log() -> Iterator[io.StringIO]:
-    """Structlog writing JSON lines into a buffer for this test."""
-    buffer = io.StringIO()
-    logs.configure("json", stream=buffer)
-    yield buffer
-    logs.configure("json", stream=sys.stderr)
+def captured_log() -> Iterator[Lines]:
+    """Our and the stdlib's log lines, rendered as JSON into a buffer for this test."""
+    with logged_lines() as lines:
+        yield lines
 
 
 async def _verifier(core: Core, redis: Redis, consent_url: str, replace: bool) -> str:
@@ -38,7 +34,7 @@ async def _verifier(core: Core, redis: Redis, consent_url: str, replace: bool) -
 
 
 async def test_no_secret_in_logs_pages_or_redirects(
-    captured_log: io.StringIO,
+    captured_log: Lines,
     flow_client: Client,
     flow_admin: dict[str, str],
     flow_app: str,
@@ -63,8 +59,8 @@ async def test_no_secret_in_logs_pages_or_redirects(
     for method, path in (("GET", "/v1/account/kept"), ("DELETE", "/v1/account/kept")):
         resp = await flow_client.request(method, path, headers=flow_admin)
         answers.append(await resp.text())
-    output = captured_log.getvalue()
-    assert "consent_saved" in output and "consent_refused" in output
+    output = captured_log.text
+    assert captured_log.events("consent_saved") and captured_log.events("consent_refused")
     for secret in secrets:
         assert len(secret) >= 8
         assert secret not in output

@@ -121,7 +121,7 @@ class WorkerProc:
     expect_alive: bool = True
 
     def logs(self) -> list[dict[str, Any]]:
-        """Every JSON log line written so far (the worker flushes every 0.2 s and at exit)."""
+        """Every JSON log line written so far (the worker writes within 50 ms and at exit)."""
         lines: list[dict[str, Any]] = []
         for raw in self.log.read_bytes().splitlines():
             try:
