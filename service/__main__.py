@@ -1,5 +1,5 @@
 """`python -m service` runs the tokenbroker command."""
 
-from service.cli import main
+from service.ops.cli import main
 
 raise SystemExit(main())

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from service.clock import iso
-from service.crypto import Cipher
+from service.crypto.cipher import Cipher
 
 SCHEMA_VERSION = "1"
 STATUSES = ("active", "reauth_required")

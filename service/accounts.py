@@ -21,11 +21,11 @@ from service.account_record import (
     flat,
     sealed_aad,
 )
-from service.crypto import Cipher
-from service.events import Wanted, always, wanted_event
-from service.keys import Keys
-from service.lua import Scripts
-from service.redisconn import read_hash
+from service.crypto.cipher import Cipher
+from service.store.connection import read_hash
+from service.store.keys import Keys
+from service.store.scripts import Scripts
+from service.webhooks.events import Wanted, always, wanted_event
 
 
 @dataclass(frozen=True)

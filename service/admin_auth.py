@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from service import errors
-from service.keys import Keys
-from service.lua import Scripts
+from service.store.keys import Keys
+from service.store.scripts import Scripts
 
 ACCOUNT = "admin"  # the one operator account of the settings pages
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1

@@ -12,9 +12,9 @@ from redis.asyncio import Redis
 
 from service import errors, validate
 from service.clock import iso
-from service.crypto import sha256_hex
-from service.keys import Keys
-from service.redisconn import as_mapping, read_hash
+from service.crypto.cipher import sha256_hex
+from service.store.connection import as_mapping, read_hash
+from service.store.keys import Keys
 
 SCOPES = ("api", "oauth-tokens", "metrics", "*")
 MAX_DESCRIPTION = 256

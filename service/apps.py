@@ -13,12 +13,9 @@ from redis.asyncio import Redis
 
 from service import errors, validate
 from service.account_record import endpoints_fingerprint
-from service.cache import MISS, LocalCache
 from service.config import Config
-from service.crypto import Cipher
-from service.events import Wanted, always, wanted_event
-from service.keys import Keys
-from service.lua import Scripts
+from service.crypto.cipher import Cipher
+from service.outbound.urls import check_outbound_url
 from service.providers import (
     ENDPOINT_FIELDS,
     KINDS,
@@ -28,8 +25,11 @@ from service.providers import (
     builtin_endpoints,
     default_scopes,
 )
-from service.redisconn import read_hash
-from service.urls import check_outbound_url
+from service.store.cache import MISS, LocalCache
+from service.store.connection import read_hash
+from service.store.keys import Keys
+from service.store.scripts import Scripts
+from service.webhooks.events import Wanted, always, wanted_event
 
 SCHEMA_VERSION = "1"
 FROZEN_FIELDS = ("issuer", "tenant", "cloud", *ENDPOINT_FIELDS)

@@ -15,25 +15,25 @@ from redis.asyncio import Redis
 from service import errors
 from service.accounts import AccountStore, AccountWrite
 from service.apps import App, AppStore
-from service.claims import (
+from service.clock import Clock
+from service.config import Config
+from service.consent_state import ConsentStates
+from service.crypto.cipher import Cipher
+from service.expiry import next_refresh_ms
+from service.oauth.claims import (
     EXPECTED_USER_FIELD,
     PIN_FIELDS,
     Identity,
     check_identity,
     identity_fields,
 )
-from service.clock import Clock
-from service.config import Config
-from service.consent_state import ConsentStates
-from service.crypto import Cipher
-from service.events import wanted_event
-from service.expiry import next_refresh_ms
-from service.identity import IdentityVerifier
-from service.jws import Signer
-from service.keys import Keys
-from service.oauth import Failure, Granted, OAuthClient
+from service.oauth.client import Failure, Granted, OAuthClient
+from service.oauth.identity import IdentityVerifier
+from service.oauth.jose import Signer
 from service.providers import consent_params, missing_scopes
 from service.redirects import with_query
+from service.store.keys import Keys
+from service.webhooks.events import wanted_event
 
 log = structlog.get_logger("consent")
 
@@ -228,7 +228,7 @@ class ConsentFlow:
             refreshed_at_ms=now,
             app_endpoints=app.endpoints_fingerprint,
             # the verified pin (tid/oid, or sub/iss) and the expectedUser, which every later
-            # consent of this account must match (service/claims.py)
+            # consent of this account must match (service/oauth/claims.py)
             identity=identity_fields(identity, request.expected_user),
         )
         due = next_refresh_ms(self.config, now, granted.expires_at_ms, lifetime_ms)

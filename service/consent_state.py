@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 from service import errors
 from service.binding import digest, matches
 from service.clock import Clock
-from service.jws import JoseFailure, Signer, expired
-from service.keys import Keys
+from service.oauth.jose import JoseFailure, Signer, expired
+from service.store.keys import Keys
 
 STATE_TTL_S = 600  # how long a user has between our redirect and the provider's answer
 

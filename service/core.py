@@ -13,20 +13,20 @@ from service import errors
 from service.accounts import Account, AccountStore, account_from_hash
 from service.apitokens import ApiToken, ApiTokenStore, check_access, token_from_hash
 from service.apps import AppStore
-from service.cache import MISS, LocalCache
 from service.clock import Clock, iso
 from service.config import Config
 from service.consent import ConsentFlow
-from service.crypto import Cipher, sha256_hex
-from service.identity import IdentityVerifier
-from service.jws import Signer
-from service.keys import Keys
+from service.crypto.cipher import Cipher, sha256_hex
 from service.links import HostedLinks
-from service.lua import Scripts
-from service.oauth import OAuthClient, Revocation
-from service.redisconn import read_hash
+from service.oauth.client import OAuthClient, Revocation
+from service.oauth.identity import IdentityVerifier
+from service.oauth.jose import Signer
 from service.refresh import Refreshed, Refresher
 from service.settings import DEFAULTS, OAUTH_TOKENS_API, SettingsStore
+from service.store.cache import MISS, LocalCache
+from service.store.connection import read_hash
+from service.store.keys import Keys
+from service.store.scripts import Scripts
 
 log = structlog.get_logger("core")
 

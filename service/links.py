@@ -11,9 +11,9 @@ from redis.asyncio import Redis
 from service import errors
 from service.clock import Clock
 from service.consent import ConsentRequest
-from service.jws import JoseFailure, Signer, expired
-from service.keys import Keys
+from service.oauth.jose import JoseFailure, Signer, expired
 from service.redirects import with_query
+from service.store.keys import Keys
 
 DEFAULT_TTL_S = 86_400
 MIN_TTL_S, MAX_TTL_S = 60, 30 * 86_400

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from service.keys import Keys
-from service.lua import Scripts
+from service.store.keys import Keys
+from service.store.scripts import Scripts
 
 
 class AppRateLimit:

@@ -16,8 +16,7 @@ from service.accounts import Account, AccountStore
 from service.apps import App, AppStore
 from service.clock import Clock
 from service.config import Config
-from service.keys import Keys
-from service.oauth import Failure, Granted, OAuthClient, RefreshResult
+from service.oauth.client import Failure, Granted, OAuthClient, RefreshResult
 from service.ratelimit import AppRateLimit
 from service.refresh_lock import AnswerAbandoned, HeldLock, take
 from service.refresh_results import (
@@ -28,6 +27,7 @@ from service.refresh_results import (
     Superseded,
     retry_delay_ms,
 )
+from service.store.keys import Keys
 
 log = structlog.get_logger("refresh")
 LOCK_POLL_S = 0.02

@@ -16,8 +16,8 @@ from typing import TypeVar
 import structlog
 from redis.asyncio import Redis
 
-from service.lua import Scripts
-from service.redisconn import STORE_ERRORS
+from service.store.connection import STORE_ERRORS
+from service.store.scripts import Scripts
 
 log = structlog.get_logger("refresh")
 T = TypeVar("T")

@@ -23,10 +23,10 @@ from service.backoff import backoff_ms
 from service.clock import Clock, iso
 from service.config import Config
 from service.expiry import next_refresh_ms
-from service.oauth import Failure, Granted, OAuthClient
+from service.oauth.client import Failure, Granted, OAuthClient
 from service.providers import missing_scopes
-from service.redisconn import STORE_ERRORS
 from service.refresh_lock import HeldLock
+from service.store.connection import STORE_ERRORS
 
 log = structlog.get_logger("refresh")
 STORE_RETRY_S = 300.0

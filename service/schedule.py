@@ -6,8 +6,8 @@ import secrets
 
 from redis.asyncio import Redis
 
-from service.keys import Keys
-from service.lua import Scripts
+from service.store.keys import Keys
+from service.store.scripts import Scripts
 
 
 class Schedule:

@@ -9,12 +9,12 @@ import orjson
 from redis.asyncio import Redis
 
 from service import errors
-from service.events import EVENTS
-from service.keys import Keys
-from service.redisconn import as_mapping
-from service.urls import check_outbound_url
-from service.webhook_headers import FIELD as HEADERS
-from service.webhook_headers import WebhookHeaders, check_headers, masked
+from service.outbound.urls import check_outbound_url
+from service.store.connection import as_mapping
+from service.store.keys import Keys
+from service.webhooks.events import EVENTS
+from service.webhooks.headers import FIELD as HEADERS
+from service.webhooks.headers import WebhookHeaders, check_headers, masked
 
 DEFAULTS: dict[str, Any] = {
     "enableOAuthTokensApi": False,

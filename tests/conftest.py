@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from service.clock import SystemClock, iso
 from service.config import Config
 from service.core import Core
-from service.embedded_redis import RedisProcess
+from service.store.embedded import RedisProcess
 from service.web.app import create_app
 from service.web.appkeys import CORE
 from tests.support.idp import Idp

@@ -16,7 +16,7 @@ from service.account_record import (
     account_from_hash,
     sealed_aad,
 )
-from service.crypto import Cipher
+from service.crypto.cipher import Cipher
 
 KEY = bytes(range(32))
 QUOTED = re.compile(r"'([A-Za-z]+)'")
@@ -61,7 +61,7 @@ def test_builder_refuses_unknown_identity_fields() -> None:
 )
 def test_scripts_name_only_record_fields(script: str) -> None:
     """Every quoted word an account script uses is a command, a value or a record field."""
-    text = resources.files("service.scripts").joinpath(f"{script}.lua").read_text()
+    text = resources.files("service.store.lua").joinpath(f"{script}.lua").read_text()
     body = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
     words = set(QUOTED.findall(body)) - NOT_FIELDS
     assert words <= FIELDS, words - FIELDS
@@ -69,7 +69,7 @@ def test_scripts_name_only_record_fields(script: str) -> None:
 
 def test_every_token_field_is_sealed() -> None:
     """Key rotation and export re-seal exactly the token fields."""
-    from service.sealed import ACCOUNT_FIELDS
+    from service.crypto.sealed import ACCOUNT_FIELDS
 
     assert set(ACCOUNT_FIELDS) == set(SEALED_FIELDS) == {
         F.ACCESS_TOKEN,

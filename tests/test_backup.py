@@ -12,15 +12,15 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from service.backup_format import BackupError
-from service.backup_import import Importer, Timing
 from service.clock import SystemClock
 from service.core import Core
-from service.crypto import Cipher, key_id
-from service.embedded_redis import RedisProcess
-from service.keys import Keys
-from service.redisconn import read_hash
-from service.sealed import ACCOUNT_FIELDS, APP_FIELDS, account_ids
+from service.crypto.cipher import Cipher, key_id
+from service.crypto.sealed import ACCOUNT_FIELDS, APP_FIELDS, account_ids
+from service.ops.backup_format import BackupError
+from service.ops.restore import Importer, Timing
+from service.store.connection import read_hash
+from service.store.embedded import RedisProcess
+from service.store.keys import Keys
 from tests.conftest import TEST_SECRET
 from tests.support.sealed_data import OLD_KEY, make_accounts, make_app, seal_under
 from tests.test_cli import Cli, Result, base_env, run

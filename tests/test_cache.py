@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from service.cache import MISS, LocalCache
 from service.config import Config
-from service.embedded_redis import RedisProcess
-from service.redisconn import create_redis
+from service.store.cache import MISS, LocalCache
+from service.store.connection import create_redis
+from service.store.embedded import RedisProcess
 
 CHANNEL = "tb:invalidate"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service import errors
-from service.claims import (
+from service.oauth.claims import (
     Identity,
     check_identity,
     identity_fields,

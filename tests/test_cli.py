@@ -20,9 +20,9 @@ from aiohttp.test_utils import TestClient
 
 from service.clock import SystemClock
 from service.core import Core
-from service.embedded_redis import RedisProcess, free_port
 from service.settings import DEFAULTS
-from service.webhook_headers import MASK, WebhookHeaders
+from service.store.embedded import RedisProcess, free_port
+from service.webhooks.headers import MASK, WebhookHeaders
 from tests.conftest import TEST_SECRET
 
 Client = TestClient[web.Request, web.Application]

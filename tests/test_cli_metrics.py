@@ -7,7 +7,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from service.embedded_redis import RedisProcess, free_port
+from service.store.embedded import RedisProcess, free_port
 from tests.support.processes import WorkerProc, start_worker, wait_until, worker_env
 from tests.test_cli import SECRET_B64
 

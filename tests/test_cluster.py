@@ -16,14 +16,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
-from service.cache import MISS
 from service.clock import ManualClock, SystemClock, iso
 from service.config import Config, ConfigError
-from service.crypto import Cipher
-from service.keyrotation import KeyRotation
-from service.keys import Keys
-from service.redisconn import create_redis, is_cluster
-from service.sealed import account_ids
+from service.crypto.cipher import Cipher
+from service.crypto.rotation import KeyRotation
+from service.crypto.sealed import account_ids
+from service.store.cache import MISS
+from service.store.connection import create_redis, is_cluster
+from service.store.keys import Keys
 from service.web.appkeys import CORE
 from tests.conftest import make_token
 from tests.support.cluster import RedisClusterProcesses

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.crypto import Cipher, DecryptError, key_id
+from service.crypto.cipher import Cipher, DecryptError, key_id
 
 KEY_A = bytes(32)
 KEY_B = bytes(range(32))

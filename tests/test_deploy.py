@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from service.cli import parser
-from service.embedded_redis import RedisProcess, free_port
-from service.lua import SCRIPT_NAMES
+from service.ops.cli import parser
+from service.store.embedded import RedisProcess, free_port
+from service.store.scripts import SCRIPT_NAMES
 from tests.support.deploy_files import (
     COMPOSE_ONLY,
     DEPLOY,
@@ -213,12 +213,12 @@ def test_non_editable_install_ships_scripts_and_templates(tmp_path: Path) -> Non
     )
     wheel = next(tmp_path.glob("tokenbroker-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {f"service/scripts/{name}.lua" for name in SCRIPT_NAMES} <= names
+    assert {f"service/store/lua/{name}.lua" for name in SCRIPT_NAMES} <= names
     assert any(n.startswith("service/templates/") for n in names)
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
     shown = subprocess.run(
-        [sys.executable, "-c", "import service.lua as m; print(m.__file__)"],
+        [sys.executable, "-c", "import service.store.scripts as m; print(m.__file__)"],
         env={"PYTHONPATH": str(target)},
         cwd=tmp_path,
         capture_output=True,

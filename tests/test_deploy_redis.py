@@ -17,7 +17,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
 
-from service.embedded_redis import _die_with_parent, free_port, server_binary
+from service.store.embedded import _die_with_parent, free_port, server_binary
 from tests.support.deploy_files import DEPLOY, compose, deploy_commands
 from tests.test_cli import run
 from tests.test_deploy import image_env, poll, start, stop

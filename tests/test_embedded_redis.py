@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from service.embedded_redis import RedisProcess, free_port
+from service.store.embedded import RedisProcess, free_port
 
 TOKENBROKER = str(Path(sys.executable).parent / "tokenbroker")
 

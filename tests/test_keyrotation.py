@@ -11,11 +11,11 @@ import pytest
 from redis.asyncio import Redis
 
 from service.core import Core
-from service.crypto import Cipher, key_id
-from service.embedded_redis import RedisProcess
-from service.keyrotation import KeyRotation, Row
+from service.crypto.cipher import Cipher, key_id
+from service.crypto.rotation import KeyRotation, Row
+from service.crypto.sealed import Record, account_record
 from service.progress import Progress
-from service.sealed import Record, account_record
+from service.store.embedded import RedisProcess
 from tests.conftest import TEST_SECRET
 from tests.support.sealed_data import (
     NEW_KEY,

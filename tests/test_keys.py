@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from service.keys import Keys
+from service.store.keys import Keys
 
 TAG = re.compile(r"\{([^}]*)\}")
 

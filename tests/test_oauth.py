@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.oauth import Granted, classify, parse_granted
+from service.oauth.client import Granted, classify, parse_granted
 
 
 @pytest.mark.parametrize(

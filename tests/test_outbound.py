@@ -15,15 +15,15 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
 
 from service import errors
-from service.addresses import host_refusal
 from service.apps import App
 from service.clock import SystemClock
 from service.config import Config
-from service.discovery import Discovery
-from service.identity import IdentityVerifier
-from service.oauth import Failure, OAuthClient
-from service.outbound import MAX_ANSWER_BYTES, outbound_session, refusal_in
-from service.urls import check_outbound_url
+from service.oauth.client import Failure, OAuthClient
+from service.oauth.discovery import Discovery
+from service.oauth.identity import IdentityVerifier
+from service.outbound.addresses import host_refusal
+from service.outbound.session import MAX_ANSWER_BYTES, outbound_session, refusal_in
+from service.outbound.urls import check_outbound_url
 
 BIG = 50 * 1024 * 1024  # an answer far beyond every cap
 # Hosts that all lead to 127.0.0.1, in the notations the resolver or the client accept.

@@ -12,10 +12,10 @@ import pytest
 from redis.asyncio import Redis
 
 from service.config import Config
-from service.embedded_redis import RedisProcess
-from service.lua import Scripts
-from service.redisconn import create_redis
 from service.refresh_lock import AnswerAbandoned, HeldLock, take
+from service.store.connection import create_redis
+from service.store.embedded import RedisProcess
+from service.store.scripts import Scripts
 
 KEY = "tb:{p0}:lock:acc"
 

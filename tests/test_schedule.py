@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from service.keys import Keys
-from service.lua import Scripts
 from service.schedule import Schedule, new_claim_id
+from service.store.keys import Keys
+from service.store.scripts import Scripts
 
 NOW = 1_700_000_000_000
 LEASE_MS = 30_000

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from service.clock import SystemClock, iso
 from service.core import Core
-from service.embedded_redis import RedisProcess
+from service.store.embedded import RedisProcess
 from tests.conftest import make_token
 from tests.support.idp import Idp
 from tests.support.logs import Lines, logged_lines

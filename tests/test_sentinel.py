@@ -14,10 +14,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from service.cache import MISS
 from service.clock import ManualClock, SystemClock
 from service.config import Config, ConfigError, sentinel_parts
-from service.redisconn import create_redis, is_cluster, is_sentinel
+from service.store.cache import MISS
+from service.store.connection import create_redis, is_cluster, is_sentinel
 from service.web.appkeys import CORE
 from tests.conftest import make_token
 from tests.support.idp import Idp

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 
-from service.signing import new_secret, sign, signature_header
+from service.webhooks.signing import new_secret, sign, signature_header
 
 
 def verify(secret: str, msg_id: str, timestamp: str, body: bytes, header: str) -> bool:

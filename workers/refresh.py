@@ -16,9 +16,9 @@ from service.core import Core
 from service.expiry import DEFAULT_LIFETIME_S, next_refresh_ms, refresh_lead_ms
 from service.metrics import Metrics
 from service.ratelimit import AppRateLimit
-from service.redisconn import STORE_ERRORS
 from service.refresh import Outcome, Refreshed
 from service.schedule import Schedule, new_claim_id
+from service.store.connection import STORE_ERRORS
 
 log = structlog.get_logger("worker.refresh")
 

@@ -18,13 +18,13 @@ from redis.exceptions import ResponseError
 from service.backoff import backoff_ms
 from service.config import Config
 from service.core import Core
-from service.deliveries import Deliveries, Delivery
 from service.metrics import Metrics
-from service.outbound import outbound_session
-from service.redisconn import STORE_ERRORS
-from service.webhook_headers import WebhookHeaders
-from service.webhook_secrets import WebhookSecrets
-from service.webhook_sender import Sender
+from service.outbound.session import outbound_session
+from service.store.connection import STORE_ERRORS
+from service.webhooks.deliveries import Deliveries, Delivery
+from service.webhooks.headers import WebhookHeaders
+from service.webhooks.secrets import WebhookSecrets
+from service.webhooks.sender import Sender
 
 log = structlog.get_logger("worker.webhooks")
 RETRY_CAP_MS = 8 * 3_600_000

@@ -13,7 +13,7 @@ from service.clock import Clock
 from service.config import Config
 from service.core import Core
 from service.metrics import Metrics
-from service.redisconn import STORE_ERRORS, create_redis
+from service.store.connection import STORE_ERRORS, create_redis
 from workers.health import beat
 from workers.refresh import RefreshLoop
 from workers.webhooks import WebhookLoop

@@ -16,8 +16,8 @@ from service.clock import Clock, SystemClock, iso
 from service.config import Config
 from service.core import Core
 from service.metrics import Metrics
-from service.outbound import outbound_session
-from service.redisconn import STORE_ERRORS, create_redis
+from service.outbound.session import outbound_session
+from service.store.connection import STORE_ERRORS, create_redis
 from service.web.admin.middleware import admin_middleware
 from service.web.admin.session import sessions
 from service.web.appkeys import (

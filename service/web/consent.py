@@ -19,7 +19,7 @@ from service.consent_state import STATE_TTL_S
 from service.core import Core
 from service.links import DEFAULT_TTL_S, MAX_TTL_S, MIN_TTL_S
 from service.redirects import check_redirect_url, with_query
-from service.redisconn import STORE_ERRORS
+from service.store.connection import STORE_ERRORS
 from service.web.appkeys import CORE
 from service.web.io import authorize, json_body, json_response
 

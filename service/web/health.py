@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import web
 
 from service import errors
-from service.redisconn import STORE_ERRORS
+from service.store.connection import STORE_ERRORS
 from service.web.appkeys import CONFIG, REDIS
 from service.web.io import json_response
 

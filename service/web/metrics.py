@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service.deliveries import Deliveries
 from service.schedule import Schedule
 from service.web.appkeys import CORE, METRICS
 from service.web.io import authorize
+from service.webhooks.deliveries import Deliveries
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -14,7 +14,7 @@ import structlog
 from aiohttp import web
 
 from service import errors
-from service.redisconn import STORE_ERRORS
+from service.store.connection import STORE_ERRORS
 from service.web.appkeys import REQUEST_IDS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

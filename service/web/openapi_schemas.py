@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from service.accounts import STATUSES
-from service.events import EVENTS
 from service.providers import ENDPOINT_FIELDS, KINDS, MICROSOFT_CLOUDS
 from service.validate import ACCOUNT_ID, APP_ID, SCOPE
 from service.web.openapi_consent import (
@@ -17,7 +16,8 @@ from service.web.openapi_webhooks import (
     webhook_event_schema,
     webhook_schemas,
 )
-from service.webhook_headers import MAX_VALUE, VALUE_PATTERN, name_pattern
+from service.webhooks.events import EVENTS
+from service.webhooks.headers import MAX_VALUE, VALUE_PATTERN, name_pattern
 
 Schema = dict[str, Any]
 
@@ -25,7 +25,7 @@ ACCOUNT_PATTERN = f"^{ACCOUNT_ID.pattern}$"
 APP_PATTERN = f"^{APP_ID.pattern}$"
 # A space-separated scope string; each scope must end at whitespace or the end (no backtracking).
 SCOPE_STRING_PATTERN = rf"^\s*(?:{SCOPE.pattern}(?:\s+|$)){{0,100}}$"
-# An http(s) URL with a host and no credentials (service/urls.py also refuses private hosts).
+# An http(s) URL with a host and no credentials (service/outbound/urls.py refuses private hosts).
 # Host characters: none that ends or splits a host, nor one whose NFKC form does (urlsplit).
 _NOT_HOST = (
     r"\s/?#@\[\]\u2047-\u2049\u2100\u2101\u2105\u2106\u2a74\ufe13\ufe16\ufe47\ufe48"

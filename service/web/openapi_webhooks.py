@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.deliveries import STATUSES
+from service.webhooks.deliveries import STATUSES
 
 Schema = dict[str, Any]
 MSG_ID_PATTERN = "^msg_[A-Za-z0-9_-]{1,60}$"

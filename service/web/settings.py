@@ -8,7 +8,7 @@ from service import errors
 from service.settings import OAUTH_TOKENS_API, check_value
 from service.web.appkeys import CONFIG, CORE
 from service.web.io import authorize, json_body, json_response
-from service.webhook_headers import WebhookHeaders
+from service.webhooks.headers import WebhookHeaders
 
 
 async def get_settings(request: web.Request) -> web.Response:

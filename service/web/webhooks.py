@@ -5,12 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from service import errors, validate
-from service.deliveries import STATUSES, Deliveries
 from service.web.appkeys import CONFIG, CORE, HTTP
 from service.web.io import authorize, json_response
-from service.webhook_secrets import WebhookSecrets
-from service.webhook_sender import Sender
-from service.webhook_test import MSG_ID, send_test_event
+from service.webhook_probe import MSG_ID, send_test_event
+from service.webhooks.deliveries import STATUSES, Deliveries
+from service.webhooks.secrets import WebhookSecrets
+from service.webhooks.sender import Sender
 
 
 async def rotate_secret(request: web.Request) -> web.Response:

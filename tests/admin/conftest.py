@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from service.config import Config
-from service.embedded_redis import free_port
+from service.store.embedded import free_port
 from service.web.app import create_app
 from service.web.appkeys import ADMIN
 from tests.conftest import wait_live

@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestClient
 from service.accounts import AccountWrite
 from service.clock import iso
 from service.core import Core
-from service.deliveries import Deliveries, Delivery
 from service.web.appkeys import CORE
+from service.webhooks.deliveries import Deliveries, Delivery
 from tests.support.admin import login, post_form
 from tests.support.idp import Idp
 

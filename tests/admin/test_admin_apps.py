@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from service.core import Core
 from service.settings import OAUTH_TOKENS_API
-from service.webhook_headers import MASK, WebhookHeaders
+from service.webhooks.headers import MASK, WebhookHeaders
 from tests.support.admin import post_form
 from tests.support.idp import Idp
 

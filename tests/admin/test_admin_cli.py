@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from service.core import Core
-from service.embedded_redis import RedisProcess, free_port
+from service.store.embedded import RedisProcess, free_port
 from tests.support.admin import login
 from tests.test_cli import TOKENBROKER, base_env
 

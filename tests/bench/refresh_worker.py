@@ -25,9 +25,9 @@ from redis.asyncio import Redis
 from service.accounts import AccountWrite
 from service.clock import iso
 from service.core import Core
-from service.embedded_redis import free_port
-from service.keys import Keys
 from service.schedule import Schedule, new_claim_id
+from service.store.embedded import free_port
+from service.store.keys import Keys
 from tests.bench.token_endpoint import TOKENBROKER, BenchError, spawn, start_server, wait_healthy
 from tests.support.bench import bench_main, run_measure, start_redis
 from tests.support.processes import cpu_seconds, now_ms, stop_processes, tail

@@ -25,7 +25,7 @@ import aiohttp
 import orjson
 
 from service.clock import iso
-from service.embedded_redis import RedisProcess, free_port
+from service.store.embedded import RedisProcess, free_port
 from tests.support.idp import Idp
 from tests.support.processes import stop_processes, tail
 

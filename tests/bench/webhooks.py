@@ -1,9 +1,9 @@
 """`make bench`: webhook delivery throughput of one `tokenbroker worker --only webhooks`.
 
-N realistic events (service.events.event_json) are appended to the outbox streams with XADD in
-big pipelines, spread over the partitions (and a few app events in the global outbox). The
-worker starts with webhooks off; turning them on starts the clock. A receiver in its own
-process answers 200 at once, counts distinct webhook-ids and checks sampled signatures.
+N realistic events (service.webhooks.events.event_json) are appended to the outbox streams
+with XADD in big pipelines, spread over the partitions (and a few app events in the global
+outbox). The worker starts with webhooks off; turning them on starts the clock. A receiver in
+its own process answers 200 at once, counts distinct webhook-ids and checks sampled signatures.
 Measured: events delivered per wall second (first receiver hit -> the receiver has seen all N)
 and per worker CPU-second (/proc/<pid>/stat). With --profile (or on a missed target) a second
 run is sampled with py-spy (raw collapsed stacks) and a third counts the worker's Redis round
@@ -33,11 +33,11 @@ import orjson
 
 from service.config import Config
 from service.core import Core
-from service.deliveries import GROUP, Deliveries
-from service.embedded_redis import free_port
-from service.events import event_json
-from service.redisconn import create_redis
-from service.webhook_secrets import WebhookSecrets
+from service.store.connection import create_redis
+from service.store.embedded import free_port
+from service.webhooks.deliveries import GROUP, Deliveries
+from service.webhooks.events import event_json
+from service.webhooks.secrets import WebhookSecrets
 from tests.bench.token_endpoint import TOKENBROKER, BenchError, spawn, start_server, wait_healthy
 from tests.support.bench import SETUP_ERRORS, bench_main, run_measure, start_redis
 from tests.support.processes import cpu_seconds, now_ms, stop_processes, tail

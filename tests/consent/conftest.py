@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from service.clock import ManualClock, SystemClock, iso
 from service.config import Config
 from service.core import Core
-from service.embedded_redis import free_port
+from service.store.embedded import free_port
 from service.web.app import create_app
 from service.web.appkeys import CORE
 from tests.conftest import make_token, wait_live

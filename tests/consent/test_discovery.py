@@ -13,8 +13,8 @@ from service.apps import App
 from service.clock import SystemClock, iso
 from service.config import Config
 from service.core import Core
-from service.oauth import Failure, OAuthClient
-from service.outbound import outbound_session
+from service.oauth.client import Failure, OAuthClient
+from service.outbound.session import outbound_session
 from tests.support.consent import Client
 from tests.support.idp import Idp
 

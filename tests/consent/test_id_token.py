@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from service import errors
 from service.core import Core
-from service.jws import JoseFailure, verify_id_token
+from service.oauth.jose import JoseFailure, verify_id_token
 from tests.support.consent import Client, authorize_as, follow, query_of, start_consent
 from tests.support.idp import Idp
 

@@ -18,8 +18,8 @@ from redis.exceptions import RedisError
 from service.clock import SystemClock
 from service.config import Config, ConfigError
 from service.core import Core
-from service.embedded_redis import RedisProcess
-from service.redisconn import create_redis
+from service.store.connection import create_redis
+from service.store.embedded import RedisProcess
 from tests.bench.token_endpoint import BenchError
 
 Measure = Callable[[Core, aiohttp.ClientSession], Awaitable[str]]

@@ -10,11 +10,11 @@ from redis.asyncio import Redis
 from service.accounts import AccountWrite
 from service.clock import SystemClock, iso
 from service.core import Core
-from service.crypto import Cipher
-from service.keys import Keys
-from service.sealed import account_record, records
-from service.webhook_headers import WebhookHeaders
-from service.webhook_secrets import WebhookSecrets
+from service.crypto.cipher import Cipher
+from service.crypto.sealed import account_record, records
+from service.store.keys import Keys
+from service.webhooks.headers import WebhookHeaders
+from service.webhooks.secrets import WebhookSecrets
 
 OLD_KEY = bytes(range(100, 132))
 NEW_KEY = bytes(range(200, 232))

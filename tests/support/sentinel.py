@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from service.embedded_redis import _die_with_parent, server_binary
+from service.store.embedded import _die_with_parent, server_binary
 from tests.support.processes import stop_processes
 
 SERVICE = "tb"

@@ -18,10 +18,10 @@ from service.apitokens import ApiTokenStore
 from service.clock import SystemClock
 from service.config import Config
 from service.core import Core
-from service.crypto import sha256_hex
-from service.embedded_redis import RedisProcess
-from service.keys import Keys
+from service.crypto.cipher import sha256_hex
 from service.settings import SettingsStore
+from service.store.embedded import RedisProcess
+from service.store.keys import Keys
 from service.web.appkeys import CORE
 
 Client = TestClient[web.Request, web.Application]

@@ -16,8 +16,8 @@ from service.accounts import Account
 from service.apps import INPUT_FIELDS, App
 from service.clock import iso
 from service.core import TokenView
+from service.outbound.urls import check_outbound_url
 from service.settings import DEFAULTS
-from service.urls import check_outbound_url
 from service.validate import ACCOUNT_ID, scopes
 from service.web.accounts import IMPORT_FIELDS, OAUTH2_FIELDS
 from service.web.middleware import error_response
@@ -266,7 +266,7 @@ def test_error_bodies_match_the_error_schema() -> None:
 
 def test_webhooks_section_describes_every_event() -> None:
     """The document's `webhooks` section has every event, with an example body."""
-    from service.events import EVENTS
+    from service.webhooks.events import EVENTS
 
     hooks = build_document()["webhooks"]
     assert set(hooks) == set(EVENTS)

@@ -34,7 +34,7 @@ from schemathesis.specs.openapi import checks as openapi_checks
 import service
 import workers
 from service.clock import SystemClock, iso
-from service.embedded_redis import RedisProcess, free_port
+from service.store.embedded import RedisProcess, free_port
 from tests.conftest import TEST_SECRET
 from tests.support.idp import Idp
 

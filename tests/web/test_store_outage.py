@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient
 from service.clock import SystemClock, iso
 from service.config import Config
 from service.core import Core
-from service.embedded_redis import RedisProcess
+from service.store.embedded import RedisProcess
 from service.web.appkeys import CORE
 from tests.conftest import make_token
 

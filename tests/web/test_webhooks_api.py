@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from service.core import Core
-from service.webhook_headers import MASK, WebhookHeaders
+from service.webhooks.headers import MASK, WebhookHeaders
 from tests.test_signing import verify
 
 Client = TestClient[web.Request, web.Application]

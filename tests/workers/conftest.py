@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from service.accounts import AccountWrite
 from service.clock import ManualClock, SystemClock, iso
 from service.config import Config
-from service.redisconn import create_redis
+from service.store.connection import create_redis
 from tests.support.idp import Idp
 from workers.worker import Worker
 

@@ -18,9 +18,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service.clock import ManualClock
 from service.config import Config
-from service.embedded_redis import RedisProcess
-from service.lua import script_source
-from service.redisconn import create_redis
+from service.store.connection import create_redis
+from service.store.embedded import RedisProcess
+from service.store.scripts import script_source
 from tests.support.broker import running_broker
 from tests.support.idp import Idp
 from tests.support.processes import now_ms

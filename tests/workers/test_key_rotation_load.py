@@ -16,12 +16,12 @@ from aiohttp.test_utils import TestClient
 
 from service.clock import ManualClock
 from service.config import Config
-from service.crypto import Cipher, key_id
-from service.keyrotation import KeyRotation
-from service.lua import Scripts
-from service.redisconn import create_redis
+from service.crypto.cipher import Cipher, key_id
+from service.crypto.rotation import KeyRotation
+from service.store.connection import create_redis
+from service.store.scripts import Scripts
 from service.web.appkeys import CORE
-from service.webhook_secrets import WebhookSecrets
+from service.webhooks.secrets import WebhookSecrets
 from tests.conftest import TEST_SECRET, make_token
 from tests.support.idp import Idp
 from tests.support.sealed_data import NEW_KEY

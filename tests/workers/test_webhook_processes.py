@@ -29,10 +29,10 @@ from service.accounts import AccountWrite
 from service.clock import SystemClock, iso
 from service.config import Config
 from service.core import Core
-from service.deliveries import GROUP, Deliveries
-from service.embedded_redis import RedisProcess, free_port
-from service.redisconn import create_redis
-from service.webhook_secrets import WebhookSecrets
+from service.store.connection import create_redis
+from service.store.embedded import RedisProcess, free_port
+from service.webhooks.deliveries import GROUP, Deliveries
+from service.webhooks.secrets import WebhookSecrets
 from tests.support.processes import (
     Condition,
     WorkerProc,

@@ -18,9 +18,9 @@ from yarl import URL
 
 from service.clock import ManualClock
 from service.config import Config
-from service.deliveries import Deliveries
-from service.webhook_headers import WebhookHeaders
-from service.webhook_secrets import WebhookSecrets
+from service.webhooks.deliveries import Deliveries
+from service.webhooks.headers import WebhookHeaders
+from service.webhooks.secrets import WebhookSecrets
 from tests.support.idp import Idp
 from tests.test_signing import verify
 from workers.worker import Worker

@@ -29,9 +29,9 @@ from service.accounts import Account, AccountWrite, account_from_hash
 from service.clock import SystemClock, iso
 from service.config import Config
 from service.core import Core
-from service.embedded_redis import RedisProcess
 from service.expiry import due_ms
-from service.redisconn import create_redis
+from service.store.connection import create_redis
+from service.store.embedded import RedisProcess
 from tests.conftest import TEST_SECRET
 from tests.support.idp import Idp
 from tests.support.processes import (

@@ -7,10 +7,10 @@ from typing import cast
 from aiohttp import web
 from redis.asyncio import Redis
 
-from service.deliveries import Deliveries
 from service.web.admin.render import page
 from service.web.admin.session import admin_page
 from service.web.appkeys import CORE
+from service.webhooks.deliveries import Deliveries
 
 
 @admin_page

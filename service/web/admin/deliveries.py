@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from service import errors
-from service.deliveries import Deliveries
 from service.web.admin.render import flash_redirect, page
 from service.web.admin.session import admin_page
 from service.web.appkeys import CORE
+from service.webhooks.deliveries import Deliveries
 
 SHOWN = 50
 

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from service import errors
-from service.redisconn import STORE_ERRORS
+from service.store.connection import STORE_ERRORS
 from service.web.admin.session import CSRF_FIELD, csrf_ok
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -7,15 +7,15 @@ from typing import Any
 from aiohttp import web
 
 from service import errors
-from service.events import EVENTS
 from service.settings import check_value
 from service.web.admin.render import flash_redirect, form_of, invalid, page, words
 from service.web.admin.session import admin_page
 from service.web.appkeys import CONFIG, CORE, HTTP
-from service.webhook_headers import WebhookHeaders
-from service.webhook_secrets import WebhookSecrets
-from service.webhook_sender import Sender
-from service.webhook_test import send_test_event
+from service.webhook_probe import send_test_event
+from service.webhooks.events import EVENTS
+from service.webhooks.headers import WebhookHeaders
+from service.webhooks.secrets import WebhookSecrets
+from service.webhooks.sender import Sender
 
 
 def form_values(settings: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from service.redisconn import STORE_ERRORS
+from service.store.connection import STORE_ERRORS
 
 log = structlog.get_logger("cache")
 MISS = object()

@@ -12,12 +12,19 @@ from typing import IO
 
 from redis.asyncio import Redis
 
-from service.backup_format import FORMAT, VERSION, line, reseal
 from service.clock import Clock, iso
-from service.crypto import Cipher
-from service.keys import Keys
+from service.crypto.cipher import Cipher
+from service.crypto.sealed import (
+    Record,
+    account_ids,
+    account_record,
+    app_ids,
+    app_record,
+    record_count,
+)
+from service.ops.backup_format import FORMAT, VERSION, line, reseal
 from service.progress import Progress
-from service.sealed import Record, account_ids, account_record, app_ids, app_record, record_count
+from service.store.keys import Keys
 
 
 @dataclass

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
-from service.crypto import Cipher, DecryptError
-from service.keys import Keys
-from service.lua import Scripts
+from service.crypto.cipher import Cipher, DecryptError
+from service.crypto.sealed import Record, record_count, records
 from service.progress import Progress
-from service.sealed import Record, record_count, records
+from service.store.keys import Keys
+from service.store.scripts import Scripts
 
 ROUNDS = 5  # reads of a record whose fields keep changing under us before giving up on it
 Row = list[str | None]

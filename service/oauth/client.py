@@ -11,9 +11,9 @@ import orjson
 
 from service.apps import App
 from service.clock import Clock
-from service.discovery import Discovery
 from service.expiry import lifetime_s
-from service.outbound import read_capped
+from service.oauth.discovery import Discovery
+from service.outbound.session import read_capped
 
 FailureKind = Literal["transient", "permanent", "app"]
 AADSTS = re.compile(r"AADSTS(\d+)")

@@ -1,4 +1,4 @@
-"""Loads the Lua scripts in service/scripts/ and registers them with a Redis client."""
+"""Loads the Lua scripts in service/store/lua/ and registers them with a Redis client."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ SCRIPT_NAMES = (
 
 
 def script_source(name: str) -> str:
-    """Return the text of service/scripts/<name>.lua."""
-    return resources.files("service.scripts").joinpath(f"{name}.lua").read_text()
+    """Return the text of service/store/lua/<name>.lua."""
+    return resources.files("service.store.lua").joinpath(f"{name}.lua").read_text()
 
 
 class Scripts:

@@ -15,16 +15,18 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from service import cli_ops, cli_password, logs, validate
+from service import logs, validate
 from service.apitokens import SCOPES, ApiTokenStore
 from service.clock import SystemClock
 from service.config import Config, ConfigError, load_or_create_dev_secret
-from service.crypto import Cipher
-from service.keys import Keys
-from service.outbound import outbound_session
-from service.redisconn import create_redis
+from service.crypto.cipher import Cipher
+from service.ops import commands as cli_ops
+from service.ops import password as cli_password
+from service.outbound.session import outbound_session
 from service.settings import DEFAULTS, SettingsStore, check_value
-from service.webhook_headers import WebhookHeaders
+from service.store.connection import create_redis
+from service.store.keys import Keys
+from service.webhooks.headers import WebhookHeaders
 
 VAR_DIR = Path("var")
 
@@ -57,7 +59,7 @@ def cmd_web(args: argparse.Namespace) -> int:
         env["TOKENBROKER_PORT"] = str(args.port)
     config = _config(env)
     if args.check:
-        from service.healthcheck import web_healthy
+        from service.ops.healthcheck import web_healthy
 
         return 0 if web_healthy(config) else 1
     logs.configure(config.log_format)
@@ -69,7 +71,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 def cmd_dev(args: argparse.Namespace) -> None:
     """Run everything for a first try: embedded Redis when REDIS_URL is unset, then web."""
-    from service.embedded_redis import RedisProcess
+    from service.store.embedded import RedisProcess
 
     env = dict(os.environ)
     server: RedisProcess | None = None

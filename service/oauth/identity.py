@@ -1,6 +1,6 @@
 """Who consented: a verified id_token (JWKS cached, refetched once for a new kid) or userinfo.
 
-Which claims may name the user is decided in service/claims.py.
+Which claims may name the user is decided in service/oauth/claims.py.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import orjson
 
 from service import errors
 from service.apps import App
-from service.claims import Identity, microsoft_identity, subject_identity, verified_email
 from service.clock import Clock
-from service.discovery import Discovery
-from service.jws import JoseFailure, verify_id_token
-from service.outbound import read_capped
+from service.oauth.claims import Identity, microsoft_identity, subject_identity, verified_email
+from service.oauth.discovery import Discovery
+from service.oauth.jose import JoseFailure, verify_id_token
+from service.outbound.session import read_capped
 
 JWKS_MAX_AGE_S = 3600.0
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")

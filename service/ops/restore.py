@@ -14,14 +14,14 @@ from typing import IO, Any, cast
 import orjson
 from redis.asyncio import Redis
 
-from service.backup_format import FORMAT, VERSION, BackupError, check_account, check_app, reseal
 from service.clock import Clock
-from service.crypto import Cipher
+from service.crypto.cipher import Cipher
+from service.crypto.sealed import account_record, app_record
 from service.expiry import due_ms
-from service.keys import Keys
-from service.lua import Scripts
+from service.ops.backup_format import FORMAT, VERSION, BackupError, check_account, check_app, reseal
 from service.progress import Progress
-from service.sealed import account_record, app_record
+from service.store.keys import Keys
+from service.store.scripts import Scripts
 
 
 @dataclass

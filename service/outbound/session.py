@@ -18,8 +18,8 @@ import aiohttp
 import structlog
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from service.addresses import refusal
 from service.config import Config
+from service.outbound.addresses import refusal
 
 log = structlog.get_logger("outbound")
 MAX_ANSWER_BYTES = 1 << 20  # token, discovery, JWKS and userinfo answers are read up to this

@@ -9,11 +9,11 @@ from typing import cast
 from redis.asyncio import Redis
 
 from service.account_record import SEALED_FIELDS
-from service.keys import Keys
-from service.webhook_headers import AAD as WEBHOOK_HEADERS_AAD
-from service.webhook_headers import SEALED as WEBHOOK_HEADERS
-from service.webhook_secrets import AAD as WEBHOOK_SECRET_AAD
-from service.webhook_secrets import CURRENT, PREVIOUS
+from service.store.keys import Keys
+from service.webhooks.headers import AAD as WEBHOOK_HEADERS_AAD
+from service.webhooks.headers import SEALED as WEBHOOK_HEADERS
+from service.webhooks.secrets import AAD as WEBHOOK_SECRET_AAD
+from service.webhooks.secrets import CURRENT, PREVIOUS
 
 ACCOUNT_FIELDS = SEALED_FIELDS
 APP_FIELDS = ("clientSecret",)

@@ -12,16 +12,16 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from service.backup_export import Exporter
-from service.backup_format import atomic_output
-from service.backup_import import Importer, Timing
 from service.clock import SystemClock
 from service.config import Config
-from service.crypto import Cipher, key_id
-from service.keyrotation import KeyRotation
-from service.keys import Keys
-from service.lua import Scripts
+from service.crypto.cipher import Cipher, key_id
+from service.crypto.rotation import KeyRotation
+from service.ops.backup_format import atomic_output
+from service.ops.export import Exporter
+from service.ops.restore import Importer, Timing
 from service.progress import Progress
+from service.store.keys import Keys
+from service.store.scripts import Scripts
 
 Command = Callable[[Config, Keys, Any], Awaitable[int]]
 Runner = Callable[[Command], int]

@@ -12,9 +12,9 @@ import orjson
 
 from service import validate
 from service.account_record import FIELDS, STATUSES
-from service.crypto import Cipher, DecryptError
+from service.crypto.cipher import Cipher, DecryptError
+from service.crypto.sealed import Record
 from service.errors import InvalidInput
-from service.sealed import Record
 
 FORMAT = "tokenbroker-export"
 VERSION = 1

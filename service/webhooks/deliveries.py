@@ -9,9 +9,9 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from service.keys import Keys
-from service.lua import Scripts
-from service.redisconn import read_hash
+from service.store.connection import read_hash
+from service.store.keys import Keys
+from service.store.scripts import Scripts
 
 GROUP = "webhooks"
 RECENT = 1000  # delivered summaries kept per outbox

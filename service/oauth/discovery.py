@@ -10,7 +10,7 @@ import orjson
 
 from service import errors
 from service.apps import App
-from service.outbound import read_capped
+from service.outbound.session import read_capped
 
 MAX_AGE_S = 3600.0  # a discovery document is fetched again after this, or after a failure
 # App endpoint field -> the discovery document's member (OpenID Connect Discovery, RFC 8414).

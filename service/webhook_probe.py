@@ -9,9 +9,9 @@ import orjson
 from service import errors
 from service.clock import iso
 from service.core import Core
-from service.webhook_headers import WebhookHeaders
-from service.webhook_secrets import WebhookSecrets
-from service.webhook_sender import Attempt, Sender
+from service.webhooks.headers import WebhookHeaders
+from service.webhooks.secrets import WebhookSecrets
+from service.webhooks.sender import Attempt, Sender
 
 MSG_ID = "msg_"
 

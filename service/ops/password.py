@@ -11,8 +11,8 @@ from typing import Any
 
 from service.admin_auth import AdminAuth
 from service.config import Config
-from service.keys import Keys
-from service.redisconn import create_redis
+from service.store.connection import create_redis
+from service.store.keys import Keys
 
 Command = Callable[[Config, Keys, Any], Awaitable[int]]
 Runner = Callable[[Command], int]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from service.crypto import Cipher
-from service.keys import Keys
-from service.signing import new_secret
+from service.crypto.cipher import Cipher
+from service.store.keys import Keys
+from service.webhooks.signing import new_secret
 
 CURRENT, PREVIOUS, PREVIOUS_UNTIL = "webhookSecret", "webhookSecretPrevious", "webhookSecretUntil"
 AAD = "settings:webhookSecret"

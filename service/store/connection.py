@@ -15,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service.config import SENTINEL_SCHEMES, Config, sentinel_parts
-from service.redis_cluster import cluster_client
+from service.store.cluster import cluster_client
 
 STORE_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 

@@ -10,8 +10,8 @@ import aiohttp
 import structlog
 
 from service.clock import iso
-from service.outbound import discard, refusal_in
-from service.signing import signature_header
+from service.outbound.session import discard, refusal_in
+from service.webhooks.signing import signature_header
 
 log = structlog.get_logger("webhooks")
 

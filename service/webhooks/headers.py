@@ -14,8 +14,8 @@ import orjson
 from redis.asyncio import Redis
 
 from service import errors
-from service.crypto import Cipher
-from service.keys import Keys
+from service.crypto.cipher import Cipher
+from service.store.keys import Keys
 from service.validate import HEADER_NAME
 
 FIELD = "webhookHeaders"

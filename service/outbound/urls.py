@@ -1,7 +1,7 @@
 """Checks for URLs that the service will call (issuers, endpoints, webhooks), when saved.
 
-Early feedback only: a name is judged when connecting (service/outbound.py), by the same
-rules (service/addresses.py) applied to the addresses it resolves to.
+Early feedback only: a name is judged when connecting (service/outbound/session.py), by the same
+rules (service/outbound/addresses.py) applied to the addresses it resolves to.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from service import errors
-from service.addresses import host_refusal
+from service.outbound.addresses import host_refusal
 
 
 def check_outbound_url(value: str, field: str, *, allow_private: bool) -> str:

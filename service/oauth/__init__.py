@@ -1,0 +1,1 @@
+"""Talking to OAuth2/OIDC providers: token calls, discovery, identity, JOSE."""

@@ -1,0 +1,1 @@
+"""Operating the service: the CLI (the composition root), backup, key and password commands."""

@@ -1,0 +1,1 @@
+"""Outbound HTTP: the address rule and the guarded session every outbound call uses."""

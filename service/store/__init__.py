@@ -1,0 +1,1 @@
+"""Redis: connections (single, Sentinel, Cluster), key names, Lua scripts, the process cache."""

@@ -1,0 +1,1 @@
+"""Webhook events: payloads, the outbox and deliveries, signing, secrets, headers."""
