@@ -19,7 +19,6 @@ from service.clock import Clock
 from service.config import Config
 from service.consent_state import ConsentStates
 from service.crypto.cipher import Cipher
-from service.expiry import next_refresh_ms
 from service.oauth.claims import (
     EXPECTED_USER_FIELD,
     PIN_FIELDS,
@@ -33,6 +32,7 @@ from service.oauth.jose import Signer
 from service.providers import consent_params, missing_scopes
 from service.redirects import with_query
 from service.store.keys import Keys
+from service.timing import next_refresh_ms
 from service.webhooks.events import wanted_event
 
 log = structlog.get_logger("consent")

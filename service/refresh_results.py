@@ -19,14 +19,13 @@ import structlog
 from service import errors
 from service.accounts import Account, AccountStore, AccountWrite
 from service.apps import App, AppStore
-from service.backoff import backoff_ms
 from service.clock import Clock, iso
 from service.config import Config
-from service.expiry import next_refresh_ms
 from service.oauth.client import Failure, Granted, OAuthClient
 from service.providers import missing_scopes
 from service.refresh_lock import HeldLock
 from service.store.connection import STORE_ERRORS
+from service.timing import next_refresh_ms, refresh_retry_ms
 
 log = structlog.get_logger("refresh")
 STORE_RETRY_S = 300.0
@@ -210,7 +209,5 @@ class ResultWriter:
 
 
 def retry_delay_ms(failure: Failure, attempt: int) -> int:
-    """How long to wait before retrying after a failure: app-level failures retry slowly."""
-    if failure.kind == "app":
-        return backoff_ms(attempt, base_ms=60_000, cap_ms=3_600_000)
-    return backoff_ms(attempt, retry_after_s=failure.retry_after_s)
+    """How long to wait before retrying after a failure (service.timing.refresh_retry_ms)."""
+    return refresh_retry_ms(failure.kind, attempt, failure.retry_after_s)

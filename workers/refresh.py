@@ -13,37 +13,25 @@ from service import errors
 from service.accounts import Account
 from service.config import Config
 from service.core import Core
-from service.expiry import DEFAULT_LIFETIME_S, next_refresh_ms, refresh_lead_ms
 from service.metrics import Metrics
 from service.ratelimit import AppRateLimit
 from service.refresh import Outcome, Refreshed
 from service.schedule import Schedule, new_claim_id
 from service.store.connection import STORE_ERRORS
+from service.timing import claimed_refresh_rule, known_lifetime_ms, next_refresh_ms
 
 log = structlog.get_logger("worker.refresh")
 
 
 def lifetime_ms(account: Account) -> int:
     """The account's token lifetime as last granted (a default when unknown)."""
-    if account.lifetime_ms:
-        return account.lifetime_ms
-    if account.expires_at_ms and account.refreshed_at_ms:
-        return max(account.expires_at_ms - account.refreshed_at_ms, 1000)
-    return DEFAULT_LIFETIME_S * 1000
+    return known_lifetime_ms(account.lifetime_ms, account.expires_at_ms, account.refreshed_at_ms)
 
 
 def refresh_policy(account: Account, now_ms: int, config: Config) -> tuple[int, bool]:
-    """For a claimed account: (min validity in ms below which to refresh, force a keep-alive).
-
-    A due account holds at most lead·1.1 of validity; one refreshed meanwhile by another
-    process holds at least half its lifetime. The threshold sits between the two.
-    """
-    life = lifetime_ms(account)
-    lead = refresh_lead_ms(life, config.refresh_lead_s)
-    min_valid = (int(lead * 1.1) + life) // 2
+    """For a claimed account: (min validity below which to refresh, force a keep-alive)."""
     last = account.refreshed_at_ms or account.created_ms or 0
-    force = now_ms - last >= config.keepalive_s * 900  # 90% of the keep-alive interval
-    return min_valid, force
+    return claimed_refresh_rule(lifetime_ms(account), last, now_ms, config)
 
 
 @dataclass

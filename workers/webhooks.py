@@ -15,19 +15,18 @@ import orjson
 import structlog
 from redis.exceptions import ResponseError
 
-from service.backoff import backoff_ms
 from service.config import Config
 from service.core import Core
 from service.metrics import Metrics
 from service.outbound.session import outbound_session
 from service.store.connection import STORE_ERRORS
+from service.timing import webhook_retry_at
 from service.webhooks.deliveries import Deliveries, Delivery
 from service.webhooks.headers import WebhookHeaders
 from service.webhooks.secrets import WebhookSecrets
 from service.webhooks.sender import Sender
 
 log = structlog.get_logger("worker.webhooks")
-RETRY_CAP_MS = 8 * 3_600_000
 TRIM_EVERY_ROUNDS = 50
 HOUSEKEEPING_EVERY_S = 10.0
 
@@ -167,13 +166,8 @@ class WebhookLoop:
             outcome = "delivered"
         else:
             first = item.first_ms or now
-            wait = backoff_ms(
-                len(item.attempts), base_ms=self.config.webhook_retry_base_ms, cap_ms=RETRY_CAP_MS
-            )
-            budget_end = first + self.config.webhook_retry_budget_s * 1000
-            outcome = await self.deliveries.failed(
-                item, now + wait if now + wait <= budget_end else None, now
-            )
+            retry_at = webhook_retry_at(len(item.attempts), first, now, self.config)
+            outcome = await self.deliveries.failed(item, retry_at, now)
         self.metrics.deliveries.labels(event, outcome).inc()
         log.info(
             "webhook",

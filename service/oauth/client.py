@@ -11,9 +11,9 @@ import orjson
 
 from service.apps import App
 from service.clock import Clock
-from service.expiry import lifetime_s
 from service.oauth.discovery import Discovery
 from service.outbound.session import read_capped
+from service.timing import lifetime_s
 
 FailureKind = Literal["transient", "permanent", "app"]
 AADSTS = re.compile(r"AADSTS(\d+)")

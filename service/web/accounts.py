@@ -9,8 +9,8 @@ from aiohttp import web
 from service import errors, validate
 from service.accounts import STATUSES, AccountWrite
 from service.core import Core
-from service.expiry import DEFAULT_LIFETIME_S, next_refresh_ms
 from service.refresh import Refreshed
+from service.timing import DEFAULT_LIFETIME_S, next_refresh_ms
 from service.web.appkeys import CORE
 from service.web.consent import consent_request, direct_link
 from service.web.io import account_param, authorize, json_body, json_response

@@ -23,10 +23,10 @@ from service.accounts import Account, AccountWrite, account_from_hash
 from service.clock import SystemClock, iso
 from service.config import Config
 from service.core import Core
-from service.expiry import due_ms
 from service.settings import OAUTH_TOKENS_API
 from service.store.connection import create_redis
 from service.store.embedded import RedisProcess, free_port
+from service.timing import due_ms
 from tests.support.idp import Idp
 from tests.support.processes import (
     TOKENBROKER,

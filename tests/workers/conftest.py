@@ -89,7 +89,7 @@ def add_account(
             expires_at_ms=expires,
             lifetime_ms=expires_in_s * 1000,
         )
-        from service.expiry import due_ms
+        from service.timing import due_ms
 
         due = due_ms(
             now,

@@ -29,9 +29,9 @@ from service.accounts import Account, AccountWrite, account_from_hash
 from service.clock import SystemClock, iso
 from service.config import Config
 from service.core import Core
-from service.expiry import due_ms
 from service.store.connection import create_redis
 from service.store.embedded import RedisProcess
+from service.timing import due_ms
 from tests.conftest import TEST_SECRET
 from tests.support.idp import Idp
 from tests.support.processes import (
@@ -47,7 +47,7 @@ from tests.support.processes import (
 SECRET_B64 = base64.b64encode(TEST_SECRET).decode()
 SCOPE = "openid email profile offline_access mail.read"
 # The short-lived providers' access token lifetime: 30 s, because the broker reads any
-# shorter expires_in as 30 s (service/expiry.py MIN_LIFETIME_S).
+# shorter expires_in as 30 s (service/timing.py MIN_LIFETIME_S).
 SHORT_TTL_S = 30
 # 500 accounts are spread over 4 providers (one app each), 125 apiece: several apps share
 # the workers.
