@@ -36,6 +36,7 @@ screenshots: $(STAMP) idp browser
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP) idp
 	@command -v wrk >/dev/null || scripts/need-package wrk

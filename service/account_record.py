@@ -19,6 +19,7 @@ import orjson
 
 from service.clock import iso
 from service.crypto.cipher import Cipher
+from service.crypto.sealed import Record, bound_record
 
 SCHEMA_VERSION = "1"
 STATUSES = ("active", "reauth_required")
@@ -64,6 +65,11 @@ SEALED_FIELDS = (F.ACCESS_TOKEN, F.REFRESH_TOKEN, F.PREVIOUS_REFRESH_TOKEN)
 def sealed_aad(account_id: str, name: str) -> str:
     """The associated data an encrypted field of an account is bound to."""
     return f"acct:{account_id}:{name}"
+
+
+def sealed_record(key: str, account_id: str) -> Record:
+    """The account's hash as a sealed record (key rotation, backup)."""
+    return bound_record(key, f"acct:{account_id}", SEALED_FIELDS)
 
 
 @dataclass(frozen=True)

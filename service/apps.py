@@ -15,6 +15,7 @@ from service import errors, validate
 from service.account_record import endpoints_fingerprint
 from service.config import Config
 from service.crypto.cipher import Cipher
+from service.crypto.sealed import Record, bound_record
 from service.outbound.urls import check_outbound_url
 from service.providers import (
     ENDPOINT_FIELDS,
@@ -32,6 +33,7 @@ from service.store.scripts import Scripts
 from service.webhooks.events import Wanted, always, wanted_event
 
 SCHEMA_VERSION = "1"
+SEALED_FIELDS = ("clientSecret",)  # encrypted at rest, bound to app:<id>:<field>
 FROZEN_FIELDS = ("issuer", "tenant", "cloud", *ENDPOINT_FIELDS)
 TEXT_FIELDS = ("name", "clientId", "redirectUrl", "tenant", "cloud", "issuer", *ENDPOINT_FIELDS)
 INPUT_FIELDS = {"id", "provider", "clientSecret", "additionalScopes", *TEXT_FIELDS}
@@ -104,6 +106,11 @@ class App:
             if name in self.fields:
                 body[name] = self.fields[name]
         return body
+
+
+def sealed_record(key: str, app_id: str) -> Record:
+    """The app's hash as a sealed record (key rotation, backup)."""
+    return bound_record(key, f"app:{app_id}", SEALED_FIELDS)
 
 
 def app_from_hash(raw: dict[str, str]) -> App | None:

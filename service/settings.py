@@ -9,12 +9,18 @@ import orjson
 from redis.asyncio import Redis
 
 from service import errors
+from service.crypto.sealed import Record
 from service.outbound.urls import check_outbound_url
 from service.store.connection import as_mapping
 from service.store.keys import Keys
 from service.webhooks.events import EVENTS
+from service.webhooks.headers import AAD as HEADERS_AAD
 from service.webhooks.headers import FIELD as HEADERS
+from service.webhooks.headers import SEALED as HEADER_VALUES
 from service.webhooks.headers import WebhookHeaders, check_headers, masked
+from service.webhooks.secrets import AAD as SECRET_AAD
+from service.webhooks.secrets import CURRENT as SECRET
+from service.webhooks.secrets import PREVIOUS as PREVIOUS_SECRET
 
 DEFAULTS: dict[str, Any] = {
     "enableOAuthTokensApi": False,
@@ -25,6 +31,14 @@ DEFAULTS: dict[str, Any] = {
     "webhookHeaders": {},
 }
 OAUTH_TOKENS_API = "enableOAuthTokensApi"
+
+SEALED_FIELDS = (SECRET, PREVIOUS_SECRET, HEADER_VALUES)  # encrypted at rest
+SEALED_AADS = (SECRET_AAD, SECRET_AAD, HEADERS_AAD)
+
+
+def sealed_record(key: str) -> Record:
+    """The settings hash as a sealed record: webhook secrets and header values."""
+    return Record(key, "settings", SEALED_FIELDS, SEALED_AADS)
 
 
 def check_value(name: str, value: Any, *, allow_private: bool) -> Any:

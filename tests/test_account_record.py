@@ -69,7 +69,7 @@ def test_scripts_name_only_record_fields(script: str) -> None:
 
 def test_every_token_field_is_sealed() -> None:
     """Key rotation and export re-seal exactly the token fields."""
-    from service.crypto.sealed import ACCOUNT_FIELDS
+    from service.sealed_records import ACCOUNT_FIELDS
 
     assert set(ACCOUNT_FIELDS) == set(SEALED_FIELDS) == {
         F.ACCESS_TOKEN,

@@ -15,9 +15,9 @@ from redis.asyncio import Redis
 from service.clock import SystemClock
 from service.core import Core
 from service.crypto.cipher import Cipher, key_id
-from service.crypto.sealed import ACCOUNT_FIELDS, APP_FIELDS, account_ids
 from service.ops.backup_format import BackupError
 from service.ops.restore import Importer, Timing
+from service.sealed_records import ACCOUNT_FIELDS, APP_FIELDS, account_ids
 from service.store.connection import read_hash
 from service.store.embedded import RedisProcess
 from service.store.keys import Keys

@@ -20,7 +20,7 @@ from service.clock import ManualClock, SystemClock, iso
 from service.config import Config, ConfigError
 from service.crypto.cipher import Cipher
 from service.crypto.rotation import KeyRotation
-from service.crypto.sealed import account_ids
+from service.sealed_records import SealedRecords, account_ids
 from service.store.cache import MISS
 from service.store.connection import create_redis, is_cluster
 from service.store.keys import Keys
@@ -244,7 +244,7 @@ async def test_scan_and_key_rotation_reach_every_master(
     found = [a async for batch in account_ids(core.redis, core.keys, 5) for a in batch]
     assert sorted(set(found)) == ids
     new = Cipher(bytes(range(1, 33)), (cluster_config.secret_key,))
-    rotation = KeyRotation(core.redis, core.keys, core.scripts, new)
+    rotation = KeyRotation(core.redis, core.scripts, new, SealedRecords(core.redis, core.keys))
     stats = await rotation.rotate(batch=5)
     assert stats.complete and stats.rotated == 2 * len(ids) + 1  # tokens, and the app's secret
     assert await rotation.status() == Counter({new.current_id: 2 * len(ids) + 1})

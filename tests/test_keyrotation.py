@@ -13,8 +13,9 @@ from redis.asyncio import Redis
 from service.core import Core
 from service.crypto.cipher import Cipher, key_id
 from service.crypto.rotation import KeyRotation, Row
-from service.crypto.sealed import Record, account_record
+from service.crypto.sealed import Record
 from service.progress import Progress
+from service.sealed_records import SealedRecords, account_record
 from service.store.embedded import RedisProcess
 from tests.conftest import TEST_SECRET
 from tests.support.sealed_data import (
@@ -59,7 +60,7 @@ def tb(redis_server: RedisProcess, core: Core, tmp_path: Path) -> Cli:
 
 def rotation(core: Core, cipher: Cipher = NEW) -> KeyRotation:
     """A rotation to `cipher`'s current key on the test Redis."""
-    return KeyRotation(core.redis, core.keys, core.scripts, cipher)
+    return KeyRotation(core.redis, core.scripts, cipher, SealedRecords(core.redis, core.keys))
 
 
 async def test_rotate_moves_every_value_to_the_new_key(
@@ -113,7 +114,7 @@ class WriterBetween(KeyRotation):
     """A rotation during which a refresh writes a new token right after the first read."""
 
     def __init__(self, core: Core, record: Record, writer: Cipher) -> None:
-        super().__init__(core.redis, core.keys, core.scripts, NEW)
+        super().__init__(core.redis, core.scripts, NEW, SealedRecords(core.redis, core.keys))
         self.record, self.writer, self.reads = record, writer, 0
 
     async def _read(self, batch: list[Record]) -> list[Row]:

@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 
 from service.crypto.cipher import Cipher, DecryptError
-from service.crypto.sealed import Record, record_count, records
+from service.crypto.sealed import Catalogue, Record
 from service.progress import Progress
-from service.store.keys import Keys
 from service.store.scripts import Scripts
 
 ROUNDS = 5  # reads of a record whose fields keep changing under us before giving up on it
@@ -36,17 +35,19 @@ class RotationStats:
 class KeyRotation:
     """Moves encrypted values to the current key while web and workers keep writing."""
 
-    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, cipher: Cipher) -> None:
-        self.redis, self.keys, self.scripts, self.cipher = redis, keys, scripts, cipher
+    def __init__(
+        self, redis: Redis, scripts: Scripts, cipher: Cipher, catalogue: Catalogue
+    ) -> None:
+        self.redis, self.scripts, self.cipher, self.catalogue = redis, scripts, cipher, catalogue
 
     async def total(self) -> int:
         """About how many records a run visits (for the progress bar)."""
-        return await record_count(self.redis, self.keys)
+        return await self.catalogue.count()
 
     async def status(self, batch: int = 500, progress: Progress | None = None) -> Counter[str]:
         """Count the stored encrypted values by the key id they are encrypted with."""
         counts: Counter[str] = Counter()
-        async for found in records(self.redis, self.keys, batch):
+        async for found in self.catalogue.records(batch):
             for row in await self._read(found):
                 counts.update(self.cipher.key_id_of(v) for v in row if v)
             if progress is not None:
@@ -62,7 +63,7 @@ class KeyRotation:
         refresh) is never overwritten: such a record is read again.
         """
         stats = RotationStats()
-        async for found in records(self.redis, self.keys, batch):
+        async for found in self.catalogue.records(batch):
             await self._rotate_batch(found, stats)
             if progress is not None:
                 progress.advance(len(found), note=f"{stats.rotated} values re-encrypted")

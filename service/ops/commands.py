@@ -20,6 +20,7 @@ from service.ops.backup_format import atomic_output
 from service.ops.export import Exporter
 from service.ops.restore import Importer, Timing
 from service.progress import Progress
+from service.sealed_records import SealedRecords
 from service.store.keys import Keys
 from service.store.scripts import Scripts
 
@@ -59,7 +60,7 @@ def _cipher(config: Config) -> Cipher:
 
 
 async def _keys(args: argparse.Namespace, config: Config, keys: Keys, redis: Redis) -> int:
-    rotation = KeyRotation(redis, keys, Scripts(redis), _cipher(config))
+    rotation = KeyRotation(redis, Scripts(redis), _cipher(config), SealedRecords(redis, keys))
     progress = Progress(f"keys {args.keys_cmd}", await rotation.total())
     if args.keys_cmd == "status":
         counts = await rotation.status(args.batch, progress)

@@ -14,16 +14,16 @@ from redis.asyncio import Redis
 
 from service.clock import Clock, iso
 from service.crypto.cipher import Cipher
-from service.crypto.sealed import (
-    Record,
+from service.crypto.sealed import Record
+from service.ops.backup_format import FORMAT, VERSION, line, reseal
+from service.progress import Progress
+from service.sealed_records import (
     account_ids,
     account_record,
     app_ids,
     app_record,
     record_count,
 )
-from service.ops.backup_format import FORMAT, VERSION, line, reseal
-from service.progress import Progress
 from service.store.keys import Keys
 
 

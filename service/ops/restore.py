@@ -16,9 +16,9 @@ from redis.asyncio import Redis
 
 from service.clock import Clock
 from service.crypto.cipher import Cipher
-from service.crypto.sealed import account_record, app_record
 from service.ops.backup_format import FORMAT, VERSION, BackupError, check_account, check_app, reseal
 from service.progress import Progress
+from service.sealed_records import account_record, app_record
 from service.store.keys import Keys
 from service.store.scripts import Scripts
 from service.timing import due_ms

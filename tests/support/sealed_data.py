@@ -11,7 +11,7 @@ from service.accounts import AccountWrite
 from service.clock import SystemClock, iso
 from service.core import Core
 from service.crypto.cipher import Cipher
-from service.crypto.sealed import account_record, records
+from service.sealed_records import account_record, records
 from service.store.keys import Keys
 from service.webhooks.headers import WebhookHeaders
 from service.webhooks.secrets import WebhookSecrets

@@ -18,6 +18,7 @@ from service.clock import ManualClock
 from service.config import Config
 from service.crypto.cipher import Cipher, key_id
 from service.crypto.rotation import KeyRotation
+from service.sealed_records import SealedRecords
 from service.store.connection import create_redis
 from service.store.scripts import Scripts
 from service.web.appkeys import CORE
@@ -77,7 +78,9 @@ async def test_rotation_under_load(
     redis = create_redis(worker_cfg)
     async with aiohttp.ClientSession() as http:
         busy = Worker(worker_cfg, redis, http, clock, only="refresh")
-        rotation = KeyRotation(redis, busy.core.keys, Scripts(redis), busy.core.cipher)
+        rotation = KeyRotation(
+            redis, Scripts(redis), busy.core.cipher, SealedRecords(redis, busy.core.keys)
+        )
         assert await rotation.status() == Counter({key_id(TEST_SECRET): 2 * COUNT + 2})
         started = time.perf_counter()
         task = asyncio.create_task(rotation.rotate(batch=2))
