@@ -31,6 +31,7 @@ from service.store.keys import Keys
 
 log = structlog.get_logger("refresh")
 LOCK_POLL_S = 0.02
+PENDING_RETRY_AFTER_S = 2  # what a caller whose on-demand refresh outlived its wait is told
 MAX_SUPERSEDED = 3  # a grant replaced this often during one request is left for next time
 ENDPOINTS_CHANGED = Failure(
     "permanent",
@@ -73,7 +74,9 @@ class Refresher:
         """Make the account's token valid for `min_valid_ms`, refreshing at most once.
 
         With `app` (an on-demand refresh of the web process), the call first takes one of the
-        app's slots and a token of its rate limit, or gives up when it cannot in time.
+        app's slots and a token of its rate limit, and the caller waits at most the provider
+        timeout: then it gets a transient `refresh_pending` failure (the valid token is served,
+        or 503 with Retry-After) while the refresh goes on and stores what it gets.
         """
         key = (account_id, min_valid_ms, force)
         running = self._inflight.get(key)
@@ -84,7 +87,19 @@ class Refresher:
             running = asyncio.ensure_future(self._gated(account_id, min_valid_ms, force, app))
             self._inflight[key] = running
             running.add_done_callback(lambda task: self._finished(key, task))
-        return await asyncio.shield(running)
+        if app is None:
+            return await asyncio.shield(running)
+        try:
+            return await asyncio.wait_for(asyncio.shield(running), self.config.provider_timeout_s)
+        except TimeoutError:
+            account = await self.accounts.require(account_id)
+            pending = Failure(
+                "transient",
+                "refresh_pending",
+                "the provider is slow; the refresh goes on",
+                retry_after_s=PENDING_RETRY_AFTER_S,
+            )
+            return RefreshFailed(account, pending)
 
     def _finished(self, key: tuple[str, int, bool], task: asyncio.Task[Outcome]) -> None:
         self._inflight.pop(key, None)

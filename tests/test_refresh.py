@@ -62,13 +62,18 @@ async def save(core: Core, refresh: str, previous: str | None = None) -> None:
 async def test_an_answer_slower_than_the_timeout_is_kept(
     make_client: MakeClient, config: Config, idp: Idp
 ) -> None:
-    """The provider rotates and answers after 0.7 s (> the 0.5 s timeout): the token is stored."""
+    """An answer after 0.7 s (> the 0.5 s timeout): 503 now, the new token on a later request."""
     client, core = await slow_setup(make_client, config, idp)
     await save(core, str(idp.mint("slow", SCOPE)["refresh_token"]))
     headers = {"Authorization": f"Bearer {await make_token(core, 'oauth-tokens')}"}
     idp.fault("answer_delay_ms", ms=700)
     resp = await client.get("/v1/account/slow/oauth-token", headers=headers)
-    assert resp.status == 200, await resp.text()
+    assert resp.status == 503 and resp.headers["Retry-After"] == "2"  # no valid token yet
+    assert (await resp.json())["details"]["error"] == "refresh_pending"
+    deadline = asyncio.get_running_loop().time() + 10
+    while (resp := await client.get("/v1/account/slow/oauth-token", headers=headers)).status != 200:
+        assert asyncio.get_running_loop().time() < deadline, await resp.text()
+        await asyncio.sleep(0.05)
     stored = core.accounts.refresh_token(await core.accounts.require("slow"))
     status, _ = await asyncio.to_thread(idp.refresh, stored)
     assert status == 200  # the rotated token reached us: the grant lives on
@@ -140,8 +145,10 @@ async def test_on_demand_refreshes_share_the_apps_slots(
     first = asyncio.create_task(core.refresher.refresh("one", 60_000, app="idp"))
     await at_provider(idp, 1)
     second = await core.refresher.refresh("two", 60_000, app="idp")
-    assert isinstance(second, RefreshFailed) and second.failure.error == "busy"
-    assert isinstance(await first, Refreshed)
+    assert isinstance(second, RefreshFailed)
+    assert second.failure.error in ("busy", "refresh_pending")  # both give up after 0.5 s
+    assert (await asyncio.to_thread(idp.stats))["refresh_requests"] == 1  # two never went
+    assert isinstance(await first, RefreshFailed)  # one's caller gave up too; its refresh goes on
 
 
 async def test_a_caller_that_goes_away_does_not_abandon_the_refresh(
@@ -161,3 +168,21 @@ async def test_a_caller_that_goes_away_does_not_abandon_the_refresh(
         await asyncio.sleep(0.02)
     stored = core.accounts.refresh_token(await core.accounts.require("slow"))
     assert (await asyncio.to_thread(idp.refresh, stored))[0] == 200
+
+
+async def test_an_on_demand_caller_waits_at_most_the_provider_timeout(
+    make_client: MakeClient, config: Config, idp: Idp
+) -> None:
+    """A web caller gets refresh_pending after 0.5 s; the refresh goes on and is stored."""
+    _, core = await slow_setup(make_client, config, idp)
+    grant = str(idp.mint("slow", SCOPE)["refresh_token"])
+    await save(core, grant)
+    idp.fault("answer_delay_ms", ms=800)  # > the 0.5 s timeout, < the 1 s answer cap
+    started = asyncio.get_running_loop().time()
+    outcome = await core.refresher.refresh("slow", 60_000, app="idp")
+    assert isinstance(outcome, RefreshFailed) and outcome.failure.error == "refresh_pending"
+    assert asyncio.get_running_loop().time() - started < 1.4
+    deadline = started + 10
+    while core.accounts.refresh_token(await core.accounts.require("slow")) == grant:
+        assert asyncio.get_running_loop().time() < deadline, "the refresh was abandoned"
+        await asyncio.sleep(0.02)
