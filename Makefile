@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench venv idp browser screenshots clean
+.PHONY: run test lint bench venv idp browser screenshots config-docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ screenshots: $(STAMP) idp browser
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# Rewrite README's environment table and deploy/tokenbroker.env.example from service/config_table.py.
+config-docs: $(STAMP)
+	$(BIN)/python -m service.ops.config_docs
 
 bench: $(STAMP) idp
 	@command -v wrk >/dev/null || scripts/need-package wrk
