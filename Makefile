@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench venv idp browser screenshots config-docs clean
+.PHONY: run test lint bench venv idp browser screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # Rewrite README's environment table and deploy/tokenbroker.env.example from service/config_table.py.
+.PHONY: config-docs
 config-docs: $(STAMP)
 	$(BIN)/python -m service.ops.config_docs
 
