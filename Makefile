@@ -38,6 +38,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Rewrite README's environment table and deploy/tokenbroker.env.example from service/config_table.py.
+.PHONY: config-docs
+config-docs: $(STAMP)
+	$(BIN)/python -m service.ops.config_docs
+
 bench: $(STAMP) idp
 	@command -v wrk >/dev/null || scripts/need-package wrk
 	$(BIN)/python -m tests.bench.token_endpoint

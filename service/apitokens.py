@@ -13,11 +13,11 @@ from redis.asyncio import Redis
 from service import errors, validate
 from service.clock import iso
 from service.crypto.cipher import sha256_hex
+from service.limits import DESCRIPTION_MAX
 from service.store.connection import as_mapping, read_hash
 from service.store.keys import Keys
 
 SCOPES = ("api", "oauth-tokens", "metrics", "*")
-MAX_DESCRIPTION = 256
 
 
 @dataclass(frozen=True)
@@ -101,9 +101,9 @@ class ApiTokenStore:
             raise errors.InvalidInput(f"scopes must be some of {', '.join(SCOPES)}")
         if account is not None:  # "" too: an empty binding must not mean "every account"
             validate.account_id(account)
-        if description is not None and len(description) > MAX_DESCRIPTION:
+        if description is not None and len(description) > DESCRIPTION_MAX:
             raise errors.InvalidInput(
-                f"description must be at most {MAX_DESCRIPTION} characters",
+                f"description must be at most {DESCRIPTION_MAX} characters",
                 details={"field": "description"},
             )
         token = secrets.token_hex(32)

@@ -11,7 +11,7 @@ from typing import Any, cast
 import orjson
 from redis.asyncio import Redis
 
-from service import errors, validate
+from service import errors, limits, validate
 from service.account_record import endpoints_fingerprint
 from service.config import Config
 from service.crypto.cipher import Cipher
@@ -201,8 +201,8 @@ class AppStore:
             raise errors.InvalidInput(
                 f"provider must be one of {', '.join(KINDS)}", details={"field": "provider"}
             )
-        validate.string(body, "clientId", required=True, max_len=2048)
-        validate.string(body, "clientSecret", required=True, max_len=4096)
+        validate.string(body, "clientId", required=True, max_len=limits.APP_TEXT_MAX)
+        validate.string(body, "clientSecret", required=True, max_len=limits.CLIENT_SECRET_MAX)
         pairs = self._pairs(kind, body, app_id, {})
         pairs.update({"id": app_id, "provider": kind, "v": SCHEMA_VERSION, "created": now})
         pairs["updated"] = now
@@ -275,7 +275,9 @@ class AppStore:
         pairs: dict[str, str] = {}
         for name in TEXT_FIELDS:
             value = (
-                validate.string(body, name, max_len=2048) if body.get(name) is not None else None
+                validate.string(body, name, max_len=limits.APP_TEXT_MAX)
+                if body.get(name) is not None
+                else None
             )
             if value is not None:
                 pairs[name] = value
@@ -283,7 +285,7 @@ class AppStore:
         if "additionalScopes" in body:
             extra = validate.scopes(body["additionalScopes"], "additionalScopes")
             pairs["additionalScopes"] = orjson.dumps(extra).decode()
-        secret = validate.string(body, "clientSecret", max_len=4096)
+        secret = validate.string(body, "clientSecret", max_len=limits.CLIENT_SECRET_MAX)
         if secret is not None:
             pairs["clientSecret"] = self.cipher.encrypt(secret, f"app:{app_id}:clientSecret")
         return pairs

@@ -6,20 +6,26 @@ import base64
 import binascii
 import ipaddress
 import os
+import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from service import config_table as t
+from service.config_table import SETTINGS, Setting
+from service.limits import MAX_BODY_BYTES
+
 ENV_PREFIX = "TOKENBROKER_"
-LOG_FORMATS = ("json", "console", "auto")
-REDIS_MODES = ("single", "cluster")
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 SENTINEL_FORM = "redis+sentinel://[:password@]host:port[,host:port…]/<service-name>[/<db>]"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOCK_MARGIN_MS = 5_000  # a refresh lock outlasts its provider calls by this much
+N = TypeVar("N", int, float)
+MASK = "********"  # what `tokenbroker config` and error messages show of a secret
 
 
 class ConfigError(Exception):
@@ -28,44 +34,47 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class Config:
-    """Everything the processes read from the environment, with units in the names."""
+    """Everything the processes read from the environment, with units in the names.
+
+    Each field but max_body_bytes is one variable of service/config_table.py, its default too.
+    """
 
     redis_url: str
     secret_key: bytes = field(repr=False)
-    old_secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
-    host: str = "127.0.0.1"
-    port: int = 8080
-    base_url: str = "http://127.0.0.1:8080"
-    redis_prefix: str = "tb"
-    redis_mode: str = "single"  # "cluster" also when REDIS_URL is redis+cluster://
-    schedule_partitions: int = 1
-    log_format: str = "auto"
-    enable_oauth_tokens_api_seed: bool | None = None
-    allow_endpoint_overrides: bool = False
-    allow_private_urls: bool = False
-    trusted_proxies: tuple[Network, ...] = ()  # whose X-Forwarded-For names the client
-    redis_timeout_s: float = 2.0
-    provider_timeout_s: float = 10.0
-    lock_ms: int = 30_000
-    refresh_lead_s: int = 300
-    keepalive_s: int = 86_400
-    cache_ttl_s: float = 5.0
-    max_body_bytes: int = 64 * 1024
-    worker_concurrency: int = 16
-    app_rate_per_s: float = 20.0
-    web_refresh_concurrency: int = 8  # on-demand refreshes per app in one web process
-    provider_answer_max_s: float = 60.0  # longest wait for a sent refresh's answer
-    lease_ms: int = 60_000
-    poll_ms: int = 250
-    shutdown_grace_s: float = 20.0
-    worker_health_file: str = "/tmp/tokenbroker-worker.health"  # noqa: S108 - a heartbeat
-    worker_metrics_port: int | None = None
-    worker_metrics_host: str = "127.0.0.1"  # the worker's /metrics has no authentication
-    webhook_timeout_s: float = 10.0
-    webhook_retry_budget_s: int = 86_400
-    webhook_retry_base_ms: int = 5_000
-    webhook_lease_ms: int = 60_000
-    webhook_concurrency: int = 16
+    old_secret_keys: tuple[bytes, ...] = field(default=t.OLD_SECRETS.default, repr=False)
+    host: str = t.HOST.default
+    port: int = t.PORT.default
+    base_url: str = t.BASE_URL.default
+    redis_prefix: str = t.REDIS_PREFIX.default
+    redis_mode: str = t.REDIS_MODE.default  # "cluster" also when REDIS_URL is redis+cluster://
+    schedule_partitions: int = t.SCHEDULE_PARTITIONS.default
+    log_format: str = t.LOG_FORMAT.default
+    enable_oauth_tokens_api_seed: bool | None = t.ENABLE_OAUTH_TOKENS_API.default
+    allow_endpoint_overrides: bool = t.ALLOW_ENDPOINT_OVERRIDES.default
+    allow_private_urls: bool = t.ALLOW_PRIVATE_URLS.default
+    trusted_proxies: tuple[Network, ...] = t.TRUSTED_PROXIES.default  # X-Forwarded-For believed
+    redis_timeout_s: float = t.REDIS_TIMEOUT_S.default
+    provider_timeout_s: float = t.PROVIDER_TIMEOUT_S.default
+    lock_ms: int = t.LOCK_MS.default
+    refresh_lead_s: int = t.REFRESH_LEAD_S.default
+    keepalive_s: int = t.KEEPALIVE_S.default
+    cache_ttl_s: float = t.CACHE_TTL_S.default
+    max_body_bytes: int = MAX_BODY_BYTES  # an input limit (service/limits.py), not a variable
+    worker_concurrency: int = t.WORKER_CONCURRENCY.default
+    app_rate_per_s: float = t.APP_RATE_PER_S.default
+    web_refresh_concurrency: int = t.WEB_REFRESH_CONCURRENCY.default  # per app, per process
+    provider_answer_max_s: float = t.PROVIDER_ANSWER_MAX_S.default  # wait for a sent refresh
+    lease_ms: int = t.LEASE_MS.default
+    poll_ms: int = t.POLL_MS.default
+    shutdown_grace_s: float = t.SHUTDOWN_GRACE_S.default
+    worker_health_file: str = t.WORKER_HEALTH_FILE.default
+    worker_metrics_port: int | None = t.WORKER_METRICS_PORT.default
+    worker_metrics_host: str = t.WORKER_METRICS_HOST.default  # its /metrics: no authentication
+    webhook_timeout_s: float = t.WEBHOOK_TIMEOUT_S.default
+    webhook_retry_budget_s: int = t.WEBHOOK_RETRY_BUDGET_S.default
+    webhook_retry_base_ms: int = t.WEBHOOK_RETRY_BASE_MS.default
+    webhook_lease_ms: int = t.WEBHOOK_LEASE_MS.default
+    webhook_concurrency: int = t.WEBHOOK_CONCURRENCY.default
 
     def __post_init__(self) -> None:
         if self.shutdown_grace_s < self.provider_timeout_s:
@@ -91,65 +100,38 @@ class Config:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
-        """Read the configuration from `environ` (default: os.environ)."""
+        """Read every variable of the table from `environ` (default: os.environ)."""
         env = os.environ if environ is None else environ
-        reader = _Reader(env)
-        port = reader.integer("TOKENBROKER_PORT", 8080, 1, 65535)
-        host = reader.text("TOKENBROKER_HOST", "127.0.0.1")
-        redis_url = reader.redis_url("REDIS_URL")
-        redis_mode = reader.choice("TOKENBROKER_REDIS_MODE", "single", REDIS_MODES)
-        if redis_mode == "cluster" and urlsplit(redis_url).scheme in SENTINEL_SCHEMES:
+        values = {setting.field: read(setting, env) for setting in SETTINGS}
+        if values["redis_mode"] == "cluster" and (
+            urlsplit(values["redis_url"]).scheme in SENTINEL_SCHEMES
+        ):
             raise ConfigError("TOKENBROKER_REDIS_MODE=cluster does not go with a Sentinel URL")
-        return cls(
-            redis_url=redis_url,
-            secret_key=reader.key("TOKENBROKER_SECRET"),
-            old_secret_keys=reader.keys("TOKENBROKER_OLD_SECRETS"),
-            host=host,
-            port=port,
-            base_url=reader.url("TOKENBROKER_BASE_URL", f"http://{_url_host(host)}:{port}"),
-            redis_prefix=reader.prefix("TOKENBROKER_REDIS_PREFIX", "tb"),
-            redis_mode=redis_mode,
-            schedule_partitions=reader.integer("TOKENBROKER_SCHEDULE_PARTITIONS", 1, 1, 1024),
-            log_format=reader.choice("TOKENBROKER_LOG_FORMAT", "auto", LOG_FORMATS),
-            enable_oauth_tokens_api_seed=reader.optional_bool(
-                "TOKENBROKER_ENABLE_OAUTH_TOKENS_API"
-            ),
-            allow_endpoint_overrides=reader.boolean("TOKENBROKER_ALLOW_ENDPOINT_OVERRIDES"),
-            allow_private_urls=reader.boolean("TOKENBROKER_ALLOW_PRIVATE_URLS"),
-            trusted_proxies=reader.networks("TOKENBROKER_TRUSTED_PROXIES"),
-            redis_timeout_s=reader.number("TOKENBROKER_REDIS_TIMEOUT_S", 2.0, 0.05, 60),
-            provider_timeout_s=reader.number("TOKENBROKER_PROVIDER_TIMEOUT_S", 10.0, 0.1, 120),
-            lock_ms=reader.integer("TOKENBROKER_LOCK_MS", 30_000, 100, 600_000),
-            refresh_lead_s=reader.integer("TOKENBROKER_REFRESH_LEAD_S", 300, 0, 86_400),
-            keepalive_s=reader.integer("TOKENBROKER_KEEPALIVE_S", 86_400, 60, 90 * 86_400),
-            cache_ttl_s=reader.number("TOKENBROKER_CACHE_TTL_S", 5.0, 0, 3600),
-            worker_concurrency=reader.integer("TOKENBROKER_WORKER_CONCURRENCY", 16, 1, 1024),
-            app_rate_per_s=reader.number("TOKENBROKER_APP_RATE_PER_S", 20.0, 0.01, 100_000),
-            web_refresh_concurrency=reader.integer(
-                "TOKENBROKER_WEB_REFRESH_CONCURRENCY", 8, 1, 1024
-            ),
-            provider_answer_max_s=reader.number(
-                "TOKENBROKER_PROVIDER_ANSWER_MAX_S", 60.0, 1, 3600
-            ),
-            lease_ms=reader.integer("TOKENBROKER_LEASE_MS", 60_000, 100, 3_600_000),
-            poll_ms=reader.integer("TOKENBROKER_POLL_MS", 250, 10, 60_000),
-            shutdown_grace_s=reader.number("TOKENBROKER_SHUTDOWN_GRACE_S", 20.0, 0, 600),
-            worker_health_file=reader.text(
-                "TOKENBROKER_WORKER_HEALTH_FILE",
-                "/tmp/tokenbroker-worker.health",  # noqa: S108
-            ),
-            worker_metrics_port=reader.optional_integer("TOKENBROKER_WORKER_METRICS_PORT"),
-            worker_metrics_host=reader.text("TOKENBROKER_WORKER_METRICS_HOST", "127.0.0.1"),
-            webhook_timeout_s=reader.number("TOKENBROKER_WEBHOOK_TIMEOUT_S", 10.0, 0.1, 120),
-            webhook_retry_budget_s=reader.integer(
-                "TOKENBROKER_WEBHOOK_RETRY_BUDGET_S", 86_400, 1, 30 * 86_400
-            ),
-            webhook_retry_base_ms=reader.integer(
-                "TOKENBROKER_WEBHOOK_RETRY_BASE_MS", 5_000, 10, 3_600_000
-            ),
-            webhook_lease_ms=reader.integer("TOKENBROKER_WEBHOOK_LEASE_MS", 60_000, 100, 3_600_000),
-            webhook_concurrency=reader.integer("TOKENBROKER_WEBHOOK_CONCURRENCY", 16, 1, 1024),
-        )
+        return cls(**values)
+
+
+def read(setting: Setting[Any], env: Mapping[str, str]) -> Any:
+    """The value of one variable: parsed and checked, or its default when unset or blank."""
+    raw = env.get(setting.name, "").strip()
+    if raw:
+        return _PARSERS[setting.kind](setting, raw)
+    if setting.required:
+        raise ConfigError(f"{setting.name} is not set ({_MISSING[setting.kind]})")
+    if setting is t.BASE_URL:  # the one default made of other variables
+        return f"http://{_url_host(read(t.HOST, env))}:{read(t.PORT, env)}"
+    return setting.default
+
+
+def mask_url(url: str) -> str:
+    """`url` with any password (in the userinfo or a password= parameter) as ********."""
+    scheme, sep, rest = url.partition("://")
+    base, mark, query = rest.partition("?")
+    userinfo, at, location = base.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        userinfo = f"{user}:{MASK}" if colon else MASK
+    query = re.sub(r"(?i)(\bpassword=)[^&]*", rf"\g<1>{MASK}", query)
+    return f"{scheme}{sep}{userinfo}{at}{location}{mark}{query}"
 
 
 @dataclass(frozen=True)
@@ -204,134 +186,114 @@ def load_or_create_dev_secret(path: Path) -> tuple[str, bool]:
     return value, True
 
 
-@dataclass(frozen=True)
-class _Reader:
-    """Parses single variables, raising ConfigError that names the variable."""
-
-    env: Mapping[str, str]
-
-    def _get(self, name: str) -> str | None:
-        value = self.env.get(name)
-        return None if value is None or value.strip() == "" else value.strip()
-
-    def text(self, name: str, default: str) -> str:
-        return self._get(name) or default
-
-    def integer(self, name: str, default: int, low: int, high: int) -> int:
-        raw = self._get(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-        if not low <= value <= high:
-            raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
-        return value
-
-    def optional_integer(self, name: str) -> int | None:
-        if self._get(name) is None:
-            return None
-        return self.integer(name, 0, 1, 65535)
-
-    def number(self, name: str, default: float, low: float, high: float) -> float:
-        raw = self._get(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-        if not low <= value <= high:
-            raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
-        return value
-
-    def optional_bool(self, name: str) -> bool | None:
-        raw = self._get(name)
-        if raw is None:
-            return None
-        lowered = raw.lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{name} must be true or false, got {raw!r}")
-
-    def boolean(self, name: str) -> bool:
-        return self.optional_bool(name) or False
-
-    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
-        raw = self._get(name)
-        if raw is None:
-            return default
-        if raw not in allowed:
-            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
-        return raw
-
-    def url(self, name: str, default: str) -> str:
-        raw = self._get(name)
-        if raw is None:
-            return default
-        parts = urlsplit(raw)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"{name} must be an http(s) URL, got {raw!r}")
-        return raw.rstrip("/")
-
-    def redis_url(self, name: str) -> str:
-        raw = self._get(name)
-        if raw is None:
-            raise ConfigError(f"{name} is not set (for example redis://127.0.0.1:6379/0)")
-        scheme = urlsplit(raw).scheme
-        if scheme in CLUSTER_SCHEMES:
-            hosts = raw.partition("://")[2].rpartition("@")[2].partition("/")[0].split(",")
-            if not all(h.rpartition(":")[2].isdigit() and h.rpartition(":")[0] for h in hosts):
-                raise ConfigError(f"{name} must list host:port nodes: redis+cluster://h:p,h:p")
-        elif scheme in SENTINEL_SCHEMES:
-            if sentinel_parts(raw) is None:
-                raise ConfigError(f"{name} must look like {SENTINEL_FORM}, got {raw!r}")
-        elif scheme not in ("redis", "rediss", "unix"):
-            raise ConfigError(
-                f"{name} must start with redis://, rediss://, unix://, redis+cluster://"
-                " or redis+sentinel://"
-            )
-        return raw
-
-    def networks(self, name: str) -> tuple[Network, ...]:
-        parts = [p.strip() for p in (self._get(name) or "").split(",") if p.strip()]
-        try:
-            return tuple(ipaddress.ip_network(part, strict=False) for part in parts)
-        except ValueError:
-            raise ConfigError(
-                f"{name} must list IP addresses or CIDRs, comma-separated, got {self._get(name)!r}"
-            ) from None
-
-    def prefix(self, name: str, default: str) -> str:
-        raw = self._get(name) or default
-        if not raw.replace("_", "").replace("-", "").isalnum() or "{" in raw:
-            raise ConfigError(f"{name} may hold only letters, digits, '-' and '_', got {raw!r}")
-        return raw
-
-    def key(self, name: str) -> bytes:
-        raw = self._get(name)
-        if raw is None:
-            raise ConfigError(
-                f"{name} is not set (32 random bytes, base64: "
-                'python -c "import base64,os;print(base64.b64encode(os.urandom(32)).decode())")'
-            )
-        return _decode_key(name, raw)
-
-    def keys(self, name: str) -> tuple[bytes, ...]:
-        raw = self._get(name)
-        if raw is None:
-            return ()
-        return tuple(_decode_key(name, part.strip()) for part in raw.split(",") if part.strip())
+def _integer(setting: Setting[Any], raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{setting.name} must be an integer, got {raw!r}") from None
+    return _within(setting, value)
 
 
-def _decode_key(name: str, raw: str) -> bytes:
+def _number(setting: Setting[Any], raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{setting.name} must be a number, got {raw!r}") from None
+    return _within(setting, value)
+
+
+def _within(setting: Setting[Any], value: N) -> N:
+    low, high = setting.low, setting.high
+    if low is None or high is None or not low <= value <= high:  # NaN is never within
+        raise ConfigError(f"{setting.name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _boolean(setting: Setting[Any], raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{setting.name} must be true or false, got {raw!r}")
+
+
+def _choice(setting: Setting[Any], raw: str) -> str:
+    if raw not in setting.choices:
+        allowed = ", ".join(setting.choices)
+        raise ConfigError(f"{setting.name} must be one of {allowed}, got {raw!r}")
+    return raw
+
+
+def _url(setting: Setting[Any], raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{setting.name} must be an http(s) URL, got {mask_url(raw)!r}")
+    return raw.rstrip("/")
+
+
+def _redis_url(setting: Setting[Any], raw: str) -> str:
+    name, scheme = setting.name, urlsplit(raw).scheme
+    if scheme in CLUSTER_SCHEMES:
+        hosts = raw.partition("://")[2].rpartition("@")[2].partition("/")[0].split(",")
+        if not all(h.rpartition(":")[2].isdigit() and h.rpartition(":")[0] for h in hosts):
+            raise ConfigError(f"{name} must list host:port nodes: redis+cluster://h:p,h:p")
+    elif scheme in SENTINEL_SCHEMES:
+        if sentinel_parts(raw) is None:
+            raise ConfigError(f"{name} must look like {SENTINEL_FORM}, got {mask_url(raw)!r}")
+    elif scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(
+            f"{name} must start with redis://, rediss://, unix://, redis+cluster://"
+            " or redis+sentinel://"
+        )
+    return raw
+
+
+def _networks(setting: Setting[Any], raw: str) -> tuple[Network, ...]:
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    try:
+        return tuple(ipaddress.ip_network(part, strict=False) for part in parts)
+    except ValueError:
+        raise ConfigError(
+            f"{setting.name} must list IP addresses or CIDRs, comma-separated, got {raw!r}"
+        ) from None
+
+
+def _prefix(setting: Setting[Any], raw: str) -> str:
+    if not raw.replace("_", "").replace("-", "").isalnum() or "{" in raw:
+        raise ConfigError(f"{setting.name} may hold only letters, digits, '-' and '_', got {raw!r}")
+    return raw
+
+
+def _key(setting: Setting[Any], raw: str) -> bytes:
     try:
         key = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
-        raise ConfigError(f"{name} must be base64 (32 random bytes)") from None
+        raise ConfigError(f"{setting.name} must be base64 (32 random bytes)") from None
     if len(key) != 32:
-        raise ConfigError(f"{name} must decode to 32 bytes, got {len(key)}")
+        raise ConfigError(f"{setting.name} must decode to 32 bytes, got {len(key)}")
     return key
+
+
+def _keys(setting: Setting[Any], raw: str) -> tuple[bytes, ...]:
+    return tuple(_key(setting, part.strip()) for part in raw.split(",") if part.strip())
+
+
+_PARSERS: dict[str, Callable[[Setting[Any], str], Any]] = {
+    "text": lambda setting, raw: raw,
+    "integer": _integer,
+    "number": _number,
+    "boolean": _boolean,
+    "choice": _choice,
+    "url": _url,
+    "redis_url": _redis_url,
+    "prefix": _prefix,
+    "key": _key,
+    "keys": _keys,
+    "networks": _networks,
+}
+_MISSING = {
+    "redis_url": "for example redis://127.0.0.1:6379/0",
+    "key": "32 random bytes, base64: "
+    'python -c "import base64,os;print(base64.b64encode(os.urandom(32)).decode())"',
+}

@@ -15,8 +15,6 @@ from service.oauth.jose import JoseFailure, Signer, expired
 from service.redirects import with_query
 from service.store.keys import Keys
 
-DEFAULT_TTL_S = 86_400
-MIN_TTL_S, MAX_TTL_S = 60, 30 * 86_400
 LINK_PATH = "/oauth/start"
 GRACE_MS = 60_000  # the record outlives the signed expiry, so "expired" and "used" differ
 

@@ -7,19 +7,28 @@ from typing import Any
 
 from service import errors
 from service.clock import parse_iso_ms
+from service.limits import (
+    ACCOUNT_ID_MAX,
+    APP_ID_MAX,
+    HEADER_NAME_MAX,
+    SCOPE_MAX,
+    SCOPES_MAX,
+    STRING_MAX,
+    Range,
+)
 
-ACCOUNT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+\-]{0,255}")
-APP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}")
+ACCOUNT_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._@+\-]{{0,{ACCOUNT_ID_MAX - 1}}}")
+APP_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._\-]{{0,{APP_ID_MAX - 1}}}")
 MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
-HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}")
-SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,512}")
+HEADER_NAME = re.compile(rf"[!#$%&'*+\-.^_`|~0-9A-Za-z]{{1,{HEADER_NAME_MAX}}}")
+SCOPE = re.compile(rf"[\x21\x23-\x5b\x5d-\x7e]{{1,{SCOPE_MAX}}}")
 
 
 def account_id(value: object) -> str:
     """Return a valid account id or raise InvalidAccountId."""
     if not isinstance(value, str) or not ACCOUNT_ID.fullmatch(value):
         raise errors.InvalidAccountId(
-            "account id must be 1-256 characters of A-Z a-z 0-9 . _ @ + - "
+            f"account id must be 1-{ACCOUNT_ID_MAX} characters of A-Z a-z 0-9 . _ @ + - "
             "starting with a letter or digit"
         )
     return value
@@ -29,7 +38,8 @@ def app_id(value: object) -> str:
     """Return a valid OAuth2 app id or raise InvalidAppId."""
     if not isinstance(value, str) or not APP_ID.fullmatch(value):
         raise errors.InvalidAppId(
-            "app id must be 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit"
+            f"app id must be 1-{APP_ID_MAX} characters of A-Z a-z 0-9 . _ - "
+            "starting with a letter or digit"
         )
     return value
 
@@ -51,7 +61,7 @@ def no_unknown(data: dict[str, Any], allowed: set[str], where: str = "body") -> 
 
 
 def string(
-    data: dict[str, Any], key: str, *, required: bool = False, max_len: int = 1024
+    data: dict[str, Any], key: str, *, required: bool = False, max_len: int = STRING_MAX
 ) -> str | None:
     """Return data[key] as a non-empty string (or None when absent and optional)."""
     value = data.get(key)
@@ -86,8 +96,10 @@ def scopes(value: object, key: str) -> list[str]:
         items = list(value)
     else:
         raise errors.InvalidInput(f"{key} must be a list of scopes", details={"field": key})
-    if len(items) > 100:
-        raise errors.InvalidInput(f"{key} holds more than 100 scopes", details={"field": key})
+    if len(items) > SCOPES_MAX:
+        raise errors.InvalidInput(
+            f"{key} holds more than {SCOPES_MAX} scopes", details={"field": key}
+        )
     result: list[str] = []
     for item in items:
         if not isinstance(item, str) or not SCOPE.fullmatch(item):
@@ -116,10 +128,11 @@ def iso_time(data: dict[str, Any], key: str) -> int | None:
         ) from None
 
 
-def integer(raw: str | None, key: str, default: int, low: int, high: int) -> int:
-    """Parse a query parameter as an integer within bounds."""
+def integer(raw: str | None, key: str, bounds: Range) -> int:
+    """Parse a query parameter as an integer within bounds (their default when absent)."""
+    low, high = bounds.low, bounds.high
     if raw is None:
-        return default
+        return bounds.default
     try:
         value = int(raw)
     except ValueError:

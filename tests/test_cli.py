@@ -1,4 +1,4 @@
-"""The real `tokenbroker` console script: tokens, settings, config errors, and the web process."""
+"""The real `tokenbroker` console script: tokens, settings, config listing and errors, web."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from service.clock import SystemClock
+from service.config import MASK as CONFIG_MASK
+from service.config_table import SETTINGS
 from service.core import Core
 from service.settings import DEFAULTS
 from service.store.embedded import RedisProcess, free_port
@@ -28,6 +30,7 @@ from tests.conftest import TEST_SECRET
 Client = TestClient[web.Request, web.Application]
 TOKENBROKER = Path(sys.executable).parent / "tokenbroker"
 SECRET_B64 = base64.b64encode(TEST_SECRET).decode()
+OLD_SECRET_B64 = base64.b64encode(bytes([9]) * 32).decode()
 RUN_TIMEOUT_S = 20.0
 
 
@@ -242,6 +245,32 @@ async def test_web_config_error(
     assert result.code != 0
     assert name in result.stderr and "configuration error" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_config_lists_every_variable_with_secrets_masked(tmp_path: Path) -> None:
+    """`tokenbroker config` prints each variable in effect, the keys and Redis password masked."""
+    env = base_env("redis://tokenbroker:pa55-word@127.0.0.1:1/0")
+    env["TOKENBROKER_OLD_SECRETS"] = OLD_SECRET_B64
+    result = await run("config", env=env, cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    names = [line.split("=", 1)[0] for line in lines if line[0] != " "]
+    assert names == [setting.name for setting in SETTINGS]
+    assert "TOKENBROKER_LOG_FORMAT=json" in lines
+    assert "TOKENBROKER_PORT=8080  (default)" in lines
+    assert f"REDIS_URL=redis://tokenbroker:{CONFIG_MASK}@127.0.0.1:1/0" in lines
+    shown = result.stdout + result.stderr
+    for secret in ("pa55-word", SECRET_B64, OLD_SECRET_B64):
+        assert secret not in shown
+
+
+async def test_config_names_a_bad_variable(tmp_path: Path) -> None:
+    """`tokenbroker config` still lists everything, marks the bad variable and exits 2."""
+    env = {**base_env("redis://127.0.0.1:1/0"), "TOKENBROKER_LOCK_MS": "99"}
+    result = await run("config", env=env, cwd=tmp_path)
+    assert result.code == 2
+    assert "TOKENBROKER_LOCK_MS=(invalid: TOKENBROKER_LOCK_MS must be between" in result.stdout
+    assert "configuration error: TOKENBROKER_LOCK_MS" in result.stderr
 
 
 async def test_commands_read_var_files(

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from service.config import Config, ConfigError
+from service.config import MASK, Config, ConfigError, mask_url
 
 KEY = bytes(range(32))
 OLD1, OLD2 = bytes([1]) * 32, bytes([2]) * 32
@@ -226,3 +226,34 @@ def test_worker_metrics_host() -> None:
     assert Config.from_env(REQUIRED).worker_metrics_host == "127.0.0.1"
     config = Config.from_env(env(TOKENBROKER_WORKER_METRICS_HOST="10.0.0.5"))
     assert config.worker_metrics_host == "10.0.0.5"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("REDIS_URL", "redis+sentinel://:pa55-word@s1:x/main"),
+        ("REDIS_URL", "rediss+sentinel://user:pa55-word@s1:26379"),
+        ("TOKENBROKER_BASE_URL", "ftp://user:pa55-word@tokens.example.com"),
+    ],
+)
+def test_error_never_shows_a_password(name: str, value: str) -> None:
+    """A malformed URL is refused by name, its password masked in the message (it reaches logs)."""
+    with pytest.raises(ConfigError, match=name) as caught:
+        Config.from_env(env(**{name: value}))
+    assert "pa55-word" not in str(caught.value) and MASK in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("redis://h:6379/0", "redis://h:6379/0"),
+        ("redis://tb:pw@h:6379/0", f"redis://tb:{MASK}@h:6379/0"),
+        ("rediss://pw@h:6379/0", f"rediss://{MASK}@h:6379/0"),
+        ("redis://h/0?db=1&Password=pw&x=y", f"redis://h/0?db=1&Password={MASK}&x=y"),
+        ("redis+sentinel://:p@w@s1:1,s2:2/m", f"redis+sentinel://:{MASK}@s1:1,s2:2/m"),
+        ("unix:///run/redis.sock?password=pw", f"unix:///run/redis.sock?password={MASK}"),
+    ],
+)
+def test_mask_url(url: str, masked: str) -> None:
+    """mask_url hides the userinfo password (or a bare userinfo) and a password= parameter."""
+    assert mask_url(url) == masked

@@ -95,6 +95,13 @@ def test_deploy_files_set_only_variables_the_service_reads() -> None:
         assert all(ENV_NAME.match(n) or n.startswith("PYTHON") for n in names), where
 
 
+async def test_env_example_is_what_the_command_prints(tmp_path: Path) -> None:
+    """`tokenbroker config --env-example` prints deploy/tokenbroker.env.example as it is."""
+    result = await run("config", "--env-example", env=base_env(None), cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    assert result.stdout == (DEPLOY / "tokenbroker.env.example").read_text()
+
+
 def test_deploy_commands_are_documented_and_parse() -> None:
     """Each command of the image, compose, probes and units is documented and a real CLI command."""
     documented = (DEPLOY / "README.md").read_text() + (ROOT / "README.md").read_text()

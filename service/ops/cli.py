@@ -21,6 +21,7 @@ from service.clock import SystemClock
 from service.config import Config, ConfigError, load_or_create_dev_secret
 from service.crypto.cipher import Cipher
 from service.ops import commands as cli_ops
+from service.ops import config_docs
 from service.ops import password as cli_password
 from service.outbound.session import outbound_session
 from service.settings import DEFAULTS, SettingsStore, check_value
@@ -283,6 +284,7 @@ def parser() -> argparse.ArgumentParser:
     put.add_argument("value", help="a JSON value (true, false, [..]) or a string")
     cli_ops.add_parsers(sub)
     cli_password.add_parser(sub)
+    config_docs.add_parser(sub)
     return top
 
 
@@ -297,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": cmd_settings,
         **cli_ops.handlers(_run),
         "admin": cli_password.handler(_run),
+        "config": config_docs.handler(_dev_environ),
     }
     try:
         return int(handlers[args.command](args) or 0)

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service import errors, validate
+from service import errors, limits, validate
 from service.accounts import STATUSES, AccountWrite
 from service.core import Core
 from service.refresh import Refreshed
@@ -43,8 +43,8 @@ async def _authorize(core: Core, body: dict[str, Any], oauth2: dict[str, Any]) -
         core,
         account=body.get("account"),
         app=validate.app_id(oauth2.get("provider")),
-        redirect_url=validate.string(oauth2, "redirectUrl", max_len=2048),
-        name=validate.string(body, "name", max_len=256),
+        redirect_url=validate.string(oauth2, "redirectUrl", max_len=limits.URL_MAX),
+        name=validate.string(body, "name", max_len=limits.NAME_MAX),
     )
     return json_response({"redirect": await direct_link(core, consent)})
 
@@ -56,11 +56,13 @@ async def _import(core: Core, body: dict[str, Any], oauth2: dict[str, Any]) -> w
     auth = validate.obj(oauth2.get("auth"), "oauth2.auth")
     validate.no_unknown(auth, {"user"}, "oauth2.auth")
     app = await core.apps.require(validate.app_id(oauth2.get("provider")))
-    user = validate.string(auth, "user", required=True, max_len=320)
-    refresh = validate.string(oauth2, "refreshToken", required=True, max_len=8192)
-    access = validate.string(oauth2, "accessToken", max_len=16384)
+    user = validate.string(auth, "user", required=True, max_len=limits.USER_MAX)
+    refresh = validate.string(
+        oauth2, "refreshToken", required=True, max_len=limits.REFRESH_TOKEN_MAX
+    )
+    access = validate.string(oauth2, "accessToken", max_len=limits.ACCESS_TOKEN_MAX)
     scopes = validate.scopes(oauth2["scopes"], "scopes") if "scopes" in oauth2 else app.scopes
-    name = validate.string(body, "name", max_len=256)
+    name = validate.string(body, "name", max_len=limits.NAME_MAX)
     now = core.clock.now_ms()
     expires = validate.iso_time(oauth2, "expires")
     if access is None:
@@ -88,8 +90,8 @@ async def _import(core: Core, body: dict[str, Any], oauth2: dict[str, Any]) -> w
 async def list_accounts(request: web.Request) -> web.Response:
     """List accounts by page, optionally only those with one status."""
     await authorize(request, "api")
-    page = validate.integer(request.query.get("page"), "page", 0, 0, 1_000_000)
-    size = validate.integer(request.query.get("pageSize"), "pageSize", 20, 1, 1000)
+    page = validate.integer(request.query.get("page"), "page", limits.PAGE)
+    size = validate.integer(request.query.get("pageSize"), "pageSize", limits.PAGE_SIZE)
     status = request.query.get("status", "all")
     if status != "all" and status not in STATUSES:
         raise errors.InvalidInput(

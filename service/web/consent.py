@@ -13,11 +13,10 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from service import binding, errors, validate
+from service import binding, errors, limits, validate
 from service.consent import CallbackError, ConsentRequest
 from service.consent_state import STATE_TTL_S
 from service.core import Core
-from service.links import DEFAULT_TTL_S, MAX_TTL_S, MIN_TTL_S
 from service.redirects import check_redirect_url, with_query
 from service.store.connection import STORE_ERRORS
 from service.web.appkeys import CORE
@@ -53,19 +52,20 @@ async def authentication_form(request: web.Request) -> web.Response:
     body = await json_body(request)
     validate.no_unknown(body, FORM_FIELDS)
     core = request.app[CORE]
-    ttl = body.get("ttl", DEFAULT_TTL_S)
-    if isinstance(ttl, bool) or not isinstance(ttl, int) or not MIN_TTL_S <= ttl <= MAX_TTL_S:
+    bounds = limits.LINK_TTL_S
+    ttl = body.get("ttl", bounds.default)
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not bounds.low <= ttl <= bounds.high:
         raise errors.InvalidInput(
-            f"ttl must be an integer from {MIN_TTL_S} to {MAX_TTL_S} seconds",
+            f"ttl must be an integer from {bounds.low} to {bounds.high} seconds",
             details={"field": "ttl"},
         )
     consent = await consent_request(
         core,
         account=body.get("account"),
         app=await _app_of(core, body),
-        redirect_url=validate.string(body, "redirectUrl", required=True, max_len=2048),
-        expected_user=validate.string(body, "expectedUser", max_len=320),
-        name=validate.string(body, "name", max_len=256),
+        redirect_url=validate.string(body, "redirectUrl", required=True, max_len=limits.URL_MAX),
+        expected_user=validate.string(body, "expectedUser", max_len=limits.USER_MAX),
+        name=validate.string(body, "name", max_len=limits.NAME_MAX),
     )
     return json_response({"url": await core.links.create(consent, ttl)})
 

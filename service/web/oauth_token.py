@@ -5,11 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from service import errors
+from service.limits import MIN_VALIDITY_S
 from service.settings import OAUTH_TOKENS_API
 from service.web.appkeys import CORE
 from service.web.io import account_param, authorize, json_response
-
-MAX_MIN_VALIDITY_S = 1800
 
 
 async def oauth_token(request: web.Request) -> web.Response:
@@ -31,13 +30,14 @@ async def oauth_token(request: web.Request) -> web.Response:
 
 def _min_validity(raw: str | None) -> int:
     if raw is None:
-        return 60
+        return MIN_VALIDITY_S.default
     try:
         value = int(raw)
     except ValueError:
         value = -1
-    if not 0 <= value <= MAX_MIN_VALIDITY_S:
+    low, high = MIN_VALIDITY_S.low, MIN_VALIDITY_S.high
+    if not low <= value <= high:
         raise errors.InvalidMinValidity(
-            f"minValidity must be an integer number of seconds from 0 to {MAX_MIN_VALIDITY_S}"
+            f"minValidity must be an integer number of seconds from {low} to {high}"
         )
     return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.links import MAX_TTL_S, MIN_TTL_S
+from service.limits import LINK_TTL_S, NAME_MAX, URL_MAX, USER_MAX
 
 Schema = dict[str, Any]
 PAGE_TYPE = "text/html"
@@ -16,7 +16,7 @@ def _string(*, nullable: bool = False, **keywords: Any) -> Schema:
 
 def consent_schemas(url_pattern: str, account_pattern: str, app_pattern: str) -> Schema:
     """The component schemas the consent routes use."""
-    url = _string(minLength=1, maxLength=2048, pattern=url_pattern)
+    url = _string(minLength=1, maxLength=URL_MAX, pattern=url_pattern)
     form = {
         "type": "object",
         "properties": {
@@ -28,17 +28,17 @@ def consent_schemas(url_pattern: str, account_pattern: str, app_pattern: str) ->
                 pattern=app_pattern,
                 description="the OAuth2 app id; default: the account's app, or the only app",
             ),
-            "name": _string(nullable=True, minLength=1, maxLength=256),
+            "name": _string(nullable=True, minLength=1, maxLength=NAME_MAX),
             "redirectUrl": {
                 **url,
                 "description": "where the user lands afterwards: on TOKENBROKER_BASE_URL or "
                 "under an allowedRedirectUrls prefix, else 400 RedirectUrlNotAllowed",
             },
-            "expectedUser": _string(nullable=True, minLength=1, maxLength=320),
+            "expectedUser": _string(nullable=True, minLength=1, maxLength=USER_MAX),
             "ttl": {
                 "type": ["integer", "null"],
-                "minimum": MIN_TTL_S,
-                "maximum": MAX_TTL_S,
+                "minimum": LINK_TTL_S.low,
+                "maximum": LINK_TTL_S.high,
                 "description": "seconds the link stays valid (default one day)",
             },
         },
@@ -101,7 +101,7 @@ def authorize_fields(url_pattern: str) -> tuple[Schema, list[Schema]]:
             "description": "true: answer a URL that starts the consent instead of importing",
         },
         "redirectUrl": {
-            **_string(nullable=True, minLength=1, maxLength=2048, pattern=url_pattern),
+            **_string(nullable=True, minLength=1, maxLength=URL_MAX, pattern=url_pattern),
             "description": "with authorize: where the user lands afterwards",
         },
     }

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 from service import errors
 from service.accounts import STATUSES
-from service.web.oauth_token import MAX_MIN_VALIDITY_S
+from service.limits import MIN_VALIDITY_S, PAGE, PAGE_SIZE
 from service.web.openapi_consent import (
     PAGE_TYPE,
     redirect_response,
@@ -206,11 +206,11 @@ def _parameter(name: str) -> tuple[Schema, str]:
         ),
         "app": (schema_type("string", pattern=APP_PATTERN), "InvalidAppId AppNotFound"),
         "minValidity": (
-            schema_type("integer", minimum=0, maximum=MAX_MIN_VALIDITY_S, default=60),
+            schema_type("integer", **MIN_VALIDITY_S.schema()),
             "InvalidMinValidity",
         ),
-        "page": (schema_type("integer", minimum=0, maximum=1_000_000, default=0), "InvalidInput"),
-        "pageSize": (schema_type("integer", minimum=1, maximum=1000, default=20), "InvalidInput"),
+        "page": (schema_type("integer", **PAGE.schema()), "InvalidInput"),
+        "pageSize": (schema_type("integer", **PAGE_SIZE.schema()), "InvalidInput"),
         "status": (schema_type("string", enum=["all", *STATUSES], default="all"), "InvalidInput"),
         "link": (schema_type("string", description="the signed hosted link"), "InvalidLink"),
         **{

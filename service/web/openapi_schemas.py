@@ -5,6 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from service.accounts import STATUSES
+from service.limits import (
+    ACCESS_TOKEN_MAX,
+    APP_TEXT_MAX,
+    CLIENT_SECRET_MAX,
+    HEADER_VALUE_MAX,
+    NAME_MAX,
+    REFRESH_TOKEN_MAX,
+    SCOPES_MAX,
+    USER_MAX,
+)
 from service.providers import ENDPOINT_FIELDS, KINDS, MICROSOFT_CLOUDS
 from service.validate import ACCOUNT_ID, APP_ID, SCOPE
 from service.web.openapi_consent import (
@@ -17,14 +27,14 @@ from service.web.openapi_webhooks import (
     webhook_schemas,
 )
 from service.webhooks.events import EVENTS
-from service.webhooks.headers import MAX_VALUE, VALUE_PATTERN, name_pattern
+from service.webhooks.headers import VALUE_PATTERN, name_pattern
 
 Schema = dict[str, Any]
 
 ACCOUNT_PATTERN = f"^{ACCOUNT_ID.pattern}$"
 APP_PATTERN = f"^{APP_ID.pattern}$"
 # A space-separated scope string; each scope must end at whitespace or the end (no backtracking).
-SCOPE_STRING_PATTERN = rf"^\s*(?:{SCOPE.pattern}(?:\s+|$)){{0,100}}$"
+SCOPE_STRING_PATTERN = rf"^\s*(?:{SCOPE.pattern}(?:\s+|$)){{0,{SCOPES_MAX}}}$"
 # An http(s) URL with a host and no credentials (service/outbound/urls.py refuses private hosts).
 # Host characters: none that ends or splits a host, nor one whose NFKC form does (urlsplit).
 _NOT_HOST = (
@@ -83,7 +93,9 @@ def _scopes_input() -> Schema:
         "description": "A list of scopes or one space-separated string; duplicates are dropped.",
         "anyOf": [
             schema_type(
-                "array", maxItems=100, items=schema_type("string", pattern=f"^{SCOPE.pattern}$")
+                "array",
+                maxItems=SCOPES_MAX,
+                items=schema_type("string", pattern=f"^{SCOPE.pattern}$"),
             ),
             schema_type("string", pattern=SCOPE_STRING_PATTERN),
         ],
@@ -143,9 +155,9 @@ def _account_import_schema() -> Schema:
     oauth2 = _obj(
         {
             "provider": schema_type("string", pattern=APP_PATTERN, description="the OAuth2 app id"),
-            "auth": _obj({"user": _text(320)}, closed=True),
-            "refreshToken": _text(8192),
-            "accessToken": _text(16384, nullable=True),
+            "auth": _obj({"user": _text(USER_MAX)}, closed=True),
+            "refreshToken": _text(REFRESH_TOKEN_MAX),
+            "accessToken": _text(ACCESS_TOKEN_MAX, nullable=True),
             "expires": _time("null"),
             "scopes": _scopes_input(),
             **authorize,
@@ -159,7 +171,7 @@ def _account_import_schema() -> Schema:
     schema = _obj(
         {
             "account": account,
-            "name": _text(256, nullable=True),
+            "name": _text(NAME_MAX, nullable=True),
             "oauth2": {**oauth2, "allOf": rules},
         },
         required=("oauth2",),
@@ -216,13 +228,13 @@ def _app_schemas() -> Schema:
 
 def _app_input_schema(*, create: bool) -> Schema:
     """Create and update bodies; on update a null text field resets it, a null secret is kept."""
-    url = schema_type("string", "null", maxLength=2048, pattern=URL_PATTERN)
+    url = schema_type("string", "null", maxLength=APP_TEXT_MAX, pattern=URL_PATTERN)
     props: Schema = {
         **{name: dict(url) for name in ("redirectUrl", "issuer", *ENDPOINT_FIELDS)},
-        "name": _text(2048, nullable=True),
+        "name": _text(APP_TEXT_MAX, nullable=True),
         "provider": _kind(),
-        "clientId": _text(2048),
-        "clientSecret": _text(4096, nullable=not create),
+        "clientId": _text(APP_TEXT_MAX),
+        "clientSecret": _text(CLIENT_SECRET_MAX, nullable=not create),
         "additionalScopes": _scopes_input(),
         "tenant": schema_type("string", "null", pattern=APP_PATTERN, description="microsoft only"),
         "cloud": schema_type(
@@ -273,7 +285,9 @@ def _settings_schema(*, update: bool) -> Schema:
             "object",
             description="extra headers of every delivery; framing and webhook-* names refused",
             propertyNames={"pattern": name_pattern()},
-            additionalProperties=schema_type("string", maxLength=MAX_VALUE, pattern=VALUE_PATTERN),
+            additionalProperties=schema_type(
+                "string", maxLength=HEADER_VALUE_MAX, pattern=VALUE_PATTERN
+            ),
         ),
     }
     return _obj(props, required=(), closed=True) if update else _obj(props)

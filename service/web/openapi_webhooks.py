@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.limits import DELIVERIES, MSG_ID_MAX
 from service.webhooks.deliveries import STATUSES
 
 Schema = dict[str, Any]
-MSG_ID_PATTERN = "^msg_[A-Za-z0-9_-]{1,60}$"
+MSG_ID_PATTERN = f"^msg_[A-Za-z0-9_-]{{1,{MSG_ID_MAX - len('msg_')}}}$"
 
 
 def _attempt() -> Schema:
@@ -33,7 +34,7 @@ def webhook_parameters() -> dict[str, tuple[Schema, str, str]]:
             "query",
         ),
         "limit": (
-            {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+            {"type": "integer", **DELIVERIES.schema()},
             "InvalidInput",
             "query",
         ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service import errors, validate
+from service import errors, limits, validate
 from service.web.appkeys import CONFIG, CORE, HTTP
 from service.web.io import authorize, json_response
 from service.webhook_probe import MSG_ID, send_test_event
@@ -29,7 +29,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
         raise errors.InvalidInput(
             f"status must be one of {', '.join(STATUSES)}", details={"field": "status"}
         )
-    limit = validate.integer(request.query.get("limit"), "limit", 100, 1, 1000)
+    limit = validate.integer(request.query.get("limit"), "limit", limits.DELIVERIES)
     core = request.app[CORE]
     found = await Deliveries(core.redis, core.keys, core.scripts).list(status, limit)
     return json_response({"status": status, "deliveries": found})
@@ -39,7 +39,7 @@ async def redeliver(request: web.Request) -> web.Response:
     """Queue a dead letter again, due now."""
     await authorize(request, "api")
     msg_id = request.match_info["id"]
-    if not msg_id.startswith(MSG_ID) or len(msg_id) > 64:
+    if not msg_id.startswith(MSG_ID) or len(msg_id) > limits.MSG_ID_MAX:
         raise errors.DeliveryNotFound(f"no dead letter with id {msg_id!r}")
     core = request.app[CORE]
     deliveries = Deliveries(core.redis, core.keys, core.scripts)

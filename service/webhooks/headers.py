@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from service import errors
 from service.crypto.cipher import Cipher
+from service.limits import HEADER_VALUE_MAX
 from service.store.keys import Keys
 from service.validate import HEADER_NAME
 
@@ -22,7 +23,6 @@ FIELD = "webhookHeaders"
 SEALED = "webhookHeaderValues"
 AAD = "settings:webhookHeaderValues"
 MASK = "********"
-MAX_VALUE = 4096
 # Headers that frame or route the request, or that the signature stands for: never custom.
 RESERVED = frozenset(
     {
@@ -82,8 +82,8 @@ def _name_problem(name: str, seen: set[str]) -> tuple[str, str] | None:
 def _value_problem(text: str) -> tuple[str, str] | None:
     if CONTROL.search(text):
         return "controlCharacter", "the value contains a control character"
-    if len(text) > MAX_VALUE:
-        return "tooLong", f"the value is longer than {MAX_VALUE} characters"
+    if len(text) > HEADER_VALUE_MAX:
+        return "tooLong", f"the value is longer than {HEADER_VALUE_MAX} characters"
     return None
 
 

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from service import errors, validate
+from service import errors, limits, validate
 from service.accounts import STATUSES, Account
 from service.core import Core
 from service.refresh import Refreshed
@@ -39,8 +39,8 @@ async def list_accounts(request: web.Request) -> web.StreamResponse:
     status = request.query.get("status", "all")
     if status != "all" and status not in STATUSES:
         status = "all"
-    search = request.query.get("q", "").strip()[:256]
-    page_no = validate.integer(request.query.get("page"), "page", 0, 0, 1_000_000)
+    search = request.query.get("q", "").strip()[: limits.SEARCH_MAX]
+    page_no = validate.integer(request.query.get("page"), "page", limits.PAGE)
     total, accounts = await find_accounts(core, status, search, page_no)
     context = {
         "accounts": accounts,

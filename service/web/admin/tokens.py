@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service import errors, validate
+from service import errors, limits, validate
 from service.apitokens import SCOPES
 from service.clock import parse_iso_ms
 from service.web.admin.render import flash_redirect, form_of, invalid, page
@@ -47,7 +47,7 @@ async def create_token(request: web.Request) -> web.StreamResponse:
             raise errors.InvalidInput("choose at least one scope", details={"field": "scopes"})
         account = validate.account_id(form["account"]) if form.get("account") else None
         expires = _expiry(form.get("expires", ""))
-        description = form.get("description", "")[:256] or None
+        description = form.get("description", "")[: limits.DESCRIPTION_MAX] or None
         token, meta = await core.tokens.create(
             scopes, account, description, expires, core.clock.now_ms()
         )
