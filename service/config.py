@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from service.errors import Fault
+
 ENV_PREFIX = "TOKENBROKER_"
 LOG_FORMATS = ("json", "console", "auto")
 REDIS_MODES = ("single", "cluster")
@@ -22,7 +24,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOCK_MARGIN_MS = 5_000  # a refresh lock outlasts its provider calls by this much
 
 
-class ConfigError(Exception):
+class ConfigError(Fault):
     """A variable of the environment is missing or malformed; the message names it."""
 
 

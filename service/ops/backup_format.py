@@ -14,13 +14,13 @@ from service import validate
 from service.account_record import FIELDS, STATUSES
 from service.crypto.cipher import Cipher, DecryptError
 from service.crypto.sealed import Record
-from service.errors import InvalidInput
+from service.errors import Fault, InvalidInput
 
 FORMAT = "tokenbroker-export"
 VERSION = 1
 
 
-class BackupError(Exception):
+class BackupError(Fault):
     """A file or record cannot be exported or imported; the message names it, never a secret."""
 
 
