@@ -11,11 +11,22 @@ import orjson
 from redis.asyncio import Redis
 
 from service import errors
+from service.account_outcomes import (
+    APP_MISMATCH,
+    Marked,
+    Noted,
+    SaveState,
+    Stored,
+    marked,
+    noted,
+    stored,
+)
 from service.account_record import (
     STATUSES,
     Account,
     AccountWrite,
     F,
+    Status,
     account_fields,
     account_from_hash,
     flat,
@@ -30,9 +41,9 @@ from service.webhooks.events import Wanted, always, wanted_event
 
 @dataclass(frozen=True)
 class Saved:
-    """The outcome of saving a grant: 'new' or 'existing', and its grant generation."""
+    """The outcome of saving a grant: new or existing, and its grant generation."""
 
-    state: str
+    state: SaveState
     grant_gen: int
 
 
@@ -45,7 +56,7 @@ def reauth_event_data(account: Account, reason: str, error: dict[str, Any]) -> d
         **data,
         "user": account.user,
         "provider": account.provider,
-        "status": "reauth_required",
+        "status": Status.REAUTH_REQUIRED.value,
         "reason": reason,
     }
 
@@ -120,8 +131,8 @@ class AccountStore:
             self.keys.schedule(part),
             self.keys.events(part),
             self.keys.index(part),
-            self.keys.index(part, "active"),
-            self.keys.index(part, "reauth_required"),
+            self.keys.index(part, Status.ACTIVE),
+            self.keys.index(part, Status.REAUTH_REQUIRED),
             self.keys.app_counts(part),
         ]
         fields = self.fields(account_id, write, now_ms)
@@ -132,12 +143,12 @@ class AccountStore:
         args = [account_id, app, due_ms, self.keys.invalidations, added, success, *flat(fields)]
         state, value = await self.scripts.run("account_save", keys, args)
         self.notify(f"acct:{account_id}")
-        if state == "app_mismatch":
+        if state == APP_MISMATCH:
             raise errors.AccountAppMismatch(
                 f"account {account_id!r} belongs to app {value!r}; delete it to add it anew",
                 details={"app": str(value)},
             )
-        return Saved(str(state), int(value))
+        return Saved(SaveState(state), int(value))
 
     async def store_tokens(
         self,
@@ -147,11 +158,11 @@ class AccountStore:
         due_ms: int,
         missing: list[str],
         now_ms: int,
-    ) -> str:
+    ) -> Stored:
         """Write a refresh's result and release the lock, fenced on the grant generation.
 
-        Returns 'ok', 'late', 'gone' or 'superseded' (the grant was replaced since
-        `account` was read: nothing written).
+        Returns OK, LATE (the lock had passed on; written all the same), GONE or SUPERSEDED
+        (the grant was replaced since `account` was read: nothing written).
 
         `missing` lists required scopes the grant lacks; a change to a non-empty list
         records scopesMissing.
@@ -181,17 +192,18 @@ class AccountStore:
             account.grant_gen,
             *flat(pairs),
         ]
-        result = str(await self.scripts.run("account_store_tokens", keys, args))
+        result = stored(await self.scripts.run("account_store_tokens", keys, args))
         self.notify(f"acct:{account_id}")
         return result
 
     async def mark_reauth(
         self, account: Account, lock_value: str, reason: str, error: dict[str, Any], now_ms: int
-    ) -> int:
+    ) -> Marked:
         """Set status reauth_required with its event, fenced on the grant and refresh token read.
 
-        Returns 1 when this call changed it, 0 when it already was, -1 when the account is
-        gone, -2 when the failure is stale (the grant or its refresh token changed meanwhile).
+        Returns OK when this call changed it, ALREADY when it already was, GONE when the
+        account is gone, SUPERSEDED when the failure is stale (the grant or its refresh token
+        changed meanwhile).
         """
         part = self.keys.partition_of(account.id)
         keys = [
@@ -199,8 +211,8 @@ class AccountStore:
             self.keys.lock(account.id),
             self.keys.schedule(part),
             self.keys.events(part),
-            self.keys.index(part, "active"),
-            self.keys.index(part, "reauth_required"),
+            self.keys.index(part, Status.ACTIVE),
+            self.keys.index(part, Status.REAUTH_REQUIRED),
         ]
         event = await wanted_event(
             self.wants,
@@ -211,14 +223,14 @@ class AccountStore:
             now_ms,
         )
         fields = {
-            F.STATUS: "reauth_required",
+            F.STATUS: Status.REAUTH_REQUIRED.value,
             F.REASON: reason,
             F.LAST_ERROR: orjson.dumps(error).decode(),
             F.UPDATED_AT: str(now_ms),
         }
         fence = [account.grant_gen, account.encrypted_refresh or ""]
         args = [lock_value, account.id, self.keys.invalidations, event, *fence, *flat(fields)]
-        result = int(await self.scripts.run("account_mark_reauth", keys, args))
+        result = marked(await self.scripts.run("account_mark_reauth", keys, args))
         self.notify(f"acct:{account.id}")
         return result
 
@@ -229,10 +241,11 @@ class AccountStore:
         error: dict[str, Any],
         retry_ms: int,
         answer_lost_ms: int | None = None,
-    ) -> int:
+    ) -> Noted:
         """Record a retryable failure, retry at `retry_ms`, release the lock.
 
-        Returns the attempts so far; -1 when the account is gone, -2 when the failure is stale.
+        Returns the attempts so far; GONE when the account is gone, SUPERSEDED when the
+        failure is stale.
         """
         part = self.keys.partition_of(account.id)
         keys = [self.keys.account(account.id), self.keys.lock(account.id), self.keys.schedule(part)]
@@ -246,7 +259,7 @@ class AccountStore:
             account.encrypted_refresh or "",
             lost,
         ]
-        return int(await self.scripts.run("account_note_failure", keys, args))
+        return noted(await self.scripts.run("account_note_failure", keys, args))
 
     async def delete(self, account: Account, now_ms: int) -> bool:
         """Delete the account and every key of it, recording accountDeleted."""
@@ -257,8 +270,8 @@ class AccountStore:
             self.keys.schedule(part),
             self.keys.events(part),
             self.keys.index(part),
-            self.keys.index(part, "active"),
-            self.keys.index(part, "reauth_required"),
+            self.keys.index(part, Status.ACTIVE),
+            self.keys.index(part, Status.REAUTH_REQUIRED),
             self.keys.app_counts(part),
         ]
         data = {"user": account.user, "provider": account.provider}
@@ -303,6 +316,7 @@ __all__ = [
     "AccountStore",
     "AccountWrite",
     "Saved",
+    "Status",
     "account_from_hash",
     "reauth_event_data",
 ]

@@ -14,6 +14,7 @@ from typing import IO, Any, cast
 import orjson
 from redis.asyncio import Redis
 
+from service.account_record import Status
 from service.clock import Clock
 from service.crypto.cipher import Cipher
 from service.crypto.sealed import account_record, app_record
@@ -106,14 +107,14 @@ class Importer:
         """The account_restore script's KEYS and ARGV for one account line."""
         account_id, fields = check_account(entry.get("id"), entry.get("record"))
         stats.resealed += reseal(account_record(self.keys, account_id), fields, self.cipher)
-        status = fields.get("status", "active")
+        status = fields.get("status", Status.ACTIVE.value)
         part = self.keys.partition_of(account_id)
         keys = [
             self.keys.account(account_id),
             self.keys.schedule(part),
             self.keys.index(part),
-            self.keys.index(part, "active"),
-            self.keys.index(part, "reauth_required"),
+            self.keys.index(part, Status.ACTIVE),
+            self.keys.index(part, Status.REAUTH_REQUIRED),
             self.keys.app_counts(part),
         ]
         flat = [item for pair in fields.items() for item in pair]

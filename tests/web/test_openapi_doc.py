@@ -12,7 +12,7 @@ from aiohttp import web
 from openapi_spec_validator import validate
 
 from service import errors
-from service.accounts import Account
+from service.accounts import Account, Status
 from service.apps import INPUT_FIELDS, App
 from service.clock import iso
 from service.core import TokenView
@@ -195,7 +195,7 @@ def test_account_views_match_the_account_schema() -> None:
         app="gmail-app",
         provider="google",
         user="alice@example.com",
-        status="reauth_required",
+        status=Status.REAUTH_REQUIRED,
         name="Alice",
         reason="invalidGrant",
         scopes=["openid"],
@@ -207,7 +207,7 @@ def test_account_views_match_the_account_schema() -> None:
         attempts=2,
         last_error={"error": "invalid_grant"},
     )
-    bare = Account(id="b", app="a", provider="oidc", user="", status="active")
+    bare = Account(id="b", app="a", provider="oidc", user="", status=Status.ACTIVE)
     for account in (full, bare):
         assert _errors_of("Account", account.public()) == []
     page = {"total": 2, "page": 0, "pages": 1, "accounts": [full.public(), bare.public()]}
@@ -237,7 +237,7 @@ def test_app_views_match_the_app_schema() -> None:
 def test_token_body_and_settings_match_their_schemas() -> None:
     """TokenView.body() (with refreshFailed) and the default settings validate."""
     view = TokenView(
-        "a", "u@example.com", "ya29.x", "microsoft", "m", ["openid"], NOW, "active", iso(NOW)
+        "a", "u@example.com", "ya29.x", "microsoft", "m", ["openid"], NOW, Status.ACTIVE, iso(NOW)
     )
     assert _errors_of("OAuthToken", view.body(True)) == []
     assert _errors_of("OAuthToken", {**view.body(False), "refreshFailed": True}) == []
