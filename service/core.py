@@ -22,6 +22,7 @@ from service.oauth.client import OAuthClient, Revocation
 from service.oauth.identity import IdentityVerifier
 from service.oauth.jose import Signer
 from service.refresh import Refreshed, Refresher
+from service.refresh_errors import needs_reauth, reauth_required, refresh_error
 from service.settings import DEFAULTS, OAUTH_TOKENS_API, SettingsStore
 from service.store.cache import MISS, LocalCache
 from service.store.connection import read_hash
@@ -199,7 +200,7 @@ class Core:
         """Return (view, cached, refresh_failed) for the token endpoint, refreshing if needed."""
         view = await self.token_view(account_id)
         if view.status != "active":
-            await self._raise_reauth(account_id)
+            raise reauth_required(await self.accounts.require(account_id))
         now = self.clock.now_ms()
         if view.expires_at_ms is not None and view.expires_at_ms - now >= min_valid_ms:
             return view, True, False
@@ -207,27 +208,6 @@ class Core:
         if isinstance(outcome, Refreshed):
             view = self.view_of(outcome.account, outcome.access_token)
             return view, not outcome.called, False
-        failure, account = outcome.failure, outcome.account
-        if failure.kind == "permanent" or account.status != "active":
-            raise errors.ReauthRequired(
-                "the account needs to be re-authorized by its user", details=failure.details()
-            )
-        if account.valid_for_ms(self.clock.now_ms()) > 0:
-            return self.view_of(account), False, True
-        if failure.kind == "app":
-            raise errors.AppCredentialsError(
-                "the provider rejected the app's client credentials", details=failure.details()
-            )
-        retry = str(int(failure.retry_after_s or 5))
-        raise errors.ProviderUnavailable(
-            "the provider could not refresh the token and no valid token is stored",
-            details=failure.details(),
-            headers={"Retry-After": retry},
-        )
-
-    async def _raise_reauth(self, account_id: str) -> None:
-        account = await self.accounts.require(account_id)
-        raise errors.ReauthRequired(
-            "the account needs to be re-authorized by its user",
-            details={"reason": account.reason, **(account.last_error or {})},
-        )
+        if not needs_reauth(outcome) and outcome.account.valid_for_ms(self.clock.now_ms()) > 0:
+            return self.view_of(outcome.account), False, True
+        raise refresh_error(outcome)

@@ -11,6 +11,7 @@ from service.accounts import STATUSES, AccountWrite
 from service.core import Core
 from service.expiry import DEFAULT_LIFETIME_S, next_refresh_ms
 from service.refresh import Refreshed
+from service.refresh_errors import refresh_error
 from service.web.appkeys import CORE
 from service.web.consent import consent_request, direct_link
 from service.web.io import account_param, authorize, json_body, json_response
@@ -139,8 +140,7 @@ async def refresh_account(request: web.Request) -> web.Response:
     outcome = await core.refresher.refresh(account_id, 0, force=True, app=account.app)
     if isinstance(outcome, Refreshed):
         return json_response(_refreshed_body(outcome.account.public()))
-    failure = outcome.failure
-    raise _failure_error(failure.kind, failure.details(), failure.retry_after_s)
+    raise refresh_error(outcome)
 
 
 def _refreshed_body(public: dict[str, Any]) -> dict[str, Any]:
@@ -150,17 +150,3 @@ def _refreshed_body(public: dict[str, Any]) -> dict[str, Any]:
         "expires": public["expires"],
         "scopes": public["scopes"],
     }
-
-
-def _failure_error(kind: str, details: dict[str, Any], retry_s: float | None) -> errors.ApiError:
-    if kind == "permanent":
-        return errors.ReauthRequired("the account needs to be re-authorized", details=details)
-    if kind == "app":
-        return errors.AppCredentialsError(
-            "the provider rejected the app's credentials", details=details
-        )
-    return errors.ProviderUnavailable(
-        "the provider could not refresh the token",
-        details=details,
-        headers={"Retry-After": str(int(retry_s or 5))},
-    )
