@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +32,9 @@ from service.account_record import (
     sealed_aad,
 )
 from service.crypto.cipher import Cipher
+from service.store.cache import Invalidate, forget_nothing
 from service.store.connection import read_hash
-from service.store.keys import Keys
+from service.store.keys import CacheNames, Keys
 from service.store.scripts import Scripts
 from service.webhooks.events import Wanted, always, wanted_event
 
@@ -70,7 +70,7 @@ class AccountStore:
         keys: Keys,
         scripts: Scripts,
         cipher: Cipher,
-        notify: Callable[[str], None] = lambda key: None,
+        notify: Invalidate = forget_nothing,
         wants: Wanted = always,
     ) -> None:
         self.redis, self.keys, self.scripts, self.cipher = redis, keys, scripts, cipher
@@ -142,7 +142,7 @@ class AccountStore:
         )
         args = [account_id, app, due_ms, self.keys.invalidations, added, success, *flat(fields)]
         state, value = await self.scripts.run("account_save", keys, args)
-        self.notify(f"acct:{account_id}")
+        self.notify(CacheNames.account(account_id))
         if state == APP_MISMATCH:
             raise errors.AccountAppMismatch(
                 f"account {account_id!r} belongs to app {value!r}; delete it to add it anew",
@@ -193,7 +193,7 @@ class AccountStore:
             *flat(pairs),
         ]
         result = stored(await self.scripts.run("account_store_tokens", keys, args))
-        self.notify(f"acct:{account_id}")
+        self.notify(CacheNames.account(account_id))
         return result
 
     async def mark_reauth(
@@ -231,7 +231,7 @@ class AccountStore:
         fence = [account.grant_gen, account.encrypted_refresh or ""]
         args = [lock_value, account.id, self.keys.invalidations, event, *fence, *flat(fields)]
         result = marked(await self.scripts.run("account_mark_reauth", keys, args))
-        self.notify(f"acct:{account.id}")
+        self.notify(CacheNames.account(account.id))
         return result
 
     async def note_failure(
@@ -280,7 +280,7 @@ class AccountStore:
         )
         args = [account.id, self.keys.invalidations, event]
         deleted = int(await self.scripts.run("account_delete", keys, args)) == 1
-        self.notify(f"acct:{account.id}")
+        self.notify(CacheNames.account(account.id))
         return deleted
 
     async def count_by_status(self) -> dict[str, int]:

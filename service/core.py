@@ -26,7 +26,7 @@ from service.refresh_errors import needs_reauth, reauth_required, refresh_error
 from service.settings import DEFAULTS, OAUTH_TOKENS_API, SettingsStore
 from service.store.cache import MISS, LocalCache
 from service.store.connection import read_hash
-from service.store.keys import Keys
+from service.store.keys import CacheNames, Keys
 from service.store.scripts import Scripts
 
 log = structlog.get_logger("core")
@@ -76,8 +76,9 @@ class Core:
         self.tokens = ApiTokenStore(redis, self.keys, notify)
         self.settings = SettingsStore(redis, self.keys, notify)
         wants = self.wants_event
-        self.apps = AppStore(redis, self.keys, self.scripts, self.cipher, config, notify, wants)
-        self.apps.cache = self.cache
+        self.apps = AppStore(
+            redis, self.keys, self.scripts, self.cipher, config, notify, wants, self.cache
+        )
         self.accounts = AccountStore(redis, self.keys, self.scripts, self.cipher, notify, wants)
         self.oauth = OAuthClient(http, clock, config.provider_timeout_s)
         self.refresher = Refresher(
@@ -127,12 +128,12 @@ class Core:
         if not bearer:
             raise errors.Unauthorized("a valid API token is required")
         digest = sha256_hex(bearer)
-        token = self.cache.get(f"token:{digest}")
+        token = self.cache.get(CacheNames.api_token(digest))
         if token is MISS:
             epoch = self.cache.epoch
             raw = await read_hash(self.redis, self.keys.api_token(digest))
             token = token_from_hash(digest, raw)
-            self.cache.put(f"token:{digest}", token, epoch)
+            self.cache.put(CacheNames.api_token(digest), token, epoch)
         now = self.clock.now_ms()
         allowed = check_access(token, scope, account, now)
         self.token_uses[digest] = now  # written to Redis in batches by flush_token_uses()
@@ -152,11 +153,11 @@ class Core:
 
     async def setting(self, name: str) -> Any:
         """Return one setting, cached per process."""
-        values = self.cache.get("settings")
+        values = self.cache.get(CacheNames.SETTINGS)
         if values is MISS:
             epoch = self.cache.epoch
             values = await self.settings.all()
-            self.cache.put("settings", values, epoch)
+            self.cache.put(CacheNames.SETTINGS, values, epoch)
         return values.get(name, DEFAULTS.get(name))
 
     async def wants_event(self, name: str) -> bool:
@@ -168,7 +169,7 @@ class Core:
 
     async def token_view(self, account_id: str) -> TokenView:
         """Return the account's token view (cached, invalidated on every change)."""
-        view = self.cache.get(f"acct:{account_id}")
+        view = self.cache.get(CacheNames.account(account_id))
         if view is MISS:
             epoch = self.cache.epoch
             raw = await read_hash(self.redis, self.keys.account(account_id))
@@ -176,7 +177,7 @@ class Core:
             if account is None:
                 raise errors.AccountNotFound(f"no account with id {account_id!r}")
             view = self.view_of(account)
-            self.cache.put(f"acct:{account_id}", view, epoch)
+            self.cache.put(CacheNames.account(account_id), view, epoch)
         return view  # type: ignore[no-any-return]
 
     def view_of(self, account: Account, access_token: str | None = None) -> TokenView:

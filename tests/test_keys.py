@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from service.store.keys import Keys
+from service.store.keys import CacheNames, Keys
+from service.store.scripts import SCRIPT_NAMES, script_source
 
 TAG = re.compile(r"\{([^}]*)\}")
 
@@ -39,3 +40,11 @@ def test_prefix_and_globals() -> None:
     names = [keys.apps, keys.app("x"), keys.settings, keys.api_token("d"), keys.api_token_ids]
     assert all(n.startswith("custom:{g}:") for n in names)
     assert keys.account("a") == "custom:{p0}:acct:a"
+
+
+def test_cache_names_are_what_the_scripts_publish() -> None:
+    """Every name a Lua script publishes on the invalidation channel is built as CacheNames."""
+    built = {CacheNames.account("x")[: -len("x")], CacheNames.app("x")[: -len("x")]}
+    publish = re.compile(r"'PUBLISH', ARGV\[\d+\], '([a-z]+:)' \.\.")
+    published = {found for name in SCRIPT_NAMES for found in publish.findall(script_source(name))}
+    assert published == built
