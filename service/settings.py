@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from service import errors
 from service.outbound.urls import check_outbound_url
-from service.store.cache import Invalidate, forget_nothing
+from service.store.cache import MISS, Invalidate, LocalCache, forget_nothing
 from service.store.connection import as_mapping
 from service.store.keys import CacheNames, Keys
 from service.webhooks.events import EVENTS
@@ -96,3 +96,29 @@ class SettingsStore:
             created, _ = await pipe.execute()
         self.notify(CacheNames.SETTINGS)
         return bool(created)
+
+
+class CachedSettings:
+    """The settings as this process sees them: one cache entry, read through on a miss."""
+
+    def __init__(self, store: SettingsStore, cache: LocalCache) -> None:
+        self.store, self.cache = store, cache
+
+    async def get(self, name: str) -> Any:
+        """Return one setting (its default when unset)."""
+        values = self.cache.get(CacheNames.SETTINGS)
+        if values is MISS:
+            epoch = self.cache.epoch
+            values = await self.store.all()
+            self.cache.put(CacheNames.SETTINGS, values, epoch)
+        return values.get(name, DEFAULTS.get(name))
+
+    async def wants_event(self, name: str) -> bool:
+        """Whether webhooks want this event queued: on, with a URL, and not filtered out.
+
+        The stores take this as their event filter (service.webhooks.events.Wanted).
+        """
+        if not await self.get("webhooksEnabled") or not await self.get("webhooks"):
+            return False
+        events = await self.get("webhookEvents")
+        return events == "*" or name in events

@@ -11,6 +11,7 @@ import structlog
 from redis.asyncio import Redis
 
 from service.store.connection import STORE_ERRORS
+from service.store.keys import CacheNames
 
 log = structlog.get_logger("cache")
 MISS = object()
@@ -120,7 +121,7 @@ class LocalCache:
                 self.live = True
             elif kind == "message":
                 data = message["data"]
-                if data == "all":
+                if data == CacheNames.ALL:
                     self.clear()
                 else:
                     self.invalidate(data)

@@ -120,7 +120,7 @@ async def delete_account(request: web.Request) -> web.Response:
     await authorize(request, "api", account_id)
     core = request.app[CORE]
     account = await core.accounts.require(account_id)
-    deleted, revocation = await core.delete_account(account)
+    deleted, revocation = await core.removal.delete(account)
     body: dict[str, Any] = {
         "account": account_id,
         "deleted": deleted,

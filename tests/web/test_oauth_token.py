@@ -219,13 +219,13 @@ async def test_api_token_last_use_is_recorded(
     token, meta = await core.tokens.create(["oauth-tokens"], None, "t", None, 0)
     headers = {"Authorization": f"Bearer {token}"}
     assert (await client.get("/v1/account/example/oauth-token", headers=headers)).status == 200
-    await core.flush_token_uses()
+    await core.token_service.flush_token_uses()
     listed = {t.id: t for t in await core.tokens.all()}
     assert listed[meta.id].last_used_ms is not None
     assert listed[meta.id].public()["lastUsed"].endswith("Z")
     assert (await client.get("/v1/account/example/oauth-token", headers=headers)).status == 200
     await core.tokens.revoke(meta.id)
-    await core.flush_token_uses()
+    await core.token_service.flush_token_uses()
     assert meta.id not in {t.id for t in await core.tokens.all()}
     assert not await core.redis.exists(core.keys.api_token(meta.digest))
 

@@ -15,9 +15,9 @@ from service import errors
 from service.accounts import Account, Status
 from service.apps import INPUT_FIELDS, App
 from service.clock import iso
-from service.core import TokenView
 from service.outbound.urls import check_outbound_url
 from service.settings import DEFAULTS
+from service.tokens import FreshToken, TokenView
 from service.validate import ACCOUNT_ID, scopes
 from service.web.accounts import IMPORT_FIELDS, OAUTH2_FIELDS
 from service.web.middleware import error_response
@@ -235,12 +235,13 @@ def test_app_views_match_the_app_schema() -> None:
 
 
 def test_token_body_and_settings_match_their_schemas() -> None:
-    """TokenView.body() (with refreshFailed) and the default settings validate."""
+    """FreshToken.body() (with refreshFailed) and the default settings validate."""
     view = TokenView(
         "a", "u@example.com", "ya29.x", "microsoft", "m", ["openid"], NOW, Status.ACTIVE, iso(NOW)
     )
-    assert _errors_of("OAuthToken", view.body(True)) == []
-    assert _errors_of("OAuthToken", {**view.body(False), "refreshFailed": True}) == []
+    assert _errors_of("OAuthToken", FreshToken(view, cached=True).body()) == []
+    stale = FreshToken(view, cached=False, refresh_failed=True).body()
+    assert stale["refreshFailed"] is True and _errors_of("OAuthToken", stale) == []
     assert _errors_of("Settings", DEFAULTS) == []
     changed = {
         **DEFAULTS,

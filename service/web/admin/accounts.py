@@ -119,7 +119,7 @@ async def confirm_delete_account(request: web.Request) -> web.StreamResponse:
 async def delete_account(request: web.Request) -> web.StreamResponse:
     """Delete the account and revoke its refresh token at the provider."""
     account = await _account(request)
-    _, revocation = await request.app[CORE].delete_account(account)
+    _, revocation = await request.app[CORE].removal.delete(account)
     revoked = "revoked at the provider" if revocation and revocation.revoked else "not revoked"
     message = f"Account {account.id} deleted (refresh token {revoked})."
     raise await flash_redirect(request, "/admin/accounts", message)
