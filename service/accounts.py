@@ -140,7 +140,9 @@ class AccountStore:
         success = await wanted_event(
             self.wants, "authenticationSuccess", account_id, app, event_data, now_ms
         )
-        args = [account_id, app, due_ms, self.keys.invalidations, added, success, *flat(fields)]
+        name = CacheNames.account(account_id)
+        args = [account_id, app, due_ms, self.keys.invalidations, added, success, name]
+        args += flat(fields)
         state, value = await self.scripts.run("account_save", keys, args)
         self.notify(CacheNames.account(account_id))
         if state == APP_MISMATCH:
@@ -190,6 +192,7 @@ class AccountStore:
             missing_json,
             event,
             account.grant_gen,
+            CacheNames.account(account_id),
             *flat(pairs),
         ]
         result = stored(await self.scripts.run("account_store_tokens", keys, args))
@@ -229,7 +232,8 @@ class AccountStore:
             F.UPDATED_AT: str(now_ms),
         }
         fence = [account.grant_gen, account.encrypted_refresh or ""]
-        args = [lock_value, account.id, self.keys.invalidations, event, *fence, *flat(fields)]
+        name = CacheNames.account(account.id)
+        args = [lock_value, account.id, self.keys.invalidations, event, *fence, name, *flat(fields)]
         result = marked(await self.scripts.run("account_mark_reauth", keys, args))
         self.notify(CacheNames.account(account.id))
         return result
@@ -278,7 +282,7 @@ class AccountStore:
         event = await wanted_event(
             self.wants, "accountDeleted", account.id, account.app, data, now_ms
         )
-        args = [account.id, self.keys.invalidations, event]
+        args = [account.id, self.keys.invalidations, event, CacheNames.account(account.id)]
         deleted = int(await self.scripts.run("account_delete", keys, args)) == 1
         self.notify(CacheNames.account(account.id))
         return deleted

@@ -247,7 +247,7 @@ class AppStore:
         event = await wanted_event(self.wants, "appCredentialsError", None, app.id, data, now_ms)
         keys = [self.keys.app(app.id), self.keys.global_events]
         flag = orjson.dumps(error).decode() if error is not None else ""
-        args = [self.keys.invalidations, app.id, flag, event]
+        args = [self.keys.invalidations, app.id, flag, event, CacheNames.app(app.id)]
         changed = int(await self.scripts.run("app_flag", keys, args)) == 1
         self.notify(CacheNames.app(app.id))
         return changed
@@ -257,7 +257,8 @@ class AppStore:
     ) -> bool:
         flat = [item for pair in pairs.items() for item in pair]
         keys = [self.keys.apps, self.keys.app(app_id)]
-        args = [app_id, self.keys.invalidations, mode, ",".join(removed), *flat]
+        name = CacheNames.app(app_id)
+        args = [app_id, self.keys.invalidations, mode, ",".join(removed), name, *flat]
         saved = bool(await self.scripts.run("app_save", keys, args))
         self.notify(CacheNames.app(app_id))
         return saved

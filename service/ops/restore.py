@@ -21,7 +21,7 @@ from service.crypto.sealed import account_record, app_record
 from service.expiry import due_ms
 from service.ops.backup_format import FORMAT, VERSION, BackupError, check_account, check_app, reseal
 from service.progress import Progress
-from service.store.keys import Keys
+from service.store.keys import CacheNames, Keys
 from service.store.scripts import Scripts
 
 
@@ -96,7 +96,7 @@ class Importer:
         removed = ",".join(sorted(existing - set(fields)))
         mode = "update" if existing else "create"
         flat = [item for pair in fields.items() for item in pair]
-        args = [app_id, self.keys.invalidations, mode, removed, *flat]
+        args = [app_id, self.keys.invalidations, mode, removed, CacheNames.app(app_id), *flat]
         if not await self.scripts.run("app_save", [self.keys.apps, self.keys.app(app_id)], args):
             raise BackupError(f"app {app_id!r} was created or deleted meanwhile; import again")
         stats.apps += 1
@@ -119,7 +119,8 @@ class Importer:
         ]
         flat = [item for pair in fields.items() for item in pair]
         due = str(self._due(fields))
-        return keys, [account_id, fields["app"], status, due, self.keys.invalidations, *flat]
+        name = CacheNames.account(account_id)
+        return keys, [account_id, fields["app"], status, due, self.keys.invalidations, name, *flat]
 
     def _due(self, fields: dict[str, str]) -> int:
         """When the restored account's next refresh is due (now when it holds no access token)."""
