@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -22,7 +23,16 @@ from service.crypto.cipher import Cipher
 from service.crypto.sealed import Record, bound_record
 
 SCHEMA_VERSION = "1"
-STATUSES = ("active", "reauth_required")
+
+
+class Status(StrEnum):
+    """An account's status: refreshed on schedule, or waiting for its user to consent again."""
+
+    ACTIVE = "active"
+    REAUTH_REQUIRED = "reauth_required"
+
+
+STATUSES = tuple(status.value for status in Status)  # plain strings (JSON keys, enums)
 
 
 class F:
@@ -80,7 +90,7 @@ class Account:
     app: str
     provider: str
     user: str
-    status: str
+    status: Status
     name: str | None = None
     reason: str | None = None
     scopes: list[str] = field(default_factory=list)
@@ -138,7 +148,7 @@ def account_from_hash(raw: dict[str, str]) -> Account | None:
         app=raw[F.APP],
         provider=raw.get(F.PROVIDER, "oidc"),
         user=raw.get(F.USER, ""),
-        status=raw.get(F.STATUS, "active"),
+        status=Status(raw.get(F.STATUS, Status.ACTIVE)),
         name=raw.get(F.NAME) or None,
         reason=raw.get(F.REASON) or None,
         scopes=orjson.loads(raw.get(F.SCOPES, "[]")),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,28 +10,40 @@ import orjson
 from redis.asyncio import Redis
 
 from service import errors
+from service.account_outcomes import (
+    APP_MISMATCH,
+    Marked,
+    Noted,
+    SaveState,
+    Stored,
+    marked,
+    noted,
+    stored,
+)
 from service.account_record import (
     STATUSES,
     Account,
     AccountWrite,
     F,
+    Status,
     account_fields,
     account_from_hash,
     flat,
     sealed_aad,
 )
 from service.crypto.cipher import Cipher
+from service.store.cache import Invalidate, forget_nothing
 from service.store.connection import read_hash
-from service.store.keys import Keys
+from service.store.keys import CacheNames, Keys
 from service.store.scripts import Scripts
 from service.webhooks.events import Wanted, always, wanted_event
 
 
 @dataclass(frozen=True)
 class Saved:
-    """The outcome of saving a grant: 'new' or 'existing', and its grant generation."""
+    """The outcome of saving a grant: new or existing, and its grant generation."""
 
-    state: str
+    state: SaveState
     grant_gen: int
 
 
@@ -45,7 +56,7 @@ def reauth_event_data(account: Account, reason: str, error: dict[str, Any]) -> d
         **data,
         "user": account.user,
         "provider": account.provider,
-        "status": "reauth_required",
+        "status": Status.REAUTH_REQUIRED.value,
         "reason": reason,
     }
 
@@ -59,7 +70,7 @@ class AccountStore:
         keys: Keys,
         scripts: Scripts,
         cipher: Cipher,
-        notify: Callable[[str], None] = lambda key: None,
+        notify: Invalidate = forget_nothing,
         wants: Wanted = always,
     ) -> None:
         self.redis, self.keys, self.scripts, self.cipher = redis, keys, scripts, cipher
@@ -120,8 +131,8 @@ class AccountStore:
             self.keys.schedule(part),
             self.keys.events(part),
             self.keys.index(part),
-            self.keys.index(part, "active"),
-            self.keys.index(part, "reauth_required"),
+            self.keys.index(part, Status.ACTIVE),
+            self.keys.index(part, Status.REAUTH_REQUIRED),
             self.keys.app_counts(part),
         ]
         fields = self.fields(account_id, write, now_ms)
@@ -129,15 +140,17 @@ class AccountStore:
         success = await wanted_event(
             self.wants, "authenticationSuccess", account_id, app, event_data, now_ms
         )
-        args = [account_id, app, due_ms, self.keys.invalidations, added, success, *flat(fields)]
+        name = CacheNames.account(account_id)
+        args = [account_id, app, due_ms, self.keys.invalidations, added, success, name]
+        args += flat(fields)
         state, value = await self.scripts.run("account_save", keys, args)
-        self.notify(f"acct:{account_id}")
-        if state == "app_mismatch":
+        self.notify(CacheNames.account(account_id))
+        if state == APP_MISMATCH:
             raise errors.AccountAppMismatch(
                 f"account {account_id!r} belongs to app {value!r}; delete it to add it anew",
                 details={"app": str(value)},
             )
-        return Saved(str(state), int(value))
+        return Saved(SaveState(state), int(value))
 
     async def store_tokens(
         self,
@@ -147,11 +160,11 @@ class AccountStore:
         due_ms: int,
         missing: list[str],
         now_ms: int,
-    ) -> str:
+    ) -> Stored:
         """Write a refresh's result and release the lock, fenced on the grant generation.
 
-        Returns 'ok', 'late', 'gone' or 'superseded' (the grant was replaced since
-        `account` was read: nothing written).
+        Returns OK, LATE (the lock had passed on; written all the same), GONE or SUPERSEDED
+        (the grant was replaced since `account` was read: nothing written).
 
         `missing` lists required scopes the grant lacks; a change to a non-empty list
         records scopesMissing.
@@ -179,19 +192,21 @@ class AccountStore:
             missing_json,
             event,
             account.grant_gen,
+            CacheNames.account(account_id),
             *flat(pairs),
         ]
-        result = str(await self.scripts.run("account_store_tokens", keys, args))
-        self.notify(f"acct:{account_id}")
+        result = stored(await self.scripts.run("account_store_tokens", keys, args))
+        self.notify(CacheNames.account(account_id))
         return result
 
     async def mark_reauth(
         self, account: Account, lock_value: str, reason: str, error: dict[str, Any], now_ms: int
-    ) -> int:
+    ) -> Marked:
         """Set status reauth_required with its event, fenced on the grant and refresh token read.
 
-        Returns 1 when this call changed it, 0 when it already was, -1 when the account is
-        gone, -2 when the failure is stale (the grant or its refresh token changed meanwhile).
+        Returns OK when this call changed it, ALREADY when it already was, GONE when the
+        account is gone, SUPERSEDED when the failure is stale (the grant or its refresh token
+        changed meanwhile).
         """
         part = self.keys.partition_of(account.id)
         keys = [
@@ -199,8 +214,8 @@ class AccountStore:
             self.keys.lock(account.id),
             self.keys.schedule(part),
             self.keys.events(part),
-            self.keys.index(part, "active"),
-            self.keys.index(part, "reauth_required"),
+            self.keys.index(part, Status.ACTIVE),
+            self.keys.index(part, Status.REAUTH_REQUIRED),
         ]
         event = await wanted_event(
             self.wants,
@@ -211,15 +226,16 @@ class AccountStore:
             now_ms,
         )
         fields = {
-            F.STATUS: "reauth_required",
+            F.STATUS: Status.REAUTH_REQUIRED.value,
             F.REASON: reason,
             F.LAST_ERROR: orjson.dumps(error).decode(),
             F.UPDATED_AT: str(now_ms),
         }
         fence = [account.grant_gen, account.encrypted_refresh or ""]
-        args = [lock_value, account.id, self.keys.invalidations, event, *fence, *flat(fields)]
-        result = int(await self.scripts.run("account_mark_reauth", keys, args))
-        self.notify(f"acct:{account.id}")
+        name = CacheNames.account(account.id)
+        args = [lock_value, account.id, self.keys.invalidations, event, *fence, name, *flat(fields)]
+        result = marked(await self.scripts.run("account_mark_reauth", keys, args))
+        self.notify(CacheNames.account(account.id))
         return result
 
     async def note_failure(
@@ -229,10 +245,11 @@ class AccountStore:
         error: dict[str, Any],
         retry_ms: int,
         answer_lost_ms: int | None = None,
-    ) -> int:
+    ) -> Noted:
         """Record a retryable failure, retry at `retry_ms`, release the lock.
 
-        Returns the attempts so far; -1 when the account is gone, -2 when the failure is stale.
+        Returns the attempts so far; GONE when the account is gone, SUPERSEDED when the
+        failure is stale.
         """
         part = self.keys.partition_of(account.id)
         keys = [self.keys.account(account.id), self.keys.lock(account.id), self.keys.schedule(part)]
@@ -246,7 +263,7 @@ class AccountStore:
             account.encrypted_refresh or "",
             lost,
         ]
-        return int(await self.scripts.run("account_note_failure", keys, args))
+        return noted(await self.scripts.run("account_note_failure", keys, args))
 
     async def delete(self, account: Account, now_ms: int) -> bool:
         """Delete the account and every key of it, recording accountDeleted."""
@@ -257,17 +274,17 @@ class AccountStore:
             self.keys.schedule(part),
             self.keys.events(part),
             self.keys.index(part),
-            self.keys.index(part, "active"),
-            self.keys.index(part, "reauth_required"),
+            self.keys.index(part, Status.ACTIVE),
+            self.keys.index(part, Status.REAUTH_REQUIRED),
             self.keys.app_counts(part),
         ]
         data = {"user": account.user, "provider": account.provider}
         event = await wanted_event(
             self.wants, "accountDeleted", account.id, account.app, data, now_ms
         )
-        args = [account.id, self.keys.invalidations, event]
+        args = [account.id, self.keys.invalidations, event, CacheNames.account(account.id)]
         deleted = int(await self.scripts.run("account_delete", keys, args)) == 1
-        self.notify(f"acct:{account.id}")
+        self.notify(CacheNames.account(account.id))
         return deleted
 
     async def count_by_status(self) -> dict[str, int]:
@@ -303,6 +320,7 @@ __all__ = [
     "AccountStore",
     "AccountWrite",
     "Saved",
+    "Status",
     "account_from_hash",
     "reauth_event_data",
 ]

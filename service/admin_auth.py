@@ -24,10 +24,10 @@ FAIL_WINDOW_S = 15 * 60  # failed logins are counted over this window
 IP_LIMIT, ACCOUNT_LIMIT = 5, 20  # failures allowed per window, per IP and per account
 
 
-class LoginFailed(errors.ApiError):
+class LoginFailed(errors.Unauthorized):
     """Wrong user name or password (a settings page, not the JSON API)."""
 
-    status, code = 401, "LoginFailed"
+    code = "LoginFailed"
 
 
 class LoginThrottled(errors.ApiError):

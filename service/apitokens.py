@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -14,8 +13,9 @@ from service import errors, validate
 from service.clock import iso
 from service.crypto.cipher import sha256_hex
 from service.limits import DESCRIPTION_MAX
+from service.store.cache import Invalidate, forget_nothing
 from service.store.connection import as_mapping, read_hash
-from service.store.keys import Keys
+from service.store.keys import CacheNames, Keys
 
 SCOPES = ("api", "oauth-tokens", "metrics", "*")
 
@@ -82,9 +82,7 @@ def check_access(token: ApiToken | None, scope: str, account: str | None, now_ms
 class ApiTokenStore:
     """Creates, finds, lists and revokes API tokens."""
 
-    def __init__(
-        self, redis: Redis, keys: Keys, notify: Callable[[str], None] = lambda key: None
-    ) -> None:
+    def __init__(self, redis: Redis, keys: Keys, notify: Invalidate = forget_nothing) -> None:
         self.redis, self.keys, self.notify = redis, keys, notify
 
     async def create(
@@ -154,6 +152,6 @@ class ApiTokenStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(self.keys.api_token(digest))
             pipe.hdel(self.keys.api_token_ids, token_id)
-            pipe.publish(self.keys.invalidations, f"token:{digest}")
+            pipe.publish(self.keys.invalidations, CacheNames.api_token(digest))
             await pipe.execute()
-        self.notify(f"token:{digest}")
+        self.notify(CacheNames.api_token(digest))

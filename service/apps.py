@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -26,9 +25,9 @@ from service.providers import (
     builtin_endpoints,
     default_scopes,
 )
-from service.store.cache import MISS, LocalCache
+from service.store.cache import MISS, Invalidate, LocalCache, forget_nothing
 from service.store.connection import read_hash
-from service.store.keys import Keys
+from service.store.keys import CacheNames, Keys
 from service.store.scripts import Scripts
 from service.webhooks.events import Wanted, always, wanted_event
 
@@ -139,12 +138,13 @@ class AppStore:
         scripts: Scripts,
         cipher: Cipher,
         config: Config,
-        notify: Callable[[str], None] = lambda key: None,
+        notify: Invalidate = forget_nothing,
         wants: Wanted = always,
+        cache: LocalCache | None = None,
     ) -> None:
         self.redis, self.keys, self.scripts, self.cipher = redis, keys, scripts, cipher
         self.config, self.notify, self.wants = config, notify, wants
-        self.cache: LocalCache | None = None  # attached by Core
+        self.cache = cache  # this process's cache, read by cached() (None: always Redis)
 
     async def get(self, app_id: str) -> App | None:
         """Return the app or None."""
@@ -161,11 +161,12 @@ class AppStore:
         """Like require(), through this process's cache when one is attached (hot paths)."""
         if self.cache is None:
             return await self.require(app_id)
-        found = self.cache.get(f"app:{app_id}")
+        name = CacheNames.app(app_id)
+        found = self.cache.get(name)
         if found is MISS:
             epoch = self.cache.epoch
             found = await self.require(app_id)
-            self.cache.put(f"app:{app_id}", found, epoch)
+            self.cache.put(name, found, epoch)
         return cast(App, found)
 
     async def all(self) -> list[App]:
@@ -238,9 +239,9 @@ class AppStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(self.keys.app(app_id))
             pipe.srem(self.keys.apps, app_id)
-            pipe.publish(self.keys.invalidations, f"app:{app_id}")
+            pipe.publish(self.keys.invalidations, CacheNames.app(app_id))
             deleted, _, _ = await pipe.execute()
-        self.notify(f"app:{app_id}")
+        self.notify(CacheNames.app(app_id))
         if not deleted:
             raise errors.AppNotFound(f"no OAuth2 app with id {app_id!r}")
 
@@ -253,9 +254,9 @@ class AppStore:
         event = await wanted_event(self.wants, "appCredentialsError", None, app.id, data, now_ms)
         keys = [self.keys.app(app.id), self.keys.global_events]
         flag = orjson.dumps(error).decode() if error is not None else ""
-        args = [self.keys.invalidations, app.id, flag, event]
+        args = [self.keys.invalidations, app.id, flag, event, CacheNames.app(app.id)]
         changed = int(await self.scripts.run("app_flag", keys, args)) == 1
-        self.notify(f"app:{app.id}")
+        self.notify(CacheNames.app(app.id))
         return changed
 
     async def _save(
@@ -263,9 +264,10 @@ class AppStore:
     ) -> bool:
         flat = [item for pair in pairs.items() for item in pair]
         keys = [self.keys.apps, self.keys.app(app_id)]
-        args = [app_id, self.keys.invalidations, mode, ",".join(removed), *flat]
+        name = CacheNames.app(app_id)
+        args = [app_id, self.keys.invalidations, mode, ",".join(removed), name, *flat]
         saved = bool(await self.scripts.run("app_save", keys, args))
-        self.notify(f"app:{app_id}")
+        self.notify(CacheNames.app(app_id))
         return saved
 
     def _pairs(

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from service import config_table as t
 from service.config_table import SETTINGS, Setting
+from service.errors import Fault
 from service.limits import MAX_BODY_BYTES
 
 ENV_PREFIX = "TOKENBROKER_"
@@ -28,7 +29,7 @@ N = TypeVar("N", int, float)
 MASK = "********"  # what `tokenbroker config` and error messages show of a secret
 
 
-class ConfigError(Exception):
+class ConfigError(Fault):
     """A variable of the environment is missing or malformed; the message names it."""
 
 

@@ -1,233 +1,106 @@
-"""The parts one process needs (stores, cache, refresher), wired together, and the token view."""
+"""The parts one process uses (stores, cache, refresher, services), wired by build_core."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
-import structlog
 from redis.asyncio import Redis
 
-from service import errors
-from service.accounts import Account, AccountStore, account_from_hash
-from service.apitokens import ApiToken, ApiTokenStore, check_access, token_from_hash
+from service.account_removal import AccountRemoval
+from service.accounts import AccountStore
+from service.apitokens import ApiTokenStore
 from service.apps import AppStore
-from service.clock import Clock, iso
+from service.clock import Clock
 from service.config import Config
 from service.consent import ConsentFlow
-from service.crypto.cipher import Cipher, sha256_hex
+from service.crypto.cipher import Cipher
 from service.links import HostedLinks
-from service.oauth.client import OAuthClient, Revocation
+from service.oauth.client import OAuthClient
 from service.oauth.identity import IdentityVerifier
 from service.oauth.jose import Signer
-from service.refresh import Refreshed, Refresher
-from service.settings import DEFAULTS, OAUTH_TOKENS_API, SettingsStore
-from service.store.cache import MISS, LocalCache
-from service.store.connection import read_hash
+from service.refresh import Refresher
+from service.settings import OAUTH_TOKENS_API, CachedSettings, SettingsStore
+from service.store.cache import LocalCache
 from service.store.keys import Keys
 from service.store.scripts import Scripts
-
-log = structlog.get_logger("core")
-
-
-@dataclass(frozen=True)
-class TokenView:
-    """What the token endpoint serves of an account, decrypted once and cached."""
-
-    account: str
-    user: str
-    access_token: str | None
-    provider: str
-    app: str
-    scopes: list[str]
-    expires_at_ms: int | None
-    status: str
-    expires: str | None  # expires_at_ms in ISO 8601, formatted once per view
-
-    def body(self, cached: bool) -> dict[str, Any]:
-        """The token endpoint's JSON body."""
-        return {
-            "account": self.account,
-            "user": self.user,
-            "accessToken": self.access_token,
-            "provider": self.provider,
-            "app": self.app,
-            "registeredScopes": self.scopes,
-            "expires": self.expires,
-            "cached": cached,
-        }
+from service.tokens import TokenService
 
 
+@dataclass
 class Core:
-    """Everything a web process or worker uses, built from one Config and one Redis."""
+    """Everything a web process or worker uses, built from one Config and one Redis.
 
-    def __init__(
-        self, config: Config, redis: Redis, http: aiohttp.ClientSession, clock: Clock
-    ) -> None:
-        self.config, self.redis, self.clock = config, redis, clock
-        self.keys = Keys(config.redis_prefix, config.schedule_partitions)
-        self.cipher = Cipher(config.secret_key, config.old_secret_keys)
-        self.scripts = Scripts(redis)
-        self.cache = LocalCache(config.cache_ttl_s)
-        self.token_uses: dict[str, int] = {}  # API token digest -> last use (epoch ms)
-        notify = self.cache.invalidate
-        self.tokens = ApiTokenStore(redis, self.keys, notify)
-        self.settings = SettingsStore(redis, self.keys, notify)
-        wants = self.wants_event
-        self.apps = AppStore(redis, self.keys, self.scripts, self.cipher, config, notify, wants)
-        self.apps.cache = self.cache
-        self.accounts = AccountStore(redis, self.keys, self.scripts, self.cipher, notify, wants)
-        self.oauth = OAuthClient(http, clock, config.provider_timeout_s)
-        self.refresher = Refresher(
-            redis, self.keys, self.accounts, self.apps, self.oauth, clock, config
-        )
-        self.signer = Signer(config.secret_key, config.old_secret_keys)
-        self.identity = IdentityVerifier(http, self.oauth.discovery, clock, self.oauth.timeout)
-        self.consent = ConsentFlow(
-            redis,
-            self.keys,
-            (self.apps, self.accounts),
-            self.oauth,
-            self.identity,
-            (self.signer, self.cipher),
-            clock,
-            config,
-        )
-        self.links = HostedLinks(redis, self.keys, self.signer, clock, config.base_url)
+    Only wiring: the behaviour lives in the parts. `cached_settings` is the operator's
+    settings through this process's cache; `token_service` the token endpoint's use case.
+    """
 
-    async def delete_account(self, account: Account) -> tuple[bool, Revocation | None]:
-        """Delete the account, then revoke its refresh token at the provider (best effort).
+    config: Config
+    redis: Redis
+    clock: Clock
+    keys: Keys
+    cipher: Cipher
+    scripts: Scripts
+    cache: LocalCache
+    settings: SettingsStore
+    cached_settings: CachedSettings
+    tokens: ApiTokenStore
+    apps: AppStore
+    accounts: AccountStore
+    oauth: OAuthClient
+    refresher: Refresher
+    removal: AccountRemoval
+    token_service: TokenService
+    signer: Signer
+    identity: IdentityVerifier
+    consent: ConsentFlow
+    links: HostedLinks
 
-        The revocation is tried once with a short timeout; its failure never undoes the delete.
-        """
-        refresh_token = self.accounts.refresh_token(account) if account.encrypted_refresh else None
-        deleted = await self.accounts.delete(account, self.clock.now_ms())
-        if not deleted or refresh_token is None:
-            return deleted, None
-        app = await self.apps.get(account.app)
-        if app is None:
-            return deleted, Revocation(False, "appDeleted", "the account's app no longer exists")
-        outcome = await self.oauth.revoke(app, self.apps.client_secret(app), refresh_token)
-        log.info(
-            "account_revoked" if outcome.revoked else "account_revoke_failed",
-            account=account.id,
-            reason=outcome.reason,
-        )
-        return deleted, outcome
 
-    async def seed_settings(self) -> None:
-        """Apply first-start seeds from the environment (never overriding the operator)."""
-        if self.config.enable_oauth_tokens_api_seed is not None:
-            await self.settings.seed(OAUTH_TOKENS_API, self.config.enable_oauth_tokens_api_seed)
+def build_core(config: Config, redis: Redis, http: aiohttp.ClientSession, clock: Clock) -> Core:
+    """Wire the parts: each store gets the cache's invalidate and the webhook event filter."""
+    keys = Keys(config.redis_prefix, config.schedule_partitions)
+    cipher = Cipher(config.secret_key, config.old_secret_keys)
+    scripts = Scripts(redis)
+    cache = LocalCache(config.cache_ttl_s)
+    forget = cache.invalidate  # this process at once; the others through the channel
+    settings = SettingsStore(redis, keys, forget)
+    cached_settings = CachedSettings(settings, cache)
+    wants = cached_settings.wants_event
+    apps = AppStore(redis, keys, scripts, cipher, config, forget, wants, cache)
+    accounts = AccountStore(redis, keys, scripts, cipher, forget, wants)
+    oauth = OAuthClient(http, clock, config.provider_timeout_s)
+    refresher = Refresher(redis, keys, accounts, apps, oauth, clock, config)
+    signer = Signer(config.secret_key, config.old_secret_keys)
+    identity = IdentityVerifier(http, oauth.discovery, clock, oauth.timeout)
+    consent = ConsentFlow(
+        redis, keys, (apps, accounts), oauth, identity, (signer, cipher), clock, config
+    )
+    return Core(
+        config=config,
+        redis=redis,
+        clock=clock,
+        keys=keys,
+        cipher=cipher,
+        scripts=scripts,
+        cache=cache,
+        settings=settings,
+        cached_settings=cached_settings,
+        tokens=ApiTokenStore(redis, keys, forget),
+        apps=apps,
+        accounts=accounts,
+        oauth=oauth,
+        refresher=refresher,
+        removal=AccountRemoval(accounts, apps, oauth, clock),
+        token_service=TokenService(redis, keys, scripts, cache, accounts, refresher, clock),
+        signer=signer,
+        identity=identity,
+        consent=consent,
+        links=HostedLinks(redis, keys, signer, clock, config.base_url),
+    )
 
-    async def authorize(self, bearer: str | None, scope: str, account: str | None) -> ApiToken:
-        """Check a presented API token for `scope` (and `account`); cached per process."""
-        if not bearer:
-            raise errors.Unauthorized("a valid API token is required")
-        digest = sha256_hex(bearer)
-        token = self.cache.get(f"token:{digest}")
-        if token is MISS:
-            epoch = self.cache.epoch
-            raw = await read_hash(self.redis, self.keys.api_token(digest))
-            token = token_from_hash(digest, raw)
-            self.cache.put(f"token:{digest}", token, epoch)
-        now = self.clock.now_ms()
-        allowed = check_access(token, scope, account, now)
-        self.token_uses[digest] = now  # written to Redis in batches by flush_token_uses()
-        return allowed
 
-    async def flush_token_uses(self) -> None:
-        """Write the API tokens' last-use times gathered since the last flush."""
-        uses, self.token_uses = self.token_uses, {}
-        if not uses:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for digest, at_ms in uses.items():
-                await self.scripts.queue(
-                    pipe, "apitoken_touch", [self.keys.api_token(digest)], [at_ms]
-                )
-            await pipe.execute()
-
-    async def setting(self, name: str) -> Any:
-        """Return one setting, cached per process."""
-        values = self.cache.get("settings")
-        if values is MISS:
-            epoch = self.cache.epoch
-            values = await self.settings.all()
-            self.cache.put("settings", values, epoch)
-        return values.get(name, DEFAULTS.get(name))
-
-    async def wants_event(self, name: str) -> bool:
-        """Whether webhooks want this event queued: on, with a URL, and not filtered out."""
-        if not await self.setting("webhooksEnabled") or not await self.setting("webhooks"):
-            return False
-        events = await self.setting("webhookEvents")
-        return events == "*" or name in events
-
-    async def token_view(self, account_id: str) -> TokenView:
-        """Return the account's token view (cached, invalidated on every change)."""
-        view = self.cache.get(f"acct:{account_id}")
-        if view is MISS:
-            epoch = self.cache.epoch
-            raw = await read_hash(self.redis, self.keys.account(account_id))
-            account = account_from_hash(raw)
-            if account is None:
-                raise errors.AccountNotFound(f"no account with id {account_id!r}")
-            view = self.view_of(account)
-            self.cache.put(f"acct:{account_id}", view, epoch)
-        return view  # type: ignore[no-any-return]
-
-    def view_of(self, account: Account, access_token: str | None = None) -> TokenView:
-        """The account's token view: `access_token` when in hand, else decrypted."""
-        valid = account.encrypted_access is not None and account.expires_at_ms is not None
-        if valid and access_token is None:
-            access_token = self.accounts.access_token(account)
-        return TokenView(
-            account=account.id,
-            user=account.user,
-            access_token=access_token if valid else None,
-            provider=account.provider,
-            app=account.app,
-            scopes=account.scopes,
-            expires_at_ms=account.expires_at_ms if valid else None,
-            status=account.status,
-            expires=iso(account.expires_at_ms) if valid and account.expires_at_ms else None,
-        )
-
-    async def fresh_token(self, account_id: str, min_valid_ms: int) -> tuple[TokenView, bool, bool]:
-        """Return (view, cached, refresh_failed) for the token endpoint, refreshing if needed."""
-        view = await self.token_view(account_id)
-        if view.status != "active":
-            await self._raise_reauth(account_id)
-        now = self.clock.now_ms()
-        if view.expires_at_ms is not None and view.expires_at_ms - now >= min_valid_ms:
-            return view, True, False
-        outcome = await self.refresher.refresh(account_id, min_valid_ms, app=view.app)
-        if isinstance(outcome, Refreshed):
-            view = self.view_of(outcome.account, outcome.access_token)
-            return view, not outcome.called, False
-        failure, account = outcome.failure, outcome.account
-        if failure.kind == "permanent" or account.status != "active":
-            raise errors.ReauthRequired(
-                "the account needs to be re-authorized by its user", details=failure.details()
-            )
-        if account.valid_for_ms(self.clock.now_ms()) > 0:
-            return self.view_of(account), False, True
-        if failure.kind == "app":
-            raise errors.AppCredentialsError(
-                "the provider rejected the app's client credentials", details=failure.details()
-            )
-        retry = str(int(failure.retry_after_s or 5))
-        raise errors.ProviderUnavailable(
-            "the provider could not refresh the token and no valid token is stored",
-            details=failure.details(),
-            headers={"Retry-After": retry},
-        )
-
-    async def _raise_reauth(self, account_id: str) -> None:
-        account = await self.accounts.require(account_id)
-        raise errors.ReauthRequired(
-            "the account needs to be re-authorized by its user",
-            details={"reason": account.reason, **(account.last_error or {})},
-        )
+async def seed_settings(core: Core) -> None:
+    """Apply first-start seeds from the environment (never overriding the operator)."""
+    if core.config.enable_oauth_tokens_api_seed is not None:
+        await core.settings.seed(OAUTH_TOKENS_API, core.config.enable_oauth_tokens_api_seed)

@@ -1,4 +1,47 @@
-"""Domain errors with a stable code, turned into HTTP answers by one middleware."""
+"""Domain errors: HTTP answers with a stable code under ApiError, the others under Fault.
+
+The one middleware (service/web/middleware.py) turns an ApiError into its JSON answer;
+a Fault never reaches a client as such (its caller turns it into an ApiError, an exit
+status or a log line). Codes and statuses are the API contract: each class spells its code
+out, so that renaming a class never changes one (tests/test_errors.py holds the list).
+
+    Exception
+    ├── ApiError                  400 BadRequest (the base; stray HTTP errors use it)
+    │   ├── InvalidInput          400  a request field is wrong
+    │   │   ├── InvalidJson, InvalidAccountId, InvalidAppId, InvalidMinValidity
+    │   │   ├── RedirectUrlNotAllowed, InvalidWebhookHeader, InvalidLink
+    │   │   └── InvalidState, ConsentDenied                  (the OAuth callback)
+    │   ├── Unauthorized          401  no valid API token
+    │   │   └── LoginFailed                                  (service/admin_auth.py)
+    │   ├── Forbidden             403  the caller may not do this
+    │   │   ├── ApiEndpointDisabled, SettingNotAllowed, OperatorAuthorityRequired
+    │   │   ├── ScopesMissing, UserMismatch, BrowserMismatch (a finished consent)
+    │   │   └── FormTokenInvalid, CsrfFailed                 (pages; CsrfFailed: web/admin)
+    │   ├── NotFound              404  no such thing
+    │   │   └── AccountNotFound, AppNotFound, TokenNotFound, DeliveryNotFound, RouteNotFound
+    │   ├── MethodNotAllowed      405
+    │   ├── Conflict              409  the thing's state forbids it
+    │   │   └── AppInUse, AppExists, AccountAppMismatch, WebhookNotConfigured, ReauthRequired
+    │   ├── Gone                  410  a hosted link that no longer works
+    │   │   └── LinkExpired, LinkUsed
+    │   ├── PayloadTooLarge       413
+    │   ├── UnsupportedMediaType  415
+    │   ├── LoginThrottled        429                        (service/admin_auth.py)
+    │   ├── InternalError         500
+    │   ├── BadGateway            502  the provider answered something unusable
+    │   │   └── CodeExchangeFailed, NoRefreshToken, IdTokenInvalid, IdentityUnavailable
+    │   └── Unavailable           503  a dependency cannot serve now (retry later)
+    │       └── StoreUnavailable, ProviderUnavailable, AppCredentialsError
+    └── Fault                          not an HTTP answer
+        ├── ConfigError                the environment is wrong       (service/config.py)
+        ├── DecryptError               a sealed value does not open   (service/crypto/cipher.py)
+        ├── BackupError                a bad backup file or record    (service/ops/backup_format.py)
+        └── JoseFailure                a token not to be trusted      (service/oauth/jose.py)
+
+NotFound, Conflict, Gone, BadGateway and Unavailable are roots for `except` clauses and the
+reader, never raised themselves; InvalidInput, Unauthorized and Forbidden are roots and codes.
+A refresh failure becomes one of these in one place: service/refresh_errors.py.
+"""
 
 from __future__ import annotations
 
@@ -24,49 +67,328 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def _error(name: str, status: int, code: str | None = None) -> type[ApiError]:
-    return type(name, (ApiError,), {"status": status, "code": code or name})
+class Fault(Exception):
+    """An error that is not an HTTP answer: configuration, decryption, backups, JOSE."""
 
 
-InvalidInput = _error("InvalidInput", 400)
-InvalidJson = _error("InvalidJson", 400)
-InvalidAccountId = _error("InvalidAccountId", 400)
-InvalidAppId = _error("InvalidAppId", 400)
-InvalidMinValidity = _error("InvalidMinValidity", 400)
-RedirectUrlNotAllowed = _error("RedirectUrlNotAllowed", 400)
-InvalidState = _error("InvalidState", 400)
-ConsentDenied = _error("ConsentDenied", 400)
-InvalidLink = _error("InvalidLink", 400)
-Unauthorized = _error("Unauthorized", 401)
-Forbidden = _error("Forbidden", 403)
-ScopesMissing = _error("ScopesMissing", 403)
-UserMismatch = _error("UserMismatch", 403)
-ApiEndpointDisabled = _error("ApiEndpointDisabled", 403)
-SettingNotAllowed = _error("SettingNotAllowed", 403)
-OperatorAuthorityRequired = _error("OperatorAuthorityRequired", 403)
-AccountNotFound = _error("AccountNotFound", 404)
-AppNotFound = _error("AppNotFound", 404)
-TokenNotFound = _error("TokenNotFound", 404)
-DeliveryNotFound = _error("DeliveryNotFound", 404)
-RouteNotFound = _error("RouteNotFound", 404)
-MethodNotAllowed = _error("MethodNotAllowed", 405)
-AppInUse = _error("AppInUse", 409)
-AppExists = _error("AppExists", 409)
-AccountAppMismatch = _error("AccountAppMismatch", 409)
-WebhookNotConfigured = _error("WebhookNotConfigured", 409)
-ReauthRequired = _error("ReauthRequired", 409)
-LinkExpired = _error("LinkExpired", 410)
-LinkUsed = _error("LinkUsed", 410)
-PayloadTooLarge = _error("PayloadTooLarge", 413)
-UnsupportedMediaType = _error("UnsupportedMediaType", 415)
-InternalError = _error("InternalError", 500)
-CodeExchangeFailed = _error("CodeExchangeFailed", 502)
-NoRefreshToken = _error("NoRefreshToken", 502)
-IdTokenInvalid = _error("IdTokenInvalid", 502)
-IdentityUnavailable = _error("IdentityUnavailable", 502)
-StoreUnavailable = _error("StoreUnavailable", 503)
-ProviderUnavailable = _error("ProviderUnavailable", 503)
-AppCredentialsError = _error("AppCredentialsError", 503)
-InvalidWebhookHeader = _error("InvalidWebhookHeader", 400)
-BrowserMismatch = _error("BrowserMismatch", 403)  # a consent finished in another browser
-FormTokenInvalid = _error("FormTokenInvalid", 403)  # a hosted link's start form not from its page
+def statuses() -> dict[str, int]:
+    """Every ApiError code defined so far (the whole tree) with its HTTP status."""
+    found: dict[str, int] = {}
+    pending = list(ApiError.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        found[cls.code] = cls.status
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+# 400 ---------------------------------------------------------------------------------------
+
+
+class InvalidInput(ApiError):
+    """A field of the request is missing, malformed or out of range; details name it."""
+
+    code = "InvalidInput"
+    status = 400
+
+
+class InvalidJson(InvalidInput):
+    """The request body is not a JSON object."""
+
+    code = "InvalidJson"
+
+
+class InvalidAccountId(InvalidInput):
+    """An account id is empty, too long or has characters an id cannot have."""
+
+    code = "InvalidAccountId"
+
+
+class InvalidAppId(InvalidInput):
+    """An OAuth2 app id is empty, too long or has characters an id cannot have."""
+
+    code = "InvalidAppId"
+
+
+class InvalidMinValidity(InvalidInput):
+    """The token endpoint's minValidity is not a number of seconds in range."""
+
+    code = "InvalidMinValidity"
+
+
+class RedirectUrlNotAllowed(InvalidInput):
+    """A redirectUrl that the operator's allowedRedirectUrls setting does not allow."""
+
+    code = "RedirectUrlNotAllowed"
+
+
+class InvalidWebhookHeader(InvalidInput):
+    """A custom webhook header that is malformed or one the service sets itself."""
+
+    code = "InvalidWebhookHeader"
+
+
+class InvalidLink(InvalidInput):
+    """A hosted consent link that is not one of ours (bad signature or shape)."""
+
+    code = "InvalidLink"
+
+
+class InvalidState(InvalidInput):
+    """An OAuth callback whose state is missing, forged or already used."""
+
+    code = "InvalidState"
+
+
+class ConsentDenied(InvalidInput):
+    """The user (or the provider) refused the consent at the provider."""
+
+    code = "ConsentDenied"
+
+
+# 401, 403 ----------------------------------------------------------------------------------
+
+
+class Unauthorized(ApiError):
+    """No API token, an unknown one or an expired one."""
+
+    code = "Unauthorized"
+    status = 401
+
+
+class Forbidden(ApiError):
+    """The API token lacks the scope or is bound to another account."""
+
+    code = "Forbidden"
+    status = 403
+
+
+class ApiEndpointDisabled(Forbidden):
+    """The oauth-token endpoint is switched off in the operator's settings."""
+
+    code = "ApiEndpointDisabled"
+
+
+class SettingNotAllowed(Forbidden):
+    """A setting that cannot be changed through this route."""
+
+    code = "SettingNotAllowed"
+
+
+class OperatorAuthorityRequired(Forbidden):
+    """A change that needs the operator (a `*` token or the settings pages)."""
+
+    code = "OperatorAuthorityRequired"
+
+
+class ScopesMissing(Forbidden):
+    """The user granted fewer scopes than the app requires."""
+
+    code = "ScopesMissing"
+
+
+class UserMismatch(Forbidden):
+    """The consent was given by another user than the account's (or the expected) one."""
+
+    code = "UserMismatch"
+
+
+class BrowserMismatch(Forbidden):
+    """A consent finished in another browser than the one that started it."""
+
+    code = "BrowserMismatch"
+
+
+class FormTokenInvalid(Forbidden):
+    """A hosted link's start form that did not come from its page."""
+
+    code = "FormTokenInvalid"
+
+
+# 404, 405 ----------------------------------------------------------------------------------
+
+
+class NotFound(ApiError):
+    """Root of the 404s: the thing asked for does not exist (never raised itself)."""
+
+    code = "NotFound"
+    status = 404
+
+
+class AccountNotFound(NotFound):
+    """No account with that id."""
+
+    code = "AccountNotFound"
+
+
+class AppNotFound(NotFound):
+    """No OAuth2 app with that id."""
+
+    code = "AppNotFound"
+
+
+class TokenNotFound(NotFound):
+    """No API token with that id."""
+
+    code = "TokenNotFound"
+
+
+class DeliveryNotFound(NotFound):
+    """No webhook delivery (dead letter) with that id."""
+
+    code = "DeliveryNotFound"
+
+
+class RouteNotFound(NotFound):
+    """No route at that path."""
+
+    code = "RouteNotFound"
+
+
+class MethodNotAllowed(ApiError):
+    """The route exists but not for this HTTP method."""
+
+    code = "MethodNotAllowed"
+    status = 405
+
+
+# 409, 410 ----------------------------------------------------------------------------------
+
+
+class Conflict(ApiError):
+    """Root of the 409s: the thing's current state forbids the change (never raised itself)."""
+
+    code = "Conflict"
+    status = 409
+
+
+class AppInUse(Conflict):
+    """The app has accounts: it cannot be deleted nor its endpoints changed."""
+
+    code = "AppInUse"
+
+
+class AppExists(Conflict):
+    """An OAuth2 app with that id exists already."""
+
+    code = "AppExists"
+
+
+class AccountAppMismatch(Conflict):
+    """The account exists on another app; delete it to add it anew."""
+
+    code = "AccountAppMismatch"
+
+
+class WebhookNotConfigured(Conflict):
+    """No webhook URL is set, so there is nothing to send a test event to."""
+
+    code = "WebhookNotConfigured"
+
+
+class ReauthRequired(Conflict):
+    """The account's grant no longer works: its user must consent again."""
+
+    code = "ReauthRequired"
+
+
+class Gone(ApiError):
+    """Root of the 410s: a hosted link that no longer works (never raised itself)."""
+
+    code = "Gone"
+    status = 410
+
+
+class LinkExpired(Gone):
+    """The hosted consent link is past its lifetime."""
+
+    code = "LinkExpired"
+
+
+class LinkUsed(Gone):
+    """The hosted consent link was used already."""
+
+    code = "LinkUsed"
+
+
+# 413, 415, 500 -----------------------------------------------------------------------------
+
+
+class PayloadTooLarge(ApiError):
+    """The request body is larger than the configured maximum."""
+
+    code = "PayloadTooLarge"
+    status = 413
+
+
+class UnsupportedMediaType(ApiError):
+    """The request body is not JSON (or not the form the route takes)."""
+
+    code = "UnsupportedMediaType"
+    status = 415
+
+
+class InternalError(ApiError):
+    """A bug: logged with its traceback; the client learns nothing more."""
+
+    code = "InternalError"
+    status = 500
+
+
+# 502, 503 ----------------------------------------------------------------------------------
+
+
+class BadGateway(ApiError):
+    """Root of the 502s: the provider answered something unusable (never raised itself)."""
+
+    code = "BadGateway"
+    status = 502
+
+
+class CodeExchangeFailed(BadGateway):
+    """The provider refused the authorization code."""
+
+    code = "CodeExchangeFailed"
+
+
+class NoRefreshToken(BadGateway):
+    """The provider granted tokens without a refresh token."""
+
+    code = "NoRefreshToken"
+
+
+class IdTokenInvalid(BadGateway):
+    """The provider's id_token failed verification."""
+
+    code = "IdTokenInvalid"
+
+
+class IdentityUnavailable(BadGateway):
+    """The user's identity could not be established (id_token or userinfo)."""
+
+    code = "IdentityUnavailable"
+
+
+class Unavailable(ApiError):
+    """Root of the 503s: a dependency cannot serve now; retry later (never raised itself)."""
+
+    code = "Unavailable"
+    status = 503
+
+
+class StoreUnavailable(Unavailable):
+    """Redis cannot be reached."""
+
+    code = "StoreUnavailable"
+
+
+class ProviderUnavailable(Unavailable):
+    """The provider could not be reached or refused for now; Retry-After says when to retry."""
+
+    code = "ProviderUnavailable"
+
+
+class AppCredentialsError(Unavailable):
+    """The provider rejects the app's client credentials; the operator must fix the app."""
+
+    code = "AppCredentialsError"

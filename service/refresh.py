@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 import structlog
 from redis.asyncio import Redis
 
-from service.accounts import Account, AccountStore
+from service.accounts import Account, AccountStore, Status
 from service.apps import App, AppStore
 from service.clock import Clock
 from service.config import Config
@@ -181,7 +181,7 @@ class Refresher:
         self, account_id: str, lock: HeldLock, min_valid_ms: int, force: bool
     ) -> Outcome | Superseded:
         account = await self.accounts.require(account_id)
-        if account.status != "active":
+        if account.status != Status.ACTIVE:
             return RefreshFailed(account, _reauth_failure(account))
         if not force and account.valid_for_ms(self.clock.now_ms()) >= min_valid_ms:
             return Refreshed(account, called=False)

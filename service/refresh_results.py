@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from service import errors
+from service.account_outcomes import Marked, Noted, Stored, Written
 from service.accounts import Account, AccountStore, AccountWrite
 from service.apps import App, AppStore
 from service.clock import Clock, iso
@@ -98,14 +99,14 @@ class ResultWriter:
         # write (a cancelled request, a Redis blip) would lose the account.
         result = await asyncio.shield(self._persist(account, lock, pairs, due, missing, now))
         lock.released = True
-        if result == "superseded":
+        if result == Written.SUPERSEDED:
             current = await self.accounts.get(account.id)
             if current is not None and self._holds(current, sent):
                 log.info("refresh_adopted", account=account.id, grant=current.grant_gen)
                 return await self.store(current, app, lock, granted, sent)
             await self.orphaned(app, granted, "superseded")
             return Superseded()
-        if result == "gone":
+        if result == Written.GONE:
             await self.orphaned(app, granted, "deleted")
             raise errors.AccountNotFound(f"account {account.id!r} was deleted during the refresh")
         log.info(
@@ -113,7 +114,7 @@ class ResultWriter:
             account=account.id,
             expires=iso(granted.expires_at_ms),
             rotated=granted.refresh_token is not None,
-            late=result == "late",
+            late=result == Written.LATE,
         )
         stored = dataclasses.replace(
             account,
@@ -145,7 +146,7 @@ class ResultWriter:
         due: int,
         missing: list[str],
         now: int,
-    ) -> str:
+    ) -> Stored:
         """store_tokens, retried while Redis is unreachable (up to STORE_RETRY_S)."""
         deadline = time.monotonic() + STORE_RETRY_S
         for attempt in itertools.count(1):
@@ -167,6 +168,7 @@ class ResultWriter:
         """Record a failure: reauth for a permanent one, a retry time for the others."""
         now = self.clock.now_ms()
         error = {**failure.details(), "time": iso(now)}
+        result: Marked | Noted
         if failure.kind == "permanent":
             reason = failure.reason or "invalidGrant"
             result = await self.accounts.mark_reauth(account, lock.value, reason, error, now)
@@ -177,9 +179,9 @@ class ResultWriter:
                 account, lock.value, error, retry, now if lost else None
             )
         lock.released = True
-        if result == -1:
+        if result == Written.GONE:
             raise errors.AccountNotFound(f"account {account.id!r} was deleted during the refresh")
-        if result == -2:
+        if result == Written.SUPERSEDED:
             log.info("refresh_failure_stale", account=account.id, error=failure.error)
             return Superseded()
         if failure.kind == "app":

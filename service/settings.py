@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -11,8 +10,9 @@ from redis.asyncio import Redis
 from service import errors
 from service.crypto.sealed import Record
 from service.outbound.urls import check_outbound_url
+from service.store.cache import MISS, Invalidate, LocalCache, forget_nothing
 from service.store.connection import as_mapping
-from service.store.keys import Keys
+from service.store.keys import CacheNames, Keys
 from service.webhooks.events import EVENTS
 from service.webhooks.headers import AAD as HEADERS_AAD
 from service.webhooks.headers import FIELD as HEADERS
@@ -71,9 +71,7 @@ def check_value(name: str, value: Any, *, allow_private: bool) -> Any:
 class SettingsStore:
     """Reads and writes settings; each write tells every web process to forget its copy."""
 
-    def __init__(
-        self, redis: Redis, keys: Keys, notify: Callable[[str], None] = lambda key: None
-    ) -> None:
+    def __init__(self, redis: Redis, keys: Keys, notify: Invalidate = forget_nothing) -> None:
         self.redis, self.keys, self.notify = redis, keys, notify
 
     async def all(self) -> dict[str, Any]:
@@ -99,16 +97,42 @@ class SettingsStore:
                 mapping.update(await headers.fields(values[HEADERS]))
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(self.keys.settings, mapping=as_mapping(mapping))
-                pipe.publish(self.keys.invalidations, "settings")
+                pipe.publish(self.keys.invalidations, CacheNames.SETTINGS)
                 await pipe.execute()
-            self.notify("settings")
+            self.notify(CacheNames.SETTINGS)
         return await self.all()
 
     async def seed(self, name: str, value: Any) -> bool:
         """Set a setting only if it was never set (first start); True when it was set now."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hsetnx(self.keys.settings, name, orjson.dumps(value).decode())
-            pipe.publish(self.keys.invalidations, "settings")
+            pipe.publish(self.keys.invalidations, CacheNames.SETTINGS)
             created, _ = await pipe.execute()
-        self.notify("settings")
+        self.notify(CacheNames.SETTINGS)
         return bool(created)
+
+
+class CachedSettings:
+    """The settings as this process sees them: one cache entry, read through on a miss."""
+
+    def __init__(self, store: SettingsStore, cache: LocalCache) -> None:
+        self.store, self.cache = store, cache
+
+    async def get(self, name: str) -> Any:
+        """Return one setting (its default when unset)."""
+        values = self.cache.get(CacheNames.SETTINGS)
+        if values is MISS:
+            epoch = self.cache.epoch
+            values = await self.store.all()
+            self.cache.put(CacheNames.SETTINGS, values, epoch)
+        return values.get(name, DEFAULTS.get(name))
+
+    async def wants_event(self, name: str) -> bool:
+        """Whether webhooks want this event queued: on, with a URL, and not filtered out.
+
+        The stores take this as their event filter (service.webhooks.events.Wanted).
+        """
+        if not await self.get("webhooksEnabled") or not await self.get("webhooks"):
+            return False
+        events = await self.get("webhookEvents")
+        return events == "*" or name in events

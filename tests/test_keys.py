@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from service.store.keys import Keys
+from service.store.keys import CacheNames, Keys
+from service.store.scripts import SCRIPT_NAMES, script_source
 
 TAG = re.compile(r"\{([^}]*)\}")
 
@@ -39,3 +40,16 @@ def test_prefix_and_globals() -> None:
     names = [keys.apps, keys.app("x"), keys.settings, keys.api_token("d"), keys.api_token_ids]
     assert all(n.startswith("custom:{g}:") for n in names)
     assert keys.account("a") == "custom:{p0}:acct:a"
+
+
+def test_no_script_spells_a_cache_name() -> None:
+    """Every PUBLISH of a Lua script sends a name given as ARGV (built with CacheNames)."""
+    publishes = [
+        line
+        for name in SCRIPT_NAMES
+        for line in script_source(name).splitlines()
+        if "'PUBLISH'" in line
+    ]
+    assert len(publishes) == 7
+    assert all(re.search(r"'PUBLISH', ARGV\[\d+\], ARGV\[\d+\]\)", line) for line in publishes)
+    assert CacheNames.account("a") == "acct:a" and CacheNames.app("a") == "app:a"

@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
 from service import errors
+from service.account_outcomes import Written
 from service.accounts import AccountWrite
 from service.clock import SystemClock, iso
 from service.core import Core
@@ -212,9 +213,10 @@ async def test_stale_results_write_nothing(core: Core, oidc_app: str) -> None:
     second = await core.accounts.save("acc", write, now, now, {})
     assert (first.state, second.state, second.grant_gen) == ("new", "existing", first.grant_gen + 1)
     pairs = core.accounts.fields("acc", AccountWrite(access_token="stale"), now)
-    assert await core.accounts.store_tokens(before, "", pairs, now, [], now) == "superseded"
-    assert await core.accounts.mark_reauth(before, "", "invalidGrant", {}, now) == -2
-    assert await core.accounts.note_failure(before, "", {}, now) == -2
+    stale = Written.SUPERSEDED
+    assert await core.accounts.store_tokens(before, "", pairs, now, [], now) == stale
+    assert await core.accounts.mark_reauth(before, "", "invalidGrant", {}, now) == stale
+    assert await core.accounts.note_failure(before, "", {}, now) == stale
     after = await core.accounts.require("acc")
     assert after.status == "active" and after.encrypted_access is None and after.attempts == 0
 

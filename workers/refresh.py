@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from service import errors
-from service.accounts import Account
+from service.accounts import Account, Status
 from service.config import Config
 from service.core import Core
 from service.metrics import Metrics
@@ -165,7 +165,7 @@ class RefreshLoop:
         now = self.core.clock.now_ms()
         self.metrics.lag_seconds.observe(max(0, now - due) / 1000)
         account = await self.core.accounts.get(account_id)
-        if account is None or account.status != "active":
+        if account is None or account.status != Status.ACTIVE:
             await self.schedule.remove(account_id)
             return
         structlog.contextvars.bind_contextvars(attempt=account.attempts + 1)

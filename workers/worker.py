@@ -9,11 +9,12 @@ import aiohttp
 import structlog
 from redis.asyncio import Redis
 
+from service.background import Background, stop_task
 from service.clock import Clock
 from service.config import Config
-from service.core import Core
+from service.core import build_core
 from service.metrics import Metrics
-from service.store.connection import STORE_ERRORS, create_redis
+from service.store.connection import STORE_ERRORS
 from workers.health import beat
 from workers.refresh import RefreshLoop
 from workers.webhooks import WebhookLoop
@@ -36,7 +37,7 @@ class Worker:
         only: str | None = None,
     ):
         self.config = config
-        self.core = Core(config, redis, http, clock)
+        self.core = build_core(config, redis, http, clock)
         self.metrics = Metrics()
         self.core.refresher.incident = self.metrics.count_incident
         self.refresh = RefreshLoop(self.core, self.metrics, config)
@@ -51,11 +52,9 @@ class Worker:
             if "webhooks" in self.loops:
                 await self.webhooks.run(burst=True)
             return
-        listener = create_redis(self.config, retries=0)  # its own: a lost subscription surfaces
-        helpers = [
-            asyncio.create_task(self._heartbeat()),
-            asyncio.create_task(self.core.cache.listen(listener, self.core.keys.invalidations)),
-        ]
+        background = Background(self.core)
+        background.start()
+        heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
         runs = []
         if "refresh" in self.loops:
             runs.append(self.refresh.run())
@@ -64,11 +63,8 @@ class Worker:
         try:
             await asyncio.gather(*runs)
         finally:
-            for task in helpers:
-                while not task.done():  # redis-py may swallow a cancel inside connect()
-                    task.cancel()
-                    await asyncio.wait([task], timeout=0.1)
-            await listener.aclose()
+            await stop_task(heartbeat)
+            await background.stop()
 
     def stop(self) -> None:
         """Stop claiming work; run() returns once in-flight work is done or handed back."""

@@ -9,10 +9,12 @@ import secrets
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from service.errors import Fault
+
 NONCE_BYTES = 12
 
 
-class DecryptError(Exception):
+class DecryptError(Fault):
     """A value could not be decrypted: unknown key id, wrong record, or tampering."""
 
 

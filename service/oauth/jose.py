@@ -10,6 +10,8 @@ from typing import Any
 from jose import jwk, jwt
 from jose.exceptions import JOSEError
 
+from service.errors import Fault
+
 # Our own tokens: HMAC with a key derived from TOKENBROKER_SECRET (never the AES key itself).
 OWN_ALGORITHM = "HS256"
 KEY_LABEL = b"tokenbroker/jws/v1"
@@ -26,7 +28,7 @@ PROVIDER_ALGORITHMS = {
 LEEWAY_S = 120  # clock skew tolerated on exp, iat and nbf of an id_token
 
 
-class JoseFailure(Exception):
+class JoseFailure(Fault):
     """A token that must not be trusted; `reason` is a short stable word."""
 
     def __init__(self, reason: str, message: str) -> None:

@@ -11,16 +11,16 @@ from typing import IO, Any
 import orjson
 
 from service import validate
-from service.account_record import FIELDS, STATUSES
+from service.account_record import FIELDS, STATUSES, Status
 from service.crypto.cipher import Cipher, DecryptError
 from service.crypto.sealed import Record
-from service.errors import InvalidInput
+from service.errors import Fault, InvalidInput
 
 FORMAT = "tokenbroker-export"
 VERSION = 1
 
 
-class BackupError(Exception):
+class BackupError(Fault):
     """A file or record cannot be exported or imported; the message names it, never a secret."""
 
 
@@ -62,7 +62,7 @@ def check_account(account_id: object, fields: object) -> tuple[str, dict[str, st
         raise BackupError(f"account id: {exc}") from None
     if record.get("account") != checked or not record.get("app"):
         raise BackupError(f"account {checked!r}: the record lacks its id or app")
-    if record.get("status", "active") not in STATUSES:
+    if record.get("status", Status.ACTIVE) not in STATUSES:
         raise BackupError(f"account {checked!r}: unknown status")
     unknown = sorted(set(record) - FIELDS)
     if unknown:

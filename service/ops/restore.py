@@ -14,12 +14,13 @@ from typing import IO, Any, cast
 import orjson
 from redis.asyncio import Redis
 
+from service.account_record import Status
 from service.clock import Clock
 from service.crypto.cipher import Cipher
 from service.ops.backup_format import FORMAT, VERSION, BackupError, check_account, check_app, reseal
 from service.progress import Progress
 from service.sealed_records import account_record, app_record
-from service.store.keys import Keys
+from service.store.keys import CacheNames, Keys
 from service.store.scripts import Scripts
 from service.timing import due_ms
 
@@ -95,7 +96,7 @@ class Importer:
         removed = ",".join(sorted(existing - set(fields)))
         mode = "update" if existing else "create"
         flat = [item for pair in fields.items() for item in pair]
-        args = [app_id, self.keys.invalidations, mode, removed, *flat]
+        args = [app_id, self.keys.invalidations, mode, removed, CacheNames.app(app_id), *flat]
         if not await self.scripts.run("app_save", [self.keys.apps, self.keys.app(app_id)], args):
             raise BackupError(f"app {app_id!r} was created or deleted meanwhile; import again")
         stats.apps += 1
@@ -106,19 +107,20 @@ class Importer:
         """The account_restore script's KEYS and ARGV for one account line."""
         account_id, fields = check_account(entry.get("id"), entry.get("record"))
         stats.resealed += reseal(account_record(self.keys, account_id), fields, self.cipher)
-        status = fields.get("status", "active")
+        status = fields.get("status", Status.ACTIVE.value)
         part = self.keys.partition_of(account_id)
         keys = [
             self.keys.account(account_id),
             self.keys.schedule(part),
             self.keys.index(part),
-            self.keys.index(part, "active"),
-            self.keys.index(part, "reauth_required"),
+            self.keys.index(part, Status.ACTIVE),
+            self.keys.index(part, Status.REAUTH_REQUIRED),
             self.keys.app_counts(part),
         ]
         flat = [item for pair in fields.items() for item in pair]
         due = str(self._due(fields))
-        return keys, [account_id, fields["app"], status, due, self.keys.invalidations, *flat]
+        name = CacheNames.account(account_id)
+        return keys, [account_id, fields["app"], status, due, self.keys.invalidations, name, *flat]
 
     def _due(self, fields: dict[str, str]) -> int:
         """When the restored account's next refresh is due (now when it holds no access token)."""

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 from redis.asyncio import Redis
 
 from service.store.connection import STORE_ERRORS
+from service.store.keys import CacheNames
 
 log = structlog.get_logger("cache")
 MISS = object()
 POLL_S = 0.1
 PING_EVERY_S = 0.4
 PONG_WITHIN_S = 0.4
+
+# How a store tells this process's cache at once that it changed an entry (a name of
+# service.store.keys.CacheNames); other processes learn it from the invalidation channel.
+Invalidate = Callable[[str], None]
+
+
+def forget_nothing(name: str) -> None:
+    """The Invalidate of a store used without a cache (CLI commands, tests)."""
 
 
 class LocalCache:
@@ -111,7 +121,7 @@ class LocalCache:
                 self.live = True
             elif kind == "message":
                 data = message["data"]
-                if data == "all":
+                if data == CacheNames.ALL:
                     self.clear()
                 else:
                     self.invalidate(data)

@@ -156,3 +156,29 @@ class Keys:
     def claim(self, partition: int, claim_id: str) -> str:
         """List of what one schedule claim took (account, due, ...); TTL = the lease."""
         return f"{self._tag(partition)}:claim:{claim_id}"
+
+
+class CacheNames:
+    """Names of per-process cache entries; the same names go out on the invalidation channel.
+
+    A write publishes the name of what it changed (or "all"); every process forgets that
+    entry. The Lua scripts that publish build the same names (see each script's header).
+    """
+
+    SETTINGS = "settings"  # every operator setting, as one entry
+    ALL = "all"  # forget everything
+
+    @staticmethod
+    def account(account: str) -> str:
+        """The token view of one account."""
+        return f"acct:{account}"
+
+    @staticmethod
+    def app(app: str) -> str:
+        """One OAuth2 app."""
+        return f"app:{app}"
+
+    @staticmethod
+    def api_token(digest: str) -> str:
+        """One API token, by the SHA-256 hex digest of the token."""
+        return f"token:{digest}"

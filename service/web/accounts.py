@@ -10,6 +10,7 @@ from service import errors, limits, validate
 from service.accounts import STATUSES, AccountWrite
 from service.core import Core
 from service.refresh import Refreshed
+from service.refresh_errors import refresh_error
 from service.timing import DEFAULT_LIFETIME_S, next_refresh_ms
 from service.web.appkeys import CORE
 from service.web.consent import consent_request, direct_link
@@ -121,7 +122,7 @@ async def delete_account(request: web.Request) -> web.Response:
     await authorize(request, "api", account_id)
     core = request.app[CORE]
     account = await core.accounts.require(account_id)
-    deleted, revocation = await core.delete_account(account)
+    deleted, revocation = await core.removal.delete(account)
     body: dict[str, Any] = {
         "account": account_id,
         "deleted": deleted,
@@ -141,8 +142,7 @@ async def refresh_account(request: web.Request) -> web.Response:
     outcome = await core.refresher.refresh(account_id, 0, force=True, app=account.app)
     if isinstance(outcome, Refreshed):
         return json_response(_refreshed_body(outcome.account.public()))
-    failure = outcome.failure
-    raise _failure_error(failure.kind, failure.details(), failure.retry_after_s)
+    raise refresh_error(outcome)
 
 
 def _refreshed_body(public: dict[str, Any]) -> dict[str, Any]:
@@ -152,17 +152,3 @@ def _refreshed_body(public: dict[str, Any]) -> dict[str, Any]:
         "expires": public["expires"],
         "scopes": public["scopes"],
     }
-
-
-def _failure_error(kind: str, details: dict[str, Any], retry_s: float | None) -> errors.ApiError:
-    if kind == "permanent":
-        return errors.ReauthRequired("the account needs to be re-authorized", details=details)
-    if kind == "app":
-        return errors.AppCredentialsError(
-            "the provider rejected the app's credentials", details=details
-        )
-    return errors.ProviderUnavailable(
-        "the provider could not refresh the token",
-        details=details,
-        headers={"Retry-After": str(int(retry_s or 5))},
-    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -12,17 +11,18 @@ import orjson
 from aiohttp import web
 
 from service.admin_auth import AdminAuth
+from service.background import Background
 from service.clock import Clock, SystemClock, iso
 from service.config import Config
-from service.core import Core
+from service.core import build_core, seed_settings
 from service.metrics import Metrics
 from service.outbound.session import outbound_session
-from service.store.connection import STORE_ERRORS, create_redis
+from service.store.connection import create_redis
 from service.web.admin.middleware import admin_middleware
 from service.web.admin.session import sessions
 from service.web.appkeys import (
     ADMIN,
-    CACHE_TASK,
+    BACKGROUND,
     CLOCK,
     CONFIG,
     CORE,
@@ -54,10 +54,10 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def core_ctx(app: web.Application) -> AsyncIterator[None]:
     """The stores, cache and refresher; first-start settings seeds."""
-    app[CORE] = Core(app[CONFIG], app[REDIS], app[HTTP], app[CLOCK])
+    app[CORE] = build_core(app[CONFIG], app[REDIS], app[HTTP], app[CLOCK])
     app[CORE].refresher.incident = app[METRICS].count_incident
     with contextlib.suppress(Exception):  # Redis may be down at start; /ready says so
-        await app[CORE].seed_settings()
+        await seed_settings(app[CORE])
     yield
 
 
@@ -67,39 +67,12 @@ async def admin_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-async def token_use_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The task that writes API tokens' last-use times every few seconds (and at shutdown)."""
-    core = app[CORE]
-
-    async def flush_forever() -> None:
-        while True:
-            await asyncio.sleep(TOKEN_USE_FLUSH_S)
-            with contextlib.suppress(*STORE_ERRORS):  # only a last-use time: retried next time
-                await core.flush_token_uses()
-
-    task = asyncio.create_task(flush_forever())
+async def background_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The cache listener and the API tokens' last-use flush (written at shutdown too)."""
+    app[BACKGROUND] = Background(app[CORE])
+    app[BACKGROUND].start()
     yield
-    while not task.done():  # redis-py may swallow a cancel that lands inside connect()
-        task.cancel()
-        await asyncio.wait([task], timeout=0.1)
-    with contextlib.suppress(*STORE_ERRORS):
-        await core.flush_token_uses()
-
-
-async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The task that follows cache invalidations."""
-    core = app[CORE]
-    listener = create_redis(app[CONFIG], retries=0)  # a lost subscription must surface
-    app[CACHE_TASK] = asyncio.create_task(core.cache.listen(listener, core.keys.invalidations))
-    yield
-    task = app[CACHE_TASK]
-    while not task.done():  # redis-py may swallow a cancel that lands inside connect()
-        task.cancel()
-        await asyncio.wait([task], timeout=0.1)
-    await listener.aclose()
-
-
-TOKEN_USE_FLUSH_S = 5.0  # how often API tokens' last-use times reach Redis
+    await app[BACKGROUND].stop()
 
 
 def create_app(config: Config, clock: Clock | None = None) -> web.Application:
@@ -117,6 +90,6 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
         autoescape=True,
         filters={"iso": iso},
     )
-    app.cleanup_ctx.extend([redis_ctx, http_ctx, core_ctx, admin_ctx, cache_ctx, token_use_ctx])
+    app.cleanup_ctx.extend([redis_ctx, http_ctx, core_ctx, admin_ctx, background_ctx])
     add_routes(app)
     return app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import aiohttp
@@ -10,6 +9,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from service.admin_auth import AdminAuth
+from service.background import Background
 from service.clock import Clock
 from service.config import Config
 from service.core import Core
@@ -20,7 +20,7 @@ CLOCK = web.AppKey("clock", Clock)
 REDIS = web.AppKey("redis", Redis)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 CORE = web.AppKey("core", Core)
-CACHE_TASK = web.AppKey("cache_task", asyncio.Task[None])
+BACKGROUND = web.AppKey("background", Background)
 OPENAPI = web.AppKey("openapi", bytes)
 METRICS = web.AppKey("metrics", Metrics)
 REQUEST_IDS = web.AppKey("request_ids", Iterator[str])

@@ -41,7 +41,7 @@ async def consent_request(
     account_id = secrets.token_hex(8) if account is None else validate.account_id(account)
     await core.apps.require(app)
     if redirect_url is not None:
-        allowed = await core.setting("allowedRedirectUrls")
+        allowed = await core.cached_settings.get("allowedRedirectUrls")
         check_redirect_url(redirect_url, core.config.base_url, list(allowed or []))
     return ConsentRequest(account_id, app, redirect_url, expected_user, name)
 

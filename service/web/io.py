@@ -46,4 +46,4 @@ async def authorize(request: web.Request, scope: str, account: str | None = None
     header = request.headers.get("Authorization", "")
     scheme, _, bearer = header.partition(" ")
     token = bearer.strip() if scheme.lower() == "bearer" else None
-    return await request.app[CORE].authorize(token, scope, account)
+    return await request.app[CORE].token_service.authorize(token, scope, account)

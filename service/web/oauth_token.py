@@ -16,16 +16,13 @@ async def oauth_token(request: web.Request) -> web.Response:
     account_id = account_param(request)
     core = request.app[CORE]
     await authorize(request, "oauth-tokens", account_id)
-    if not await core.setting(OAUTH_TOKENS_API):
+    if not await core.cached_settings.get(OAUTH_TOKENS_API):
         raise errors.ApiEndpointDisabled(
             "the oauth-token endpoint is disabled; enable it on the settings page"
         )
     min_validity = _min_validity(request.query.get("minValidity"))
-    view, cached, failed = await core.fresh_token(account_id, min_validity * 1000)
-    body = view.body(cached)
-    if failed:
-        body["refreshFailed"] = True
-    return json_response(body, headers={"Cache-Control": "no-store"})
+    fresh = await core.token_service.fresh_token(account_id, min_validity * 1000)
+    return json_response(fresh.body(), headers={"Cache-Control": "no-store"})
 
 
 def _min_validity(raw: str | None) -> int:

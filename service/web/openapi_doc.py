@@ -30,7 +30,7 @@ from service.web.openapi_webhooks import (
 Schema = dict[str, Any]
 __all__ = ["SCOPE_STRING_PATTERN", "URL_PATTERN", "build_document"]
 
-STATUS_OF = {cls.code: cls.status for cls in errors.ApiError.__subclasses__()}
+STATUS_OF = errors.statuses()
 
 # Error codes (service/errors.py) every route of a kind answers; the status comes from the code.
 AUTHORIZE = "Unauthorized Forbidden StoreUnavailable"  # authorize() reads the token from Redis

@@ -88,7 +88,7 @@ async def test_edit_keeps_secret_and_delete_asks_first(
     path = f"/admin/apps/{oidc_app}/delete"
     resp = await post_form(operator, path, {}, page=path)
     assert resp.status == 409 and "delete them first" in await resp.text()
-    await core.delete_account(await core.accounts.require("someone"))
+    await core.removal.delete(await core.accounts.require("someone"))
     resp = await post_form(operator, path, {}, page=path)
     assert resp.status == 303 and await core.apps.get(oidc_app) is None
 

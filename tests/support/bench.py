@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from service.clock import SystemClock
 from service.config import Config, ConfigError
-from service.core import Core
+from service.core import Core, build_core
 from service.store.connection import create_redis
 from service.store.embedded import RedisProcess
 from tests.bench.token_endpoint import BenchError
@@ -52,7 +52,7 @@ async def with_core(env: dict[str, str], measure: Measure) -> str:
     redis = create_redis(config)
     try:
         async with aiohttp.ClientSession() as http:
-            core = Core(config, redis, http, SystemClock())
+            core = build_core(config, redis, http, SystemClock())
             return await measure(core, http)
     finally:
         await redis.aclose()

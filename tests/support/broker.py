@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from service.accounts import Account, AccountWrite, account_from_hash
 from service.clock import SystemClock, iso
 from service.config import Config
-from service.core import Core
+from service.core import Core, build_core
 from service.settings import OAUTH_TOKENS_API
 from service.store.connection import create_redis
 from service.store.embedded import RedisProcess, free_port
@@ -246,7 +246,7 @@ async def running_broker(tmp: Path, idp: Idp, **env: str) -> AsyncIterator[Broke
     http = aiohttp.ClientSession()
     broker: Broker | None = None
     try:
-        core = Core(config, redis, http, SystemClock())
+        core = build_core(config, redis, http, SystemClock())
         await core.apps.create(oidc_app(idp), iso(now_ms()))
         await core.settings.update({OAUTH_TOKENS_API: True})
         token, _ = await core.tokens.create(["*"], None, "load", None, now_ms())

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -218,12 +219,42 @@ async def test_api_token_last_use_is_recorded(
     token, meta = await core.tokens.create(["oauth-tokens"], None, "t", None, 0)
     headers = {"Authorization": f"Bearer {token}"}
     assert (await client.get("/v1/account/example/oauth-token", headers=headers)).status == 200
-    await core.flush_token_uses()
+    await core.token_service.flush_token_uses()
     listed = {t.id: t for t in await core.tokens.all()}
     assert listed[meta.id].last_used_ms is not None
     assert listed[meta.id].public()["lastUsed"].endswith("Z")
     assert (await client.get("/v1/account/example/oauth-token", headers=headers)).status == 200
     await core.tokens.revoke(meta.id)
-    await core.flush_token_uses()
+    await core.token_service.flush_token_uses()
     assert meta.id not in {t.id for t in await core.tokens.all()}
     assert not await core.redis.exists(core.keys.api_token(meta.digest))
+
+
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [
+        ({"kind": "status", "status": 429, "retry_after": "7"}, "ProviderUnavailable"),
+        ({"kind": "error", "status": 401, "error": "invalid_client"}, "AppCredentialsError"),
+        ({"kind": "error", "status": 400, "error": "invalid_grant"}, "ReauthRequired"),
+    ],
+)
+async def test_a_refresh_failure_answers_alike_on_every_route(
+    client: Client,
+    admin: dict[str, str],
+    import_account: Importer,
+    enabled: None,
+    idp: Idp,
+    fault: dict[str, object],
+    code: str,
+) -> None:
+    """The token endpoint and a forced refresh answer one failure with the same error."""
+    await import_account(expires=PAST)
+    idp.faults([fault] if code == "ReauthRequired" else [fault, fault])
+    fetched = await client.get("/v1/account/example/oauth-token", headers=admin)
+    forced = await client.post("/v1/account/example/refresh", headers=admin)
+    answers = [(r.status, await r.json(), r.headers.get("Retry-After")) for r in (fetched, forced)]
+    assert answers[0][1]["code"] == code, answers
+    if code == "ReauthRequired":  # the first failure marked it: the second names its record
+        assert answers[1][1]["code"] == code and answers[0][0] == answers[1][0] == 409
+        return
+    assert answers[0] == answers[1]

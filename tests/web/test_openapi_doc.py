@@ -12,12 +12,12 @@ from aiohttp import web
 from openapi_spec_validator import validate
 
 from service import errors
-from service.accounts import Account
+from service.accounts import Account, Status
 from service.apps import INPUT_FIELDS, App
 from service.clock import iso
-from service.core import TokenView
 from service.outbound.urls import check_outbound_url
 from service.settings import DEFAULTS
+from service.tokens import FreshToken, TokenView
 from service.validate import ACCOUNT_ID, scopes
 from service.web.accounts import IMPORT_FIELDS, OAUTH2_FIELDS
 from service.web.middleware import error_response
@@ -68,7 +68,7 @@ def test_every_route_is_documented_and_nothing_else() -> None:
 
 def test_error_responses_name_codes_of_their_status() -> None:
     """Every error response uses the Error schema and names codes of errors.py with its status."""
-    status_of = {cls.code: cls.status for cls in errors.ApiError.__subclasses__()}
+    status_of = errors.statuses()
     for item in build_document()["paths"].values():
         for operation in item.values():
             for status, response in operation["responses"].items():
@@ -195,7 +195,7 @@ def test_account_views_match_the_account_schema() -> None:
         app="gmail-app",
         provider="google",
         user="alice@example.com",
-        status="reauth_required",
+        status=Status.REAUTH_REQUIRED,
         name="Alice",
         reason="invalidGrant",
         scopes=["openid"],
@@ -207,7 +207,7 @@ def test_account_views_match_the_account_schema() -> None:
         attempts=2,
         last_error={"error": "invalid_grant"},
     )
-    bare = Account(id="b", app="a", provider="oidc", user="", status="active")
+    bare = Account(id="b", app="a", provider="oidc", user="", status=Status.ACTIVE)
     for account in (full, bare):
         assert _errors_of("Account", account.public()) == []
     page = {"total": 2, "page": 0, "pages": 1, "accounts": [full.public(), bare.public()]}
@@ -235,12 +235,13 @@ def test_app_views_match_the_app_schema() -> None:
 
 
 def test_token_body_and_settings_match_their_schemas() -> None:
-    """TokenView.body() (with refreshFailed) and the default settings validate."""
+    """FreshToken.body() (with refreshFailed) and the default settings validate."""
     view = TokenView(
-        "a", "u@example.com", "ya29.x", "microsoft", "m", ["openid"], NOW, "active", iso(NOW)
+        "a", "u@example.com", "ya29.x", "microsoft", "m", ["openid"], NOW, Status.ACTIVE, iso(NOW)
     )
-    assert _errors_of("OAuthToken", view.body(True)) == []
-    assert _errors_of("OAuthToken", {**view.body(False), "refreshFailed": True}) == []
+    assert _errors_of("OAuthToken", FreshToken(view, cached=True).body()) == []
+    stale = FreshToken(view, cached=False, refresh_failed=True).body()
+    assert stale["refreshFailed"] is True and _errors_of("OAuthToken", stale) == []
     assert _errors_of("Settings", DEFAULTS) == []
     changed = {
         **DEFAULTS,

@@ -28,7 +28,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from service.accounts import AccountWrite
 from service.clock import SystemClock, iso
 from service.config import Config
-from service.core import Core
+from service.core import Core, build_core
 from service.store.connection import create_redis
 from service.store.embedded import RedisProcess, free_port
 from service.webhooks.deliveries import GROUP, Deliveries
@@ -306,7 +306,7 @@ async def make_stack(tmp_path: Path) -> AsyncIterator[MakeStack]:
         redis = create_redis(config, retries=3)
         http = aiohttp.ClientSession()
         resources.append((redis, http))
-        core = Core(config, redis, http, SystemClock())
+        core = build_core(config, redis, http, SystemClock())
         body = {
             "id": APP_ID,
             "provider": "oidc",

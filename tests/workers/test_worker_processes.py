@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 from service.accounts import Account, AccountWrite, account_from_hash
 from service.clock import SystemClock, iso
 from service.config import Config
-from service.core import Core
+from service.core import Core, build_core
 from service.store.connection import create_redis
 from service.store.embedded import RedisProcess
 from service.timing import due_ms
@@ -265,7 +265,7 @@ async def make_stack(tmp_path: Path) -> AsyncIterator[MakeStack]:
         redis = create_redis(config, retries=3)
         http = aiohttp.ClientSession()
         resources.append((redis, http))
-        core = Core(config, redis, http, SystemClock())
+        core = build_core(config, redis, http, SystemClock())
         for app_id, idp in apps.items():
             body = {
                 "id": app_id,

@@ -10,6 +10,7 @@
 -- ARGV[1] account id
 -- ARGV[2] invalidation channel
 -- ARGV[3] event JSON to append ('' = none)
+-- ARGV[4] cache name to publish on the channel (CacheNames.account)
 -- returns 1 when deleted, 0 when there was no such account
 local app = redis.call('HGET', KEYS[1], 'app')
 if not app then return 0 end
@@ -20,5 +21,5 @@ redis.call('ZREM', KEYS[6], ARGV[1])
 redis.call('ZREM', KEYS[7], ARGV[1])
 if redis.call('HINCRBY', KEYS[8], app, -1) <= 0 then redis.call('HDEL', KEYS[8], app) end
 if ARGV[3] ~= '' then redis.call('XADD', KEYS[4], '*', 'payload', ARGV[3]) end
-redis.call('PUBLISH', ARGV[2], 'acct:' .. ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[4])
 return 1

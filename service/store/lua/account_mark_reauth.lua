@@ -13,7 +13,8 @@
 -- ARGV[4] event JSON to append on the transition ('' = none)
 -- ARGV[5] grant generation the caller read (a missing field counts as '0')
 -- ARGV[6] stored refresh token ciphertext the caller read ('' = do not compare)
--- ARGV[7..] field, value pairs to set (status, reason, lastError, updatedAt)
+-- ARGV[7] cache name to publish on the channel (CacheNames.account)
+-- ARGV[8..] field, value pairs to set (status, reason, lastError, updatedAt)
 -- returns 1 when the account changed to reauth_required, 0 when it already was,
 --         -1 when gone, -2 when the grant or its refresh token changed meanwhile (stale)
 if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
@@ -21,11 +22,11 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if (redis.call('HGET', KEYS[1], 'grantGen') or '0') ~= ARGV[5] then return -2 end
 if ARGV[6] ~= '' and redis.call('HGET', KEYS[1], 'refreshToken') ~= ARGV[6] then return -2 end
 local was = redis.call('HGET', KEYS[1], 'status')
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('ZREM', KEYS[5], ARGV[2])
 redis.call('ZADD', KEYS[6], 0, ARGV[2])
-redis.call('PUBLISH', ARGV[3], 'acct:' .. ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[7])
 if was == 'reauth_required' then return 0 end
 if ARGV[4] ~= '' then redis.call('XADD', KEYS[4], '*', 'payload', ARGV[4]) end
 return 1

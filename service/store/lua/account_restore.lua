@@ -14,7 +14,8 @@
 -- ARGV[3] status: 'active' (scheduled) or 'reauth_required' (not scheduled)
 -- ARGV[4] refresh due time, epoch ms (used when active)
 -- ARGV[5] invalidation channel
--- ARGV[6..] field, value pairs: the whole record
+-- ARGV[6] cache name to publish on the channel (CacheNames.account)
+-- ARGV[7..] field, value pairs: the whole record
 -- returns 'new' or 'existing'
 local id, app = ARGV[1], ARGV[2]
 local old_gen = tonumber(redis.call('HGET', KEYS[1], 'grantGen') or '0') or 0
@@ -24,7 +25,7 @@ if old_app and old_app ~= app then
 end
 if not old_app or old_app ~= app then redis.call('HINCRBY', KEYS[6], app, 1) end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 local new_gen = tonumber(redis.call('HGET', KEYS[1], 'grantGen') or '0') or 0
 if old_app then redis.call('HSET', KEYS[1], 'grantGen', math.max(old_gen, new_gen) + 1) end
 redis.call('ZADD', KEYS[3], 0, id)
@@ -37,6 +38,6 @@ else
   redis.call('ZADD', KEYS[4], 0, id)
   redis.call('ZREM', KEYS[5], id)
 end
-redis.call('PUBLISH', ARGV[5], 'acct:' .. id)
+redis.call('PUBLISH', ARGV[5], ARGV[6])
 if old_app then return 'existing' end
 return 'new'

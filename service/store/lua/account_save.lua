@@ -13,7 +13,8 @@
 -- ARGV[4] invalidation channel
 -- ARGV[5] event JSON to append when the account is new ('' = none)
 -- ARGV[6] event JSON to append when it leaves reauth_required ('' = none)
--- ARGV[7..] field, value pairs to set on the account hash (updatedAt among them)
+-- ARGV[7] cache name to publish on the channel (CacheNames.account)
+-- ARGV[8..] field, value pairs to set on the account hash (updatedAt among them)
 -- returns {'new' | 'existing', grant generation now stored}, or
 --         {'app_mismatch', app id the account is on} (nothing written)
 local id = ARGV[1]
@@ -26,7 +27,7 @@ if not existed then redis.call('HINCRBY', KEYS[7], app, 1) end
 redis.call('HDEL', KEYS[1], 'reason', 'lastError', 'accessToken', 'expiresAt', 'lifetimeMs',
   'previousRefreshToken', 'answerLostAt', 'missingScopes', 'tid', 'oid', 'sub', 'iss',
   'expectedUser')
-redis.call('HSET', KEYS[1], 'status', 'active', 'attempts', '0', unpack(ARGV, 7))
+redis.call('HSET', KEYS[1], 'status', 'active', 'attempts', '0', unpack(ARGV, 8))
 local gen = redis.call('HINCRBY', KEYS[1], 'grantGen', 1)
 if not existed then redis.call('HSET', KEYS[1], 'createdAt', redis.call('HGET', KEYS[1], 'updatedAt')) end
 redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), id)
@@ -38,6 +39,6 @@ if not existed and ARGV[5] ~= '' then
 elseif existed and old_status == 'reauth_required' and ARGV[6] ~= '' then
   redis.call('XADD', KEYS[3], '*', 'payload', ARGV[6])
 end
-redis.call('PUBLISH', ARGV[4], 'acct:' .. id)
+redis.call('PUBLISH', ARGV[4], ARGV[7])
 if existed then return {'existing', gen} end
 return {'new', gen}

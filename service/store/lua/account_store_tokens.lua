@@ -13,7 +13,8 @@
 -- ARGV[6] scopesMissing event JSON, appended when ARGV[5] differs from the stored list
 --         ('' = webhooks want no such event)
 -- ARGV[7] grant generation the caller read (a missing field counts as '0')
--- ARGV[8..] field, value pairs to set on the account hash
+-- ARGV[8] cache name to publish on the channel (CacheNames.account)
+-- ARGV[9..] field, value pairs to set on the account hash
 -- returns 'ok'; 'gone' when the account was deleted meanwhile (nothing written);
 --         'superseded' when its grant was replaced meanwhile (nothing written);
 --         'late' when the lock had passed to nobody or another holder (tokens still written,
@@ -41,7 +42,7 @@ if ARGV[5] ~= was_missing and ARGV[5] ~= '[]' and ARGV[6] ~= '' then
 end
 redis.call('HSET', KEYS[1], 'missingScopes', ARGV[5], 'attempts', '0')
 redis.call('HDEL', KEYS[1], 'lastError', 'reason', 'answerLostAt')
-redis.call('HSET', KEYS[1], unpack(ARGV, 8))
+redis.call('HSET', KEYS[1], unpack(ARGV, 9))
 redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), ARGV[4])
-redis.call('PUBLISH', ARGV[3], 'acct:' .. ARGV[4])
+redis.call('PUBLISH', ARGV[3], ARGV[8])
 return result

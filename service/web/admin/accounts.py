@@ -11,6 +11,7 @@ from service import errors, limits, validate
 from service.accounts import STATUSES, Account
 from service.core import Core
 from service.refresh import Refreshed
+from service.refresh_errors import refresh_error
 from service.web.admin.render import flash_redirect, form_of, invalid, page
 from service.web.admin.session import admin_page
 from service.web.appkeys import CORE
@@ -100,8 +101,8 @@ async def refresh_account(request: web.Request) -> web.StreamResponse:
     if isinstance(outcome, Refreshed):
         message = "Token refreshed."
     else:
-        failure = outcome.failure
-        message = f"The refresh failed ({failure.kind}): {failure.details().get('error', '')}"
+        error = refresh_error(outcome)
+        message = f"The refresh failed: {error.message} ({error.code}: {outcome.failure.error})."
     raise await flash_redirect(request, f"/admin/accounts/{quote(account.id)}", message)
 
 
@@ -118,7 +119,7 @@ async def confirm_delete_account(request: web.Request) -> web.StreamResponse:
 async def delete_account(request: web.Request) -> web.StreamResponse:
     """Delete the account and revoke its refresh token at the provider."""
     account = await _account(request)
-    _, revocation = await request.app[CORE].delete_account(account)
+    _, revocation = await request.app[CORE].removal.delete(account)
     revoked = "revoked at the provider" if revocation and revocation.revoked else "not revoked"
     message = f"Account {account.id} deleted (refresh token {revoked})."
     raise await flash_redirect(request, "/admin/accounts", message)

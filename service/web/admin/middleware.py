@@ -25,10 +25,10 @@ HEADERS = {
 log = structlog.get_logger("admin")
 
 
-class CsrfFailed(errors.ApiError):
+class CsrfFailed(errors.Forbidden):
     """A settings-page form arrived without this session's CSRF token."""
 
-    status, code = 403, "CsrfFailed"
+    code = "CsrfFailed"
 
 
 def error_page(request: web.Request, status: int, message: str) -> web.Response:
