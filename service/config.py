@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-ENV_PREFIX = "TOKENBROKER_"
 LOG_FORMATS = ("json", "console", "auto")
 REDIS_MODES = ("single", "cluster")
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")

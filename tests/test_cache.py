@@ -187,15 +187,27 @@ async def test_listen_survives_redis_restart(tmp_path: Path) -> None:
         server.stop()
 
 
+async def ping_calls(client: Redis) -> int:
+    """How many PING commands the server has run (its command statistics)."""
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_ping", {}).get("calls", 0))
+
+
 async def test_idle_subscription_stays_live(redis_server: RedisProcess) -> None:
     """An idle, healthy subscription answers its pings and is never dropped."""
     cache = LocalCache(ttl_s=5)
     client = create_redis(Config(redis_url=redis_server.url, secret_key=bytes(32)), retries=0)
     task = asyncio.create_task(cache.listen(client, "tb:test-idle"))
     try:
-        await eventually(lambda: cache.pongs >= 3, 5.0, "three pings answered")
-        assert cache.live
-        assert cache.subscriptions == 1
+        await eventually(lambda: cache.live, 5.0, "the cache subscribes")
+        cache.put("acct:a", "A", cache.epoch)
+        epoch, pings = cache.epoch, await ping_calls(client)
+        deadline = time.monotonic() + 5.0
+        while await ping_calls(client) < pings + 3:  # three pings answered meanwhile
+            assert time.monotonic() < deadline, "the cache did not ping while idle"
+            await asyncio.sleep(0.05)
+        assert cache.live and cache.epoch == epoch  # never flushed by a re-subscribe
+        assert cache.get("acct:a") == "A"
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
