@@ -7,9 +7,7 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import zipfile
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -33,6 +31,7 @@ from tests.support.deploy_files import (
     kube_documents,
     systemd_settings,
 )
+from tests.support.polling import eventually
 from tests.test_cli import TOKENBROKER, base_env, run
 
 
@@ -107,15 +106,6 @@ def test_deploy_commands_are_documented_and_parse() -> None:
     assert "No Docker engine" in documented
 
 
-async def poll(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
-    """Await `check()` until it is true; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {timeout_s} s")
-        await asyncio.sleep(0.05)
-
-
 async def start(argv: list[str], env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
     """Start one of the deploy commands with the venv's console script."""
     return await asyncio.create_subprocess_exec(
@@ -166,7 +156,7 @@ async def test_image_web_command_and_healthcheck(
     assert not await healthy()
     proc = await start(commands["Dockerfile CMD"], env, tmp_path)
     try:
-        await poll(healthy, 20, "the image's HEALTHCHECK did not pass")
+        await eventually(healthy, 20, "the image's HEALTHCHECK to pass", every_s=0.05)
     finally:
         code, err = await stop(proc)
     assert code == 0 and b"Traceback" not in err, err.decode()
@@ -186,7 +176,7 @@ async def test_worker_command_and_its_check(redis_server: RedisProcess, tmp_path
     assert not await alive()
     proc = await start(commands["compose worker"], env, tmp_path)
     try:
-        await poll(alive, 20, "`worker --check` did not pass")
+        await eventually(alive, 20, "`worker --check` to pass", every_s=0.05)
     finally:
         code, err = await stop(proc)
     assert code == 0 and b"Traceback" not in err, err.decode()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from service.clock import ManualClock
 from tests.support.idp import Idp
+from tests.support.polling import eventually
 from workers.worker import Worker
 
 Adder = Callable[..., Awaitable[dict[str, Any]]]
@@ -24,10 +24,14 @@ async def test_close_returns_once_run_has_stored_the_refresh_in_flight(
     clock.advance(6 * MINUTE)
     idp.fault("answer_delay_ms", ms=DELAY_MS)
     running = asyncio.create_task(worker.run())
-    deadline = time.monotonic() + 10
-    while (await asyncio.to_thread(idp.stats))["refresh_requests"] == 0:
-        assert not running.done() and time.monotonic() < deadline, "no refresh at the provider"
-        await asyncio.sleep(0.02)
+
+    async def at_provider() -> bool:
+        return (await asyncio.to_thread(idp.stats))["refresh_requests"] > 0
+
+    def still_running() -> None:
+        assert not running.done(), "run() ended before the refresh reached the provider"
+
+    await eventually(at_provider, 10, "the refresh at the provider", check=still_running)
     await worker.close()
     assert running.done()
     account = await worker.core.accounts.require("a1")
