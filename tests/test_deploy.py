@@ -31,6 +31,7 @@ from tests.support.deploy_files import (
     kube_documents,
     systemd_settings,
 )
+from tests.support.locks import REQUIREMENTS, asked_pins, lock_pins
 from tests.support.polling import eventually
 from tests.test_cli import TOKENBROKER, base_env, run
 
@@ -92,6 +93,22 @@ def test_deploy_files_set_only_variables_the_service_reads() -> None:
         unknown = names - known
         assert not unknown, f"{where} sets {sorted(unknown)}, which the service never reads"
         assert all(ENV_NAME.match(n) or n.startswith("PYTHON") for n in names), where
+
+
+def test_image_installs_the_locked_dependencies() -> None:
+    """The image installs requirements/deploy.lock with hashes, then the project without deps."""
+    steps = [f"{kind} {args}" for kind, args in dockerfile()]
+    copied = steps.index("COPY requirements/deploy.lock ./requirements/")
+    locked = steps.index("RUN pip install --require-hashes -r requirements/deploy.lock")
+    project = next(i for i, s in enumerate(steps) if s.startswith("RUN pip install --no-deps . "))
+    assert copied < locked < project
+    pins = lock_pins(REQUIREMENTS / "deploy.lock")
+    assert all(pin.hashes for pin in pins.values())
+    for name, version in asked_pins().items():  # what pyproject.toml asks for, at its version
+        assert pins[name].version == version, name
+    assert not {"pytest", "mypy", "ruff", "hatchling"} & set(pins)  # the service's only
+    tested = lock_pins(REQUIREMENTS / "test.lock")  # the versions the tests ran against
+    assert {n: p.version for n, p in pins.items()} == {n: tested[n].version for n in pins}
 
 
 def test_deploy_commands_are_documented_and_parse() -> None:
