@@ -3,16 +3,31 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TEST_LOCK   := requirements/test.lock
+DEPLOY_LOCK := requirements/deploy.lock
+LOCK_FLAGS  ?=
+COMPILE     := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
+               --generate-hashes --custom-compile-command "make lock" --quiet $(LOCK_FLAGS)
 
-.PHONY: run test lint bench venv idp browser screenshots clean
+.PHONY: run test lint lock bench venv idp browser screenshots clean
 
-$(STAMP): pyproject.toml
+# Every dependency, transitive ones too, at the version and hashes of the test lock; then the
+# project itself, editable, without dependencies (hatchling, its build backend, is in the lock).
+$(STAMP): pyproject.toml $(TEST_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(TEST_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Re-pin after changing pyproject.toml's dependencies: the test environment (extras test and
+# lint) and the image's (the service alone, at the test environment's versions). Pins that
+# still fit are kept; `make lock LOCK_FLAGS=--upgrade` moves every one to the newest release.
+lock: $(STAMP)
+	$(COMPILE) --extra test --extra lint -o $(TEST_LOCK)
+	$(COMPILE) --constraint $(TEST_LOCK) -o $(DEPLOY_LOCK)
 
 run: $(STAMP)
 	$(BIN)/tokenbroker dev
@@ -26,8 +41,9 @@ idp:
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || scripts/need-package chromium chromium-driver
 
+# A coverage report of service/ and workers/ (as run in the test process) ends the output.
 test: $(STAMP) idp browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --cov --cov-report=term:skip-covered
 
 # Refresh docs/screenshots/ from the browser test (README shows two of them).
 screenshots: $(STAMP) idp browser

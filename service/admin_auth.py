@@ -88,10 +88,6 @@ class AdminAuth:
         self.redis, self.keys, self.limits = redis, keys, limits or LoginLimits()
         self.scripts = Scripts(redis)
 
-    async def has_password(self) -> bool:
-        """True once a password is set."""
-        return bool(await self.redis.hexists(self.keys.admin, "passwordHash"))
-
     async def set_password(self, password: str) -> None:
         """Store a new password (its hash only) and end every logged-in session, in one step.
 

@@ -130,10 +130,6 @@ class ApiTokenStore:
         digest = sha256_hex(token)
         return token_from_hash(digest, await read_hash(self.redis, self.keys.api_token(digest)))
 
-    async def find_digest(self, digest: str) -> ApiToken | None:
-        """Look a token up by digest (the cache keys on digests)."""
-        return token_from_hash(digest, await read_hash(self.redis, self.keys.api_token(digest)))
-
     async def all(self) -> list[ApiToken]:
         """Return every token's metadata, oldest first."""
         digests = list((await read_hash(self.redis, self.keys.api_token_ids)).values())

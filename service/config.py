@@ -19,7 +19,6 @@ from service.config_table import SETTINGS, Setting
 from service.errors import Fault
 from service.limits import MAX_BODY_BYTES
 
-ENV_PREFIX = "TOKENBROKER_"
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 SENTINEL_FORM = "redis+sentinel://[:password@]host:port[,host:port…]/<service-name>[/<db>]"

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from service.store.embedded import RedisProcess
 from service.web.app import create_app
 from service.web.appkeys import CORE
 from tests.support.idp import Idp
+from tests.support.polling import eventually
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 TEST_SECRET = bytes(range(32))
@@ -101,10 +100,7 @@ def core(client: TestClient[web.Request, web.Application]) -> Core:
 
 async def wait_live(client: TestClient[web.Request, web.Application]) -> None:
     """Wait (max 5 s) until the app's cache follows invalidations, so tests start settled."""
-    deadline = time.monotonic() + 5
-    while not client.app[CORE].cache.live:
-        assert time.monotonic() < deadline, "the cache listener never subscribed"
-        await asyncio.sleep(0.005)
+    await eventually(lambda: client.app[CORE].cache.live, 5, "the cache listener to subscribe")
 
 
 async def make_token(

@@ -5,28 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from redis.asyncio import Redis
 
 from service.config import Config
 from service.store.cache import MISS, LocalCache
 from service.store.connection import create_redis
 from service.store.embedded import RedisProcess
+from tests.support.polling import eventually
 
 CHANNEL = "tb:invalidate"
-
-
-async def eventually(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
-    """Poll `condition` until it holds; return the seconds it took, fail after `timeout_s`."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout_s:
-            pytest.fail(f"not within {timeout_s} s: {what}")
-        await asyncio.sleep(0.005)
-    return time.monotonic() - start
 
 
 def live_cache(ttl_s: float = 60.0) -> LocalCache:
@@ -187,15 +177,28 @@ async def test_listen_survives_redis_restart(tmp_path: Path) -> None:
         server.stop()
 
 
+async def ping_calls(client: Redis) -> int:
+    """How many PING commands the server has run (its command statistics)."""
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_ping", {}).get("calls", 0))
+
+
 async def test_idle_subscription_stays_live(redis_server: RedisProcess) -> None:
     """An idle, healthy subscription answers its pings and is never dropped."""
     cache = LocalCache(ttl_s=5)
     client = create_redis(Config(redis_url=redis_server.url, secret_key=bytes(32)), retries=0)
     task = asyncio.create_task(cache.listen(client, "tb:test-idle"))
     try:
-        await eventually(lambda: cache.pongs >= 3, 5.0, "three pings answered")
-        assert cache.live
-        assert cache.subscriptions == 1
+        await eventually(lambda: cache.live, 5.0, "the cache subscribes")
+        cache.put("acct:a", "A", cache.epoch)
+        epoch, pings = cache.epoch, await ping_calls(client)
+
+        async def pinged_thrice() -> bool:
+            return await ping_calls(client) >= pings + 3
+
+        await eventually(pinged_thrice, 5.0, "three pings answered while idle", every_s=0.05)
+        assert cache.live and cache.epoch == epoch  # never flushed by a re-subscribe
+        assert cache.get("acct:a") == "A"
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

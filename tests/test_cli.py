@@ -7,7 +7,6 @@ import base64
 import os
 import signal
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from service.settings import DEFAULTS
 from service.store.embedded import RedisProcess, free_port
 from service.webhooks.headers import MASK, WebhookHeaders
 from tests.conftest import TEST_SECRET
+from tests.support.polling import eventually
 
 Client = TestClient[web.Request, web.Application]
 TOKENBROKER = Path(sys.executable).parent / "tokenbroker"
@@ -116,14 +116,14 @@ def bearer(token: str) -> dict[str, str]:
 
 async def eventually_status(client: Client, token: str, status: int, timeout_s: float) -> None:
     """Poll GET /v1/settings with `token` until it answers `status`; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        resp = await client.get("/v1/settings", headers=bearer(token))
-        if resp.status == status:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"still {resp.status} after {timeout_s} s, wanted {status}")
-        await asyncio.sleep(0.01)
+    answered: list[int] = []
+
+    async def answers() -> bool:
+        answered.append((await client.get("/v1/settings", headers=bearer(token))).status)
+        return answered[-1] == status
+
+    what = f"GET /v1/settings to answer {status}"
+    await eventually(answers, timeout_s, what, every_s=0.01, diagnostics=lambda: str(answered))
 
 
 async def test_token_create_prints_working_token_last(cli: Cli, client: Client) -> None:
@@ -306,19 +306,19 @@ async def test_web_serves_health_and_stops_on_sigterm(
     )
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-            deadline = time.monotonic() + 15
-            while True:
+
+            async def healthy() -> bool:
                 assert proc.returncode is None, "tokenbroker web exited early"
                 try:
                     async with http.get(f"http://127.0.0.1:{port}/health") as resp:
                         if resp.status == 200:
                             assert await resp.json() == {"status": "ok"}
-                            break
+                            return True
                 except aiohttp.ClientConnectionError:
                     pass
-                if time.monotonic() > deadline:
-                    pytest.fail("tokenbroker web did not answer /health within 15 s")
-                await asyncio.sleep(0.05)
+                return False
+
+            await eventually(healthy, 15, "tokenbroker web to answer /health", every_s=0.05)
             async with http.get(f"http://127.0.0.1:{port}/ready") as resp:
                 assert resp.status == 200
         proc.send_signal(signal.SIGTERM)

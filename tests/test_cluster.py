@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -28,6 +26,7 @@ from service.web.appkeys import CORE
 from tests.conftest import make_token
 from tests.support.cluster import RedisClusterProcesses
 from tests.support.idp import Idp
+from tests.support.polling import eventually
 from tests.support.processes import running
 from tests.workers.test_webhooks import Receiver
 from workers.worker import Worker
@@ -119,15 +118,6 @@ async def import_accounts(web_client: Client, headers: dict[str, str], idp: Idp)
         )
         assert resp.status == 200, await resp.text()
     return ids
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
-    """Poll `condition` until it holds; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not await condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout_s} s: {what}")
-        await asyncio.sleep(0.01)
 
 
 async def test_whole_flow_spreads_over_every_master(

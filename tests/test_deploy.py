@@ -7,9 +7,7 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import zipfile
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -33,6 +31,8 @@ from tests.support.deploy_files import (
     kube_documents,
     systemd_settings,
 )
+from tests.support.locks import REQUIREMENTS, asked_pins, lock_pins
+from tests.support.polling import eventually
 from tests.test_cli import TOKENBROKER, base_env, run
 
 
@@ -102,6 +102,22 @@ async def test_env_example_is_what_the_command_prints(tmp_path: Path) -> None:
     assert result.stdout == (DEPLOY / "tokenbroker.env.example").read_text()
 
 
+def test_image_installs_the_locked_dependencies() -> None:
+    """The image installs requirements/deploy.lock with hashes, then the project without deps."""
+    steps = [f"{kind} {args}" for kind, args in dockerfile()]
+    copied = steps.index("COPY requirements/deploy.lock ./requirements/")
+    locked = steps.index("RUN pip install --require-hashes -r requirements/deploy.lock")
+    project = next(i for i, s in enumerate(steps) if s.startswith("RUN pip install --no-deps . "))
+    assert copied < locked < project
+    pins = lock_pins(REQUIREMENTS / "deploy.lock")
+    assert all(pin.hashes for pin in pins.values())
+    for name, version in asked_pins().items():  # what pyproject.toml asks for, at its version
+        assert pins[name].version == version, name
+    assert not {"pytest", "mypy", "ruff", "hatchling"} & set(pins)  # the service's only
+    tested = lock_pins(REQUIREMENTS / "test.lock")  # the versions the tests ran against
+    assert {n: p.version for n, p in pins.items()} == {n: tested[n].version for n in pins}
+
+
 def test_deploy_commands_are_documented_and_parse() -> None:
     """Each command of the image, compose, probes and units is documented and a real CLI command."""
     documented = (DEPLOY / "README.md").read_text() + (ROOT / "README.md").read_text()
@@ -112,15 +128,6 @@ def test_deploy_commands_are_documented_and_parse() -> None:
         assert f"`{' '.join(argv)}`" in documented, f"{where}: {argv} is not documented"
         parser().parse_args(argv[1:])  # exits (fails the test) on an unknown command or option
     assert "No Docker engine" in documented
-
-
-async def poll(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
-    """Await `check()` until it is true; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {timeout_s} s")
-        await asyncio.sleep(0.05)
 
 
 async def start(argv: list[str], env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
@@ -173,7 +180,7 @@ async def test_image_web_command_and_healthcheck(
     assert not await healthy()
     proc = await start(commands["Dockerfile CMD"], env, tmp_path)
     try:
-        await poll(healthy, 20, "the image's HEALTHCHECK did not pass")
+        await eventually(healthy, 20, "the image's HEALTHCHECK to pass", every_s=0.05)
     finally:
         code, err = await stop(proc)
     assert code == 0 and b"Traceback" not in err, err.decode()
@@ -193,7 +200,7 @@ async def test_worker_command_and_its_check(redis_server: RedisProcess, tmp_path
     assert not await alive()
     proc = await start(commands["compose worker"], env, tmp_path)
     try:
-        await poll(alive, 20, "`worker --check` did not pass")
+        await eventually(alive, 20, "`worker --check` to pass", every_s=0.05)
     finally:
         code, err = await stop(proc)
     assert code == 0 and b"Traceback" not in err, err.decode()

@@ -19,8 +19,9 @@ from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
 
 from service.store.embedded import _die_with_parent, free_port, server_binary
 from tests.support.deploy_files import DEPLOY, compose, deploy_commands
+from tests.support.polling import eventually
 from tests.test_cli import run
-from tests.test_deploy import image_env, poll, start, stop
+from tests.test_deploy import image_env, start, stop
 
 COMPOSE_CONF = "/usr/local/etc/redis/redis.conf"  # where compose mounts redis.conf
 
@@ -78,7 +79,9 @@ async def acl_redis(tmp_path: Path) -> AsyncIterator[AclRedis]:
     url = as_compose_gives(tokenbroker_url, password).replace("@redis:6379", f"@127.0.0.1:{port}")
     client = Redis.from_url(url)
     try:
-        await poll(lambda: answers(client), 10, "the ACL Redis did not answer its user")
+        await eventually(
+            lambda: answers(client), 10, "the ACL Redis to answer its user", every_s=0.05
+        )
         yield AclRedis(port, password, url)
     finally:
         await client.aclose()
@@ -153,7 +156,7 @@ async def test_service_runs_as_the_tokenbroker_user(acl_redis: AclRedis, tmp_pat
                 except aiohttp.ClientError:
                     return False
 
-            await poll(ready, 20, "/ready under the ACL user")
+            await eventually(ready, 20, "/ready under the ACL user", every_s=0.05)
             app = {"id": "gmail", "provider": "google", "clientId": "c", "clientSecret": "s"}
             async with http.post(f"{base}/v1/oauth2", json=app, headers=auth) as resp:
                 assert resp.status == 201, await resp.text()
@@ -162,7 +165,7 @@ async def test_service_runs_as_the_tokenbroker_user(acl_redis: AclRedis, tmp_pat
             check = await run(*commands["compose worker healthcheck"][1:], env=env, cwd=tmp_path)
             return check.code == 0
 
-        await poll(worker_alive, 20, "`worker --check` under the ACL user")
+        await eventually(worker_alive, 20, "`worker --check` under the ACL user", every_s=0.05)
         exported = await run("export", str(tmp_path / "backup.jsonl"), env=env, cwd=tmp_path)
         assert exported.code == 0 and "exported 1 apps" in exported.stdout, exported.stderr
     finally:

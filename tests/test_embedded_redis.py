@@ -7,11 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 from service.store.embedded import RedisProcess, free_port
+from tests.support.polling import eventually_blocking
 
 TOKENBROKER = str(Path(sys.executable).parent / "tokenbroker")
 
@@ -23,13 +23,6 @@ def _answers(port: int) -> bool:
             return sock.recv(16).startswith(b"+PONG")
     except OSError:
         return False
-
-
-def _wait(condition: object, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def _health(port: int) -> bool:
@@ -66,7 +59,7 @@ def test_dev_embeds_redis_and_it_dies_with_a_killed_parent(tmp_path: Path) -> No
     proc = subprocess.Popen([TOKENBROKER, "dev"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        _wait(lambda: _health(port))
+        eventually_blocking(lambda: _health(port), 20, "dev to answer /health", every_s=0.05)
         key = tmp_path / "var" / "secret.key"
         assert key.exists()
         assert key.stat().st_mode & 0o777 == 0o600
@@ -74,7 +67,9 @@ def test_dev_embeds_redis_and_it_dies_with_a_killed_parent(tmp_path: Path) -> No
         assert _answers(redis_port)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        _wait(lambda: not _answers(redis_port), 10)
+        eventually_blocking(
+            lambda: not _answers(redis_port), 10, "the embedded Redis to end", every_s=0.05
+        )
     finally:
         if proc.poll() is None:
             proc.kill()

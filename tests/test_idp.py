@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from tests.support.idp import Idp
+from tests.support.polling import eventually_blocking
 
 SCOPE = "openid email offline_access"
 
@@ -25,14 +26,6 @@ def provider(own_idp: Idp) -> Iterator[Idp]:
     own_idp.reset()
     yield own_idp
     own_idp.reset()
-
-
-def poll(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
-    """Poll `condition` every 20 ms until it holds; fail naming `what` after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def test_delay_window_slows_every_refresh_then_ends(provider: Idp) -> None:
@@ -63,7 +56,9 @@ def test_refresh_completes_after_the_client_hung_up(provider: Idp) -> None:
     with pytest.raises(TimeoutError):
         provider.refresh(token, timeout=0.2)  # closes its connection on the timeout
     assert provider.stats()["refresh_in_flight"] == 1, "the provider is still working on it"
-    poll(lambda: provider.stats()["refresh_unheard"] == 1, "the answer into the void")
+    eventually_blocking(
+        lambda: provider.stats()["refresh_unheard"] == 1, 10, "the answer into the void"
+    )
     assert provider.stats()["refresh_in_flight"] == 0
     after = provider.active(token)
     assert not after.active, "the presented token was used up"

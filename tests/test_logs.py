@@ -8,7 +8,6 @@ import logging
 import re
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from structlog.testing import capture_logs
 
 from service import logs
 from tests.support.logs import READY, Lines, lines_of, logged_lines, start_child
+from tests.support.polling import eventually_blocking
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 SECRET = "s3cr3t-Zq8vLw2"
@@ -188,10 +188,12 @@ def test_info_lines_are_written_by_the_running_loop(child: Any) -> None:
     """An INFO line is written by the event loop soon after, while the process runs on."""
     proc, log = child("loop-runs")
     _ready(proc)
-    deadline = time.monotonic() + CHILD_TIMEOUT_S
-    while not log.read_bytes():
-        assert time.monotonic() < deadline, "the INFO line was never written"
-        time.sleep(logs.FLUSH_AFTER_S / 5)
+    eventually_blocking(
+        lambda: bool(log.read_bytes()),
+        CHILD_TIMEOUT_S,
+        "the INFO line written",
+        every_s=logs.FLUSH_AFTER_S / 5,
+    )
     assert [line["event"] for line in lines_of(log)] == ["informed"]
     assert proc.poll() is None, "read before the child exited"
 

@@ -69,7 +69,7 @@ def test_retry_after() -> None:
 
 def test_parse_granted_keeps_refresh_token_absent() -> None:
     """A response without refresh_token says so (the caller keeps the old one)."""
-    granted = parse_granted({"access_token": "a", "expires_in": "3599", "scope": "a b"}, 1000, "r")
+    granted = parse_granted({"access_token": "a", "expires_in": "3599", "scope": "a b"}, 1000)
     assert isinstance(granted, Granted)
     assert granted.refresh_token is None
     assert granted.expires_at_ms == 1000 + 3_599_000
@@ -78,4 +78,4 @@ def test_parse_granted_keeps_refresh_token_absent() -> None:
 
 def test_parse_granted_without_access_token_is_transient() -> None:
     """A 200 without an access token is a transient failure, not a crash."""
-    assert parse_granted({"token_type": "Bearer"}, 0, "r").kind == "transient"  # type: ignore[union-attr]
+    assert parse_granted({"token_type": "Bearer"}, 0).kind == "transient"  # type: ignore[union-attr]

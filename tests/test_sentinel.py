@@ -21,9 +21,10 @@ from service.store.connection import create_redis, is_cluster, is_sentinel
 from service.web.appkeys import CORE
 from tests.conftest import make_token
 from tests.support.idp import Idp
+from tests.support.polling import eventually
 from tests.support.processes import running
 from tests.support.sentinel import RedisSentinelProcesses
-from tests.test_cluster import eventually, import_accounts
+from tests.test_cluster import import_accounts
 from workers.worker import Worker
 
 Client = TestClient[web.Request, web.Application]

@@ -43,9 +43,18 @@ class Worker:
         self.refresh = RefreshLoop(self.core, self.metrics, config)
         self.webhooks = WebhookLoop(self.core, self.metrics, config, http)
         self.loops = [only] if only else list(LOOPS)
+        self.idle = asyncio.Event()  # set while run() is not running
+        self.idle.set()
 
     async def run(self, burst: bool = False) -> None:
         """Run until stop() (or, in burst mode, until nothing is due)."""
+        self.idle.clear()
+        try:
+            await self._run(burst)
+        finally:
+            self.idle.set()
+
+    async def _run(self, burst: bool) -> None:
         if burst:
             if "refresh" in self.loops:
                 await self.refresh.run(burst=True)
@@ -72,9 +81,12 @@ class Worker:
         self.webhooks.stop()
 
     async def close(self) -> None:
-        """Stop and wait for in-flight work (within the grace period)."""
+        """Stop, and return once run() has: in-flight work finished or handed back.
+
+        Idempotent; returns at once when run() is not running.
+        """
         self.stop()
-        await self.refresh.drain()
+        await self.idle.wait()
 
     async def _heartbeat(self) -> None:
         """Beat the health file whenever the loop made progress since the last beat."""

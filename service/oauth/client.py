@@ -114,7 +114,7 @@ def classify(status: int, body: object, retry_after: str | None) -> Failure:
     return Failure("transient", error, description, status, retry_after_s=wait)
 
 
-def parse_granted(body: object, sent_at_ms: int, old_refresh_token: str) -> RefreshResult:
+def parse_granted(body: object, sent_at_ms: int) -> RefreshResult:
     """Turn a 200 token response into Granted, or a transient Failure if it is unusable."""
     if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
         return Failure("transient", "invalid_response", "token response without access_token")
@@ -155,7 +155,7 @@ class OAuthClient:
             return answer
         status, body, retry_after = answer
         if status == 200:
-            return parse_granted(body, sent_at, refresh_token)
+            return parse_granted(body, sent_at)
         return classify(status, body, retry_after)
 
     async def exchange_code(
@@ -175,7 +175,7 @@ class OAuthClient:
         status, body, retry_after = answer
         if status != 200:
             return classify(status, body, retry_after)
-        granted = parse_granted(body, sent_at, "")
+        granted = parse_granted(body, sent_at)
         if isinstance(granted, Failure):
             return granted
         id_token = body.get("id_token") if isinstance(body, dict) else None

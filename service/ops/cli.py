@@ -117,7 +117,7 @@ def _worker_ctx(config: Config) -> Callable[[web.Application], AsyncIterator[Non
         async with _worker_resources(config) as worker:
             task = asyncio.create_task(worker.run())
             yield
-            worker.stop()
+            await worker.close()
             await task
 
     return ctx

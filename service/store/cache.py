@@ -38,8 +38,6 @@ class LocalCache:
     def __init__(self, ttl_s: float, max_entries: int = 100_000) -> None:
         self.ttl_s, self.max_entries = ttl_s, max_entries
         self._next_sweep = 0.0
-        self.subscriptions = 0  # times (re)subscribed, and pings answered: for health checks
-        self.pongs = 0
         self.entries: dict[str, tuple[float, Any]] = {}
         self.epoch = 0
         self.live = False
@@ -112,11 +110,9 @@ class LocalCache:
                     pong_due, next_ping = now + PONG_WITHIN_S, now + PING_EVERY_S
                 continue
             if pong_due is not None:  # any reply proves the connection alive
-                self.pongs += 1  # (redis-py mangles the PONG reply itself)
-                pong_due = None
+                pong_due = None  # (redis-py mangles the PONG reply itself)
             kind = message["type"]
             if kind == "subscribe":
-                self.subscriptions += 1
                 self.clear()
                 self.live = True
             elif kind == "message":

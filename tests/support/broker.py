@@ -28,9 +28,9 @@ from service.store.connection import create_redis
 from service.store.embedded import RedisProcess, free_port
 from service.timing import due_ms
 from tests.support.idp import Idp
+from tests.support.polling import Condition
 from tests.support.processes import (
     TOKENBROKER,
-    Condition,
     WorkerProc,
     die_with_parent,
     now_ms,

@@ -11,6 +11,7 @@ from pathlib import Path
 import redis
 
 from service.store.embedded import _die_with_parent, server_binary
+from tests.support.polling import eventually_blocking
 from tests.support.processes import stop_processes
 
 BUS_OFFSET = 10_000  # a cluster node also listens on its port + 10000 (the cluster bus)
@@ -118,10 +119,12 @@ class RedisClusterProcesses:
 
     @staticmethod
     def _wait(deadline: float, port: int, what: str) -> None:
-        while not _ready(port, what):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"redis cluster node {port} not {what} in time")
-            time.sleep(0.05)
+        eventually_blocking(
+            lambda: _ready(port, what),
+            max(0.0, deadline - time.monotonic()),
+            f"redis cluster node {port} {what}",
+            every_s=0.05,
+        )
 
     def shards(self) -> list[tuple[int, int, int]]:
         """(first slot, last slot, master port) of every slot range, from CLUSTER SHARDS."""

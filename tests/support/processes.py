@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ctypes
 import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +18,11 @@ import orjson
 from aiohttp import web
 
 from service.clock import SystemClock
+from tests.support.polling import Condition, eventually
 
 TOKENBROKER = Path(sys.executable).parent / "tokenbroker"
 PR_SET_PDEATHSIG = 1
 LIBC = ctypes.CDLL("libc.so.6", use_errno=True) if sys.platform.startswith("linux") else None
-
-Condition = Callable[[], Awaitable[bool] | bool]
 
 
 def die_with_parent() -> None:
@@ -145,10 +142,14 @@ class WorkerProc:
         """Send `sig` and return the exit code (fails if it does not exit in time)."""
         self.expect_alive = False
         self.process.send_signal(sig)
-        deadline = time.monotonic() + timeout_s
-        while (code := self.process.poll()) is None:
-            assert time.monotonic() < deadline, f"{self.name} did not exit\n{self.tail()}"
-            await asyncio.sleep(0.02)
+        await eventually(
+            lambda: self.process.poll() is not None,
+            timeout_s,
+            f"{self.name} to exit",
+            diagnostics=self.tail,
+        )
+        code = self.process.poll()
+        assert code is not None
         return code
 
 
@@ -166,24 +167,18 @@ async def wait_until(
 
     `check` runs after each miss, before the workers are looked at (it may assert).
     """
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
+
+    def alive() -> None:
         check()
         for worker in workers:
             if worker.expect_alive and worker.process.poll() is not None:
                 raise AssertionError(
                     f"{worker.name} exited while waiting for {what}\n{diagnostics()}"
                 )
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out after {timeout_s} s waiting for {what}\n{diagnostics()}"
-            )
-        await asyncio.sleep(poll_s)
+
+    await eventually(
+        condition, timeout_s, what, every_s=poll_s, check=alive, diagnostics=diagnostics
+    )
 
 
 async def _health(request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ from pathlib import Path
 import redis
 
 from service.store.embedded import _die_with_parent, server_binary
+from tests.support.polling import eventually_blocking
 from tests.support.processes import stop_processes
 
 SERVICE = "tb"
@@ -126,11 +127,13 @@ class RedisSentinelProcesses:
 
     @staticmethod
     def wait(deadline: float, condition: Callable[[], bool]) -> None:
-        """Poll `condition` until it holds; TimeoutError after `deadline`."""
-        while not condition():
-            if time.monotonic() > deadline:
-                raise TimeoutError("the sentinel setup did not reach the expected state in time")
-            time.sleep(0.05)
+        """Poll `condition` until it holds; fail once the monotonic clock passes `deadline`."""
+        eventually_blocking(
+            condition,
+            max(0.0, deadline - time.monotonic()),
+            "the sentinel setup to reach the expected state",
+            every_s=0.05,
+        )
 
     def stop(self) -> None:
         """Stop the sentinel and both servers and wait for them to exit."""

@@ -15,7 +15,6 @@ import os
 import pkgutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from service.clock import SystemClock, iso
 from service.store.embedded import RedisProcess, free_port
 from tests.conftest import TEST_SECRET
 from tests.support.idp import Idp
+from tests.support.polling import eventually_blocking
 
 Operation = APIOperation[Any, Any, Any, Any]
 TOKENBROKER = Path(sys.executable).parent / "tokenbroker"
@@ -144,18 +144,18 @@ def cli(env: dict[str, str], cwd: Path, *args: str) -> str:
 
 def wait_healthy(web: WebProcess) -> None:
     """Poll /health until it answers 200; fail when the process dies or START_TIMEOUT_S passes."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
+
+    def healthy() -> bool:
         if web.process.poll() is not None:
             pytest.fail(f"tokenbroker web exited ({web.process.returncode}):\n{web.tail()}")
         try:
-            if requests.get(f"{web.base_url}/health", timeout=1).status_code == 200:
-                return
+            return requests.get(f"{web.base_url}/health", timeout=1).status_code == 200
         except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"tokenbroker web not healthy after {START_TIMEOUT_S:.0f} s:\n{web.tail()}")
-        time.sleep(0.05)
+            return False
+
+    eventually_blocking(
+        healthy, START_TIMEOUT_S, "tokenbroker web healthy", every_s=0.05, diagnostics=web.tail
+    )
 
 
 @pytest.fixture

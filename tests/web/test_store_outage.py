@@ -23,6 +23,7 @@ from service.core import Core
 from service.store.embedded import RedisProcess
 from service.web.appkeys import CORE
 from tests.conftest import make_token
+from tests.support.polling import eventually
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[..., Awaitable[Client]]
@@ -56,25 +57,10 @@ async def store(idle_store: RedisProcess) -> RedisProcess:
 async def outage_client(store: RedisProcess, make_client: MakeClient, config: Config) -> Client:
     """A web app whose Redis is the private server."""
     client = await make_client(dataclasses.replace(config, redis_url=store.url))
-    await wait_for(lambda: client.app[CORE].cache.live, "the cache listener to subscribe")
+    await eventually(
+        lambda: client.app[CORE].cache.live, RECOVER_WITHIN_S, "the cache listener to subscribe"
+    )
     return client
-
-
-async def wait_for(
-    condition: Callable[[], bool] | Callable[[], Awaitable[bool]],
-    what: str,
-    timeout_s: float = RECOVER_WITHIN_S,
-) -> None:
-    """Poll `condition` every 20 ms until it holds; fail naming `what` after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 async def timed(request: Awaitable[ClientResponse]) -> tuple[ClientResponse, dict[str, Any], float]:
@@ -167,7 +153,7 @@ async def test_outage_answers_503_fast(outage_client: Client, store: RedisProces
         assert took < ANSWER_WITHIN_S and resp.status in (200, 503), body
         return resp.status == 503
 
-    await wait_for(token_unavailable, "the token endpoint to answer 503", ANSWER_WITHIN_S)
+    await eventually(token_unavailable, ANSWER_WITHIN_S, "the token endpoint to answer 503")
     for name, request in reads(client, headers).items():
         resp, body, took = await timed(request())
         assert_store_unavailable(resp, body, took, name)
@@ -199,7 +185,7 @@ async def test_recovers_without_restart_and_keeps_data(
         assert took < ANSWER_WITHIN_S
         return resp.status == 200
 
-    await wait_for(ready, "/ready to answer 200")
+    await eventually(ready, RECOVER_WITHIN_S, "/ready to answer 200")
     resp = await client.get("/v1/accounts", headers=headers)
     body = await resp.json()
     assert resp.status == 200, body
@@ -214,7 +200,9 @@ async def test_recovers_without_restart_and_keeps_data(
         "enableOAuthTokensApi"
     ] is True
     # the cache follows invalidations again: a change made elsewhere shows at once
-    await wait_for(lambda: client.app[CORE].cache.live, "the cache listener to resubscribe")
+    await eventually(
+        lambda: client.app[CORE].cache.live, RECOVER_WITHIN_S, "the cache listener to resubscribe"
+    )
     resp = await client.delete(f"/v1/account/{ACCOUNT}", headers=headers)
     assert resp.status == 200, await resp.text()
     resp = await client.get(f"/v1/account/{ACCOUNT}/oauth-token", headers=headers)
@@ -235,8 +223,10 @@ async def test_writes_during_outage_are_not_half_done(
     resp, answer, took = await timed(client.post("/v1/account", json=body, headers=headers))
     assert_store_unavailable(resp, answer, took)
     await asyncio.to_thread(store.start)
-    await wait_for(
-        lambda: _status(client.get("/v1/accounts", headers=headers), 200), "/v1/accounts to work"
+    await eventually(
+        lambda: _status(client.get("/v1/accounts", headers=headers), 200),
+        RECOVER_WITHIN_S,
+        "/v1/accounts to work",
     )
     resp = await client.get("/v1/account/late", headers=headers)
     assert resp.status == 404, await resp.text()
@@ -258,11 +248,15 @@ async def test_starts_while_redis_is_down(
     assert_store_unavailable(resp, body, took)
 
     await asyncio.to_thread(server.start)
-    await wait_for(lambda: _status(client.get("/ready"), 200), "/ready to answer 200")
+    await eventually(
+        lambda: _status(client.get("/ready"), 200), RECOVER_WITHIN_S, "/ready to answer 200"
+    )
     token = await make_token(client.app[CORE], "api")
     resp = await client.get("/v1/accounts", headers={"Authorization": f"Bearer {token}"})
     assert resp.status == 200, await resp.text()
-    await wait_for(lambda: client.app[CORE].cache.live, "the cache listener to subscribe")
+    await eventually(
+        lambda: client.app[CORE].cache.live, RECOVER_WITHIN_S, "the cache listener to subscribe"
+    )
 
 
 async def _status(request: Awaitable[ClientResponse], expected: int) -> bool:

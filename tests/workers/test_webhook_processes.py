@@ -33,8 +33,8 @@ from service.store.connection import create_redis
 from service.store.embedded import RedisProcess, free_port
 from service.webhooks.deliveries import GROUP, Deliveries
 from service.webhooks.secrets import WebhookSecrets
+from tests.support.polling import Condition
 from tests.support.processes import (
-    Condition,
     WorkerProc,
     now_ms,
     start_worker,

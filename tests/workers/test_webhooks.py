@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
@@ -22,6 +21,7 @@ from service.webhooks.deliveries import Deliveries
 from service.webhooks.headers import WebhookHeaders
 from service.webhooks.secrets import WebhookSecrets
 from tests.support.idp import Idp
+from tests.support.polling import eventually
 from tests.test_signing import verify
 from workers.worker import Worker
 
@@ -206,9 +206,12 @@ async def test_unfinished_delivery_is_reclaimed(
     await deliveries.ensure_groups()
     taken = await deliveries.read_new(core.keys.outboxes()[0], "crashed-worker", 10)
     assert len(taken) == 1
-    deadline = time.monotonic() + 10  # poll: the reclaim waits for 600 ms of idleness
-    while not receiver.got and time.monotonic() < deadline:
+
+    async def delivered() -> bool:  # the reclaim waits for 600 ms of idleness
         await worker.webhooks.run(burst=True)
+        return bool(receiver.got)
+
+    await eventually(delivered, 10, "another consumer to deliver the event")
     assert [e["id"] for e in receiver.events()] == [taken[0].msg_id]
 
 
@@ -268,7 +271,11 @@ async def test_trim_keeps_undelivered_entries(
 
 
 async def test_reconsent_fires_authentication_success(
-    worker: Worker, add_account: Adder, receiver: Receiver, hooked: str, clock: ManualClock,
+    worker: Worker,
+    add_account: Adder,
+    receiver: Receiver,
+    hooked: str,
+    clock: ManualClock,
     idp: Idp,
 ) -> None:
     """An account back from reauth_required (new tokens saved) fires authenticationSuccess once."""

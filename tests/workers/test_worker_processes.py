@@ -34,9 +34,9 @@ from service.store.embedded import RedisProcess
 from service.timing import due_ms
 from tests.conftest import TEST_SECRET
 from tests.support.idp import Idp
+from tests.support.polling import Condition
 from tests.support.processes import (
     TOKENBROKER,
-    Condition,
     WorkerProc,
     now_ms,
     start_worker,
