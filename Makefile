@@ -66,6 +66,7 @@ bench: $(STAMP) idp
 	$(BIN)/python -m tests.bench.refresh_worker
 	$(BIN)/python -m tests.bench.webhooks
 	$(BIN)/python -m tests.bench.slow_provider
+	$(BIN)/python -m tests.bench.redis_memory
 
 clean:
 	rm -rf $(VENV) var tests/idp/node_modules

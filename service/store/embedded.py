@@ -37,13 +37,31 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-class RedisProcess:
-    """A redis-server on loopback with its data (AOF on) in `data_dir`."""
+# An account hash holds a few sealed tokens of 150-400 characters; with Redis' default
+# (64) they push it out of the compact listpack encoding, costing ~2x the memory
+# (tests/bench/redis_memory.py). deploy/redis.conf ships the same values.
+HASH_SETTINGS = (("hash-max-listpack-value", "2048"), ("hash-max-listpack-entries", "128"))
 
-    def __init__(self, data_dir: Path, port: int | None = None, binary: str | None = None) -> None:
+
+class RedisProcess:
+    """A redis-server on loopback with its data (AOF on) in `data_dir`.
+
+    `tuned` applies tokenbroker's memory settings (HASH_SETTINGS); tests and benches may
+    compare with Redis' defaults.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        binary: str | None = None,
+        *,
+        tuned: bool = True,
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.binary = binary or server_binary()
+        self.tuned = tuned
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -75,6 +93,8 @@ class RedisProcess:
             "--logfile",
             str(self.data_dir / "redis.log"),
         ]
+        if self.tuned:
+            args += [arg for name, value in HASH_SETTINGS for arg in (f"--{name}", value)]
         self.process = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,

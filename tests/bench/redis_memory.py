@@ -1,0 +1,127 @@
+"""`make bench`: Redis memory per account, with Redis' default hash encoding and with ours.
+
+N accounts (Google-like: a 100-character refresh token, a 185-character access token, the
+app's scopes) are saved through AccountStore.save into two private redis-servers side by
+side: one with Redis' defaults, one with the settings tokenbroker ships (deploy/redis.conf,
+applied to the embedded Redis too). Printed: bytes per account in all (used_memory after
+minus before, over N) and beyond its own token ciphertext (the sealed fields' lengths).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from service.account_record import SEALED_FIELDS
+from service.accounts import AccountWrite
+from service.clock import SystemClock, iso
+from service.config import Config
+from service.core import build_core
+from service.store.connection import create_redis
+from service.store.embedded import HASH_SETTINGS, RedisProcess
+from tests.bench.token_endpoint import BenchError
+from tests.support.bench import bench_main
+
+ACCOUNTS = 100_000
+TARGET_BEYOND = 1_000  # bytes per account beyond its own tokens
+BATCH = 50  # saves in flight at once (the client pool is bounded)
+SECRET = bytes(range(32))
+
+
+def token(n: int, size: int) -> str:
+    """A token-like string of `size` characters, different per account."""
+    return (f"{n:08d}" + os.urandom(size).hex())[:size]
+
+
+async def fill(url: str, count: int) -> tuple[float, float]:
+    """Save `count` accounts; returns (bytes per account, of which token ciphertext)."""
+    config = Config(redis_url=url, secret_key=SECRET, base_url="http://127.0.0.1:8080")
+    redis = create_redis(config)
+    raw = Redis.from_url(url)
+    try:
+        core = build_core(config, redis, None, SystemClock())  # type: ignore[arg-type]
+        app = {
+            "id": "gmail-like",
+            "provider": "oidc",
+            "clientId": "c",
+            "clientSecret": "s",
+            "tokenUrl": "https://oauth2.example.com/token",
+        }
+        await core.apps.create(app, iso(core.clock.now_ms()))
+        before = int((await raw.info("memory"))["used_memory"])
+        now = core.clock.now_ms()
+        for start in range(0, count, BATCH):
+            writes = []
+            for n in range(start, min(start + BATCH, count)):
+                write = AccountWrite(
+                    app="gmail-like",
+                    provider="oidc",
+                    user=f"user{n}@example.com",
+                    access_token=token(n, 185),
+                    refresh_token=token(n, 100),
+                    expires_at_ms=now + 3_600_000,
+                    lifetime_ms=3_600_000,
+                    scopes=["https://mail.google.com/", "openid", "email", "profile"],
+                )
+                writes.append((f"acct{n:07d}", write))
+            results = await asyncio.gather(
+                *(core.accounts.save(a, w, now + 3_000_000, now, {}) for a, w in writes)
+            )
+            assert len(results) == len(writes)
+        async with raw.pipeline(transaction=False) as pipe:
+            for n in range(0, count, max(1, count // 1000)):
+                pipe.hmget(core.keys.account(f"acct{n:07d}"), list(SEALED_FIELDS))
+            rows = await pipe.execute()
+        sealed = sum(len(v) for row in rows for v in row if v) / len(rows)
+        after = int((await raw.info("memory"))["used_memory"])
+        return (after - before) / count, sealed
+    finally:
+        await redis.aclose()
+        await raw.aclose()
+
+
+def run(stack: contextlib.ExitStack, count: int) -> str:
+    """Both servers, side by side; the report."""
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tokenbroker-mem-")))
+    default = RedisProcess(tmp / "default", tuned=False)
+    tuned = RedisProcess(tmp / "tuned")
+    for server in (default, tuned):
+        server.start()
+        stack.callback(server.stop)
+    plain, sealed = asyncio.run(fill(default.url, count))
+    ours, _ = asyncio.run(fill(tuned.url, count))
+    beyond = ours - sealed
+    verdict = "PASS" if beyond <= TARGET_BEYOND else "MISS"
+    settings = " ".join(f"{k} {v}" for k, v in HASH_SETTINGS)
+    return "\n".join(
+        [
+            f"Redis memory per account, {count:,} accounts ({settings} vs Redis defaults)",
+            f"{'':40}{'measured':>10}{'target':>10}",
+            f"{'bytes/account, Redis defaults':40}{plain:>10,.0f}",
+            f"{'bytes/account, tokenbroker settings':40}{ours:>10,.0f}",
+            f"{'  of which token ciphertext':40}{sealed:>10,.0f}",
+            f"{'  beyond its own tokens':40}{beyond:>10,.0f}{TARGET_BEYOND:>10,}  {verdict}",
+            f"{'ratio ours/defaults':40}{ours / plain:>10.2f}",
+        ]
+    )
+
+
+def main() -> int:
+    """Parse the options and run."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--accounts", type=int, default=ACCOUNTS)
+    args = parser.parse_args()
+    if args.accounts < 1000:
+        raise BenchError("use at least 1,000 accounts")
+    return bench_main(lambda stack: run(stack, args.accounts))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
