@@ -10,7 +10,9 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from service.store.embedded import RedisProcess, free_port
+from service.accounts import AccountWrite
+from service.core import Core
+from service.store.embedded import HASH_SETTINGS, RedisProcess, free_port
 from tests.support.polling import eventually_blocking
 
 TOKENBROKER = str(Path(sys.executable).parent / "tokenbroker")
@@ -81,3 +83,15 @@ def test_dev_embeds_redis_and_it_dies_with_a_killed_parent(tmp_path: Path) -> No
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+async def test_an_account_hash_stays_compact(core: Core, oidc_app: str) -> None:
+    """With the shipped memory settings an account with long sealed tokens stays a listpack."""
+    now = core.clock.now_ms()
+    write = AccountWrite(
+        app=oidc_app, provider="oidc", user="u@x", access_token="a" * 400, refresh_token="r" * 200
+    )
+    await core.accounts.save("compact", write, now, now, {})
+    assert await core.redis.object("encoding", core.keys.account("compact")) == "listpack"
+    value = await core.redis.config_get("hash-max-listpack-value")
+    assert dict(HASH_SETTINGS)["hash-max-listpack-value"] == value["hash-max-listpack-value"]
