@@ -9,7 +9,6 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,56 +17,18 @@ from aiohttp import web
 from service import logs, validate
 from service.apitokens import SCOPES, ApiTokenStore
 from service.clock import SystemClock
-from service.config import Config, ConfigError, load_or_create_dev_secret
+from service.config import Config, load_or_create_dev_secret
 from service.crypto.cipher import Cipher
 from service.ops import commands as cli_ops
 from service.ops import config_docs
 from service.ops import password as cli_password
+from service.ops.environ import VAR_DIR, dev_environ, load_config
+from service.ops.web_command import cmd_web
 from service.outbound.session import outbound_session
 from service.settings import DEFAULTS, SettingsStore, check_value
 from service.store.connection import create_redis
 from service.store.keys import Keys
 from service.webhooks.headers import WebhookHeaders
-
-VAR_DIR = Path("var")
-
-
-def _dev_environ() -> dict[str, str]:
-    """The environment, completed from ./var/ (left there by `tokenbroker dev`) when unset."""
-    env = dict(os.environ)
-    url_file, key_file = VAR_DIR / "redis.url", VAR_DIR / "secret.key"
-    if not env.get("REDIS_URL") and url_file.exists():
-        env["REDIS_URL"] = url_file.read_text().strip()
-    if not env.get("TOKENBROKER_SECRET") and key_file.exists():
-        env["TOKENBROKER_SECRET"] = key_file.read_text().strip()
-    return env
-
-
-def _config(env: dict[str, str] | None = None) -> Config:
-    try:
-        return Config.from_env(env if env is not None else _dev_environ())
-    except ConfigError as exc:
-        print(f"tokenbroker: configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-def cmd_web(args: argparse.Namespace) -> int:
-    """Run the web process, or with --check tell whether the one on this host answers."""
-    env = _dev_environ()
-    if args.host:
-        env["TOKENBROKER_HOST"] = args.host
-    if args.port:
-        env["TOKENBROKER_PORT"] = str(args.port)
-    config = _config(env)
-    if args.check:
-        from service.ops.healthcheck import web_healthy
-
-        return 0 if web_healthy(config) else 1
-    logs.configure(config.log_format)
-    from service.web.app import create_app
-
-    web.run_app(create_app(config), host=config.host, port=config.port, print=None, access_log=None)
-    return 0
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
@@ -90,7 +51,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
                 "tokenbroker dev: generated an encryption key into var/secret.key (mode 0600); "
                 "set TOKENBROKER_SECRET in production"
             )
-    config = _config(env)
+    config = load_config(env)
     logs.configure(config.log_format)
     print(f"tokenbroker dev: API on {config.base_url}  (health: {config.base_url}/health)")
     print("tokenbroker dev: the refresh worker runs in this process too")
@@ -139,7 +100,7 @@ async def _worker_resources(config: Config, only: str | None = None) -> AsyncIte
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run the worker process, or with --check tell whether one is healthy on this host."""
-    config = _config()
+    config = load_config()
     if args.check:
         from workers.health import is_healthy
 
@@ -181,7 +142,7 @@ async def _serve_metrics(worker: Any, config: Config) -> web.AppRunner | None:
 
 
 def _run(coro_fn: Callable[[Config, Keys, Any], Awaitable[int]]) -> int:
-    config = _config()
+    config = load_config()
     logs.configure(config.log_format)  # log lines on stderr: stdout is the command's output
 
     async def main() -> int:
@@ -255,6 +216,12 @@ def parser() -> argparse.ArgumentParser:
     web_p.add_argument("--host")
     web_p.add_argument("--port", type=int)
     web_p.add_argument(
+        "--processes",
+        default="1",
+        help="web processes sharing the port (SO_REUSEPORT); a number or auto (one per core)",
+    )
+    web_p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    web_p.add_argument(
         "--check", action="store_true", help="exit 0 if the web process on this host answers"
     )
     sub.add_parser("dev", help="run web and worker together (embedded Redis unless REDIS_URL)")
@@ -299,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": cmd_settings,
         **cli_ops.handlers(_run),
         "admin": cli_password.handler(_run),
-        "config": config_docs.handler(_dev_environ),
+        "config": config_docs.handler(dev_environ),
     }
     try:
         return int(handlers[args.command](args) or 0)
