@@ -8,10 +8,12 @@ from service import errors
 from service.settings import OAUTH_TOKENS_API
 from service.web.appkeys import CORE
 from service.web.io import account_param, authorize, json_response
+from service.web.metrics import counted
 
 MAX_MIN_VALIDITY_S = 1800
 
 
+@counted
 async def oauth_token(request: web.Request) -> web.Response:
     """Serve the account's access token, refreshing it first when it expires too soon."""
     account_id = account_param(request)
