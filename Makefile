@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench venv idp browser screenshots clean
+.PHONY: run test lint bench venv idp browser prometheus screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,12 @@ idp:
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || scripts/need-package chromium chromium-driver
 
-test: $(STAMP) idp browser
+# Debian's prometheus package: promtool checks and unit-tests deploy/prometheus/alerts.yml, and
+# a real Prometheus evaluates the dashboard's queries (tests/test_deploy_*.py). No service starts.
+prometheus:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || scripts/need-package --no-install-recommends prometheus
+
+test: $(STAMP) idp browser prometheus
 	$(BIN)/python -m pytest -q
 
 # Refresh docs/screenshots/ from the browser test (README shows two of them).
