@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench venv idp browser prometheus screenshots clean
+.PHONY: run test lint bench venv idp browser prometheus screenshots dashboard-picture clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ test: $(STAMP) idp browser prometheus
 # Refresh docs/screenshots/ from the browser test (README shows two of them).
 screenshots: $(STAMP) idp browser
 	TOKENBROKER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/admin/test_browser.py
+
+# Redraw docs/screenshots/dashboard.png: the dashboard's panels from a real Prometheus scraping a
+# web and a worker under a three-minute load (matplotlib; Grafana is not packaged here).
+dashboard-picture: $(STAMP) idp prometheus
+	$(BIN)/python -m pip install --quiet -e '.[pictures]'
+	$(BIN)/python -m tests.pictures.dashboard docs/screenshots/dashboard.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
