@@ -9,7 +9,7 @@ LOCK_FLAGS  ?=
 COMPILE     := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
                --generate-hashes --custom-compile-command "make lock" --quiet $(LOCK_FLAGS)
 
-.PHONY: run test lint lock bench venv idp browser screenshots clean
+.PHONY: run test lint lock bench venv idp browser prometheus screenshots dashboard-picture clean
 
 # Every dependency, transitive ones too, at the version and hashes of the test lock; then the
 # project itself, editable, without dependencies (hatchling, its build backend, is in the lock).
@@ -41,13 +41,24 @@ idp:
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || scripts/need-package chromium chromium-driver
 
+# Debian's prometheus package: promtool checks and unit-tests deploy/prometheus/alerts.yml, and
+# a real Prometheus evaluates the dashboard's queries (tests/test_deploy_*.py). No service starts.
+prometheus:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || scripts/need-package --no-install-recommends prometheus
+
 # A coverage report of service/ and workers/ (as run in the test process) ends the output.
-test: $(STAMP) idp browser
+test: $(STAMP) idp browser prometheus
 	$(BIN)/python -m pytest -q --cov --cov-report=term:skip-covered
 
 # Refresh docs/screenshots/ from the browser test (README shows two of them).
 screenshots: $(STAMP) idp browser
 	TOKENBROKER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/admin/test_browser.py
+
+# Redraw docs/screenshots/dashboard.png: the dashboard's panels from a real Prometheus scraping a
+# web and a worker under a three-minute load (matplotlib; Grafana is not packaged here).
+dashboard-picture: $(STAMP) idp prometheus
+	$(BIN)/python -m pip install --quiet -e '.[pictures]'
+	$(BIN)/python -m tests.pictures.dashboard docs/screenshots/dashboard.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

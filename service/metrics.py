@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+INCIDENT_KINDS = (
+    "answer_abandoned",
+    "refused_after_lost_answer",
+    "recovered_with_previous",
+    "orphan_revoked",
+)
+TOKEN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 class Metrics:
@@ -39,6 +51,8 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        for kind in INCIDENT_KINDS:  # from 0, so that the first one shows in rate()
+            self.incidents.labels(kind)
         self.scheduled = Gauge(
             "tokenbroker_schedule_depth", "Accounts in the refresh schedule", registry=self.registry
         )
@@ -76,6 +90,36 @@ class Metrics:
             "Age of the oldest waiting event",
             registry=self.registry,
         )
+        self._token_endpoint_metrics()
+
+    def _token_endpoint_metrics(self) -> None:
+        """The token endpoint's requests (a counter and a histogram: cheap on the hot path)."""
+        self.token_requests = Counter(
+            "tokenbroker_token_requests",
+            "Token endpoint requests by answer: ok or the error's stable code",
+            ["code"],
+            registry=self.registry,
+        )
+        self.token_ok = self.token_requests.labels("ok")
+        self.token_seconds = Histogram(
+            "tokenbroker_token_request_seconds",
+            "Duration of one token endpoint request (refreshes on demand included)",
+            buckets=TOKEN_BUCKETS,
+            registry=self.registry,
+        )
+        self.cache_lookups = CacheLookups()
+        self.registry.register(self.cache_lookups)
+        self.app_credentials_error = Gauge(
+            "tokenbroker_app_credentials_error",
+            "1 while the provider rejects the app's client credentials",
+            ["app"],
+            registry=self.registry,
+        )
+
+    def count_token_request(self, code: str, seconds: float) -> None:
+        """Count one token endpoint answer (`ok` or an error code) and its duration."""
+        (self.token_ok if code == "ok" else self.token_requests.labels(code)).inc()
+        self.token_seconds.observe(seconds)
 
     def count_incident(self, kind: str) -> None:
         """Count one refresh incident (the Refresher's hook)."""
@@ -84,3 +128,50 @@ class Metrics:
     def render(self) -> bytes:
         """The metrics in Prometheus' text format."""
         return generate_latest(self.registry)
+
+
+class CountsLookups(Protocol):
+    """A cache that counts its lookups (service.store.cache.LocalCache)."""
+
+    hits: int
+    misses: int
+
+
+class CacheLookups(Collector):
+    """The per-process cache's hits and misses, counted by the cache, read at scrape time."""
+
+    def __init__(self) -> None:
+        self.cache: CountsLookups | None = None
+
+    def follow(self, cache: CountsLookups) -> None:
+        """Export the counts of `cache` (the process's one cache)."""
+        self.cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        """One counter family: lookups by result (none before a cache is followed)."""
+        family = CounterMetricFamily(
+            "tokenbroker_cache_lookups",
+            "Lookups in the per-process cache by result (hit: answered without Redis)",
+            labels=["result"],
+        )
+        if self.cache is not None:
+            family.add_metric(["hit"], self.cache.hits)
+            family.add_metric(["miss"], self.cache.misses)
+        yield family
+
+
+class WorkerMetrics(Metrics):
+    """The worker's metrics: the refresh metrics plus its heartbeat and its view of Redis."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_beat = Gauge(
+            "tokenbroker_worker_last_beat_timestamp_seconds",
+            "When the worker's loops last made progress (Unix time)",
+            registry=self.registry,
+        )
+        self.store_up = Gauge(
+            "tokenbroker_store_up",
+            "1 when the worker's last write or ping to Redis succeeded, else 0",
+            registry=self.registry,
+        )

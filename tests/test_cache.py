@@ -53,6 +53,19 @@ def test_miss_while_not_live() -> None:
     assert cache.get("k") is MISS
 
 
+def test_lookups_counted_as_hits_and_misses() -> None:
+    """Each get() is one hit or one miss: absent, deaf (not live) and expired are misses."""
+    cache = LocalCache(60.0)
+    assert cache.get("k") is MISS  # deaf
+    cache.live = True
+    assert cache.get("k") is MISS  # absent
+    cache.put("k", None, cache.epoch)
+    assert cache.get("k") is None and cache.get("k") is None
+    cache.entries["old"] = (time.monotonic() - 1, "v")
+    assert cache.get("old") is MISS  # expired
+    assert (cache.hits, cache.misses) == (2, 3)
+
+
 def test_none_is_a_cached_value() -> None:
     """A stored None (e.g. 'no such API token') is a hit, distinct from MISS."""
     cache = live_cache()

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from collections.abc import Awaitable
 
 import aiohttp
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from service.background import Background, stop_task
 from service.clock import Clock
 from service.config import Config
 from service.core import build_core
-from service.metrics import Metrics
+from service.metrics import WorkerMetrics
 from service.store.connection import STORE_ERRORS
 from workers.health import beat
 from workers.refresh import RefreshLoop
@@ -38,7 +39,8 @@ class Worker:
     ):
         self.config = config
         self.core = build_core(config, redis, http, clock)
-        self.metrics = Metrics()
+        self.metrics = WorkerMetrics()
+        self.metrics.cache_lookups.follow(self.core.cache)
         self.core.refresher.incident = self.metrics.count_incident
         self.refresh = RefreshLoop(self.core, self.metrics, config)
         self.webhooks = WebhookLoop(self.core, self.metrics, config, http)
@@ -89,15 +91,31 @@ class Worker:
         await self.idle.wait()
 
     async def _heartbeat(self) -> None:
-        """Beat the health file whenever the loop made progress since the last beat."""
+        """Beat the health file whenever the loop made progress since the last beat.
+
+        Each round also tells the metrics whether Redis answered (the beat's write, else a PING).
+        """
         seen = -1
         while True:
             progress = self.refresh.beats + self.webhooks.beats
             if progress != seen:
                 seen = progress
                 await asyncio.to_thread(beat, self.config.worker_health_file)
-                with contextlib.suppress(*STORE_ERRORS):  # the dashboard's view; best effort
-                    await self.core.redis.hset(
-                        self.core.keys.workers, self.webhooks.consumer, self.core.clock.now_ms()
-                    )
+                now_ms = self.core.clock.now_ms()
+                self.metrics.last_beat.set(now_ms / 1000)
+                reached = await self._reach(  # the dashboard's view; best effort
+                    self.core.redis.hset(self.core.keys.workers, self.webhooks.consumer, now_ms)
+                )
+            else:
+                reached = await self._reach(self.core.redis.ping())
+            self.metrics.store_up.set(1 if reached else 0)
             await asyncio.sleep(max(self.config.poll_ms / 1000, 1.0))
+
+    @staticmethod
+    async def _reach(command: Awaitable[object]) -> bool:
+        """Await one Redis command; False when Redis did not answer it."""
+        try:
+            await command
+        except (*STORE_ERRORS, RedisError):
+            return False
+        return True

@@ -41,14 +41,15 @@ class LocalCache:
         self.entries: dict[str, tuple[float, Any]] = {}
         self.epoch = 0
         self.live = False
+        self.hits = self.misses = 0  # lookups, for the metrics
 
     def get(self, key: str) -> Any:
         """Return the cached value or MISS."""
-        if not self.live:
-            return MISS
-        entry = self.entries.get(key)
+        entry = self.entries.get(key) if self.live else None
         if entry is None or entry[0] < time.monotonic():
+            self.misses += 1
             return MISS
+        self.hits += 1
         return entry[1]
 
     def put(self, key: str, value: Any, epoch: int) -> None:

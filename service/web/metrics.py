@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import time
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
+from service import errors
+from service.core import Core
+from service.metrics import Metrics
 from service.schedule import Schedule
+from service.store.connection import STORE_ERRORS
 from service.web.appkeys import CORE, METRICS
 from service.web.io import authorize
 from service.webhooks.deliveries import Deliveries
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -26,4 +37,39 @@ async def metrics(request: web.Request) -> web.Response:
     registry.backlog.set(waiting)
     registry.backlog_age.set(age_ms / 1000)
     registry.dead_letters.set(await deliveries.dead_count())
+    await _app_credentials(core, registry)
+    registry.cache_lookups.follow(core.cache)
     return web.Response(body=registry.render(), content_type="text/plain")
+
+
+async def _app_credentials(core: Core, registry: Metrics) -> None:
+    """One series per app: 1 while its credentials are flagged as rejected (deleted apps go)."""
+    flagged = {app.id: "error" in app.fields for app in await core.apps.all()}
+    registry.app_credentials_error.clear()  # no await from here on: a scrape sees all or none
+    for app_id, error in flagged.items():
+        registry.app_credentials_error.labels(app_id).set(1 if error else 0)
+
+
+def counted(handler: Handler) -> Handler:
+    """Count the token endpoint's answers by code and time them (one counter, one histogram)."""
+
+    @functools.wraps(handler)
+    async def measure(request: web.Request) -> web.StreamResponse:
+        started, code = time.perf_counter(), errors.InternalError.code
+        try:
+            response = await handler(request)
+            code = "ok"
+            return response
+        except errors.ApiError as exc:
+            code = exc.code
+            raise
+        except STORE_ERRORS:
+            code = errors.StoreUnavailable.code
+            raise
+        except asyncio.CancelledError:  # the client went away
+            code = "Cancelled"
+            raise
+        finally:
+            request.app[METRICS].count_token_request(code, time.perf_counter() - started)
+
+    return measure

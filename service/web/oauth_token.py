@@ -9,8 +9,10 @@ from service.limits import MIN_VALIDITY_S
 from service.settings import OAUTH_TOKENS_API
 from service.web.appkeys import CORE
 from service.web.io import account_param, authorize, json_response
+from service.web.metrics import counted
 
 
+@counted
 async def oauth_token(request: web.Request) -> web.Response:
     """Serve the account's access token, refreshing it first when it expires too soon."""
     account_id = account_param(request)

@@ -165,15 +165,27 @@ class Deliveries:
                 for group in await self.redis.xinfo_groups(stream):
                     if group["name"] == GROUP:
                         waiting += int(group.get("lag") or 0) + int(group["pending"])
-                first = await self.redis.xrange(stream, count=1)
-                if first:
-                    oldest = min(oldest, int(str(first[0][0]).split("-")[0]))
+                        oldest = min(oldest, await self._oldest_waiting(stream, group, now_ms))
             retries = cast(list[str], await self.redis.zrange(self.keys.webhook_retries(o), 0, 0))
             waiting += await self.redis.zcard(self.keys.webhook_retries(o))
             if retries:
                 record = await read_hash(self.redis, self.keys.webhook_record(o, retries[0]))
                 oldest = min(oldest, int(record.get("first", now_ms)))
         return waiting, max(0, now_ms - oldest)
+
+    async def _oldest_waiting(self, stream: str, group: dict[str, Any], now_ms: int) -> int:
+        """When the stream's oldest undelivered entry was added: pending, or past the cursor.
+
+        Entries up to the group's cursor that are not pending are delivered (or records now);
+        trim() keeps the last of them, which must not count as waiting.
+        """
+        ids: list[str] = []
+        if int(group["pending"]):
+            ids.append(str((await self.redis.xpending(stream, GROUP))["min"]))
+        cursor = str(group["last-delivered-id"])
+        unread = await self.redis.xrange(stream, min=f"({cursor}", count=1)
+        ids += [str(unread[0][0])] if unread else []
+        return min((int(i.split("-")[0]) for i in ids), default=now_ms)
 
     async def dead_count(self) -> int:
         """How many dead letters wait for an operator, over every outbox."""

@@ -209,6 +209,33 @@ async def test_recovers_without_restart_and_keeps_data(
     assert resp.status == 404 and (await resp.json())["code"] == "AccountNotFound"
 
 
+async def test_token_answers_during_outage_are_counted(
+    outage_client: Client, store: RedisProcess
+) -> None:
+    """Each 503 of the token endpoint while Redis is down shows on /metrics as StoreUnavailable."""
+    client = outage_client
+    headers = await seed(client)
+    await asyncio.to_thread(store.stop)
+    answers: list[int] = []
+
+    async def token_unavailable() -> bool:
+        resp, _, _ = await timed(client.get(f"/v1/account/{ACCOUNT}/oauth-token", headers=headers))
+        answers.append(resp.status)
+        return resp.status == 503
+
+    await eventually(token_unavailable, ANSWER_WITHIN_S, "the token endpoint to answer 503")
+    await asyncio.to_thread(store.start)
+
+    async def scraped() -> bool:
+        return (await client.get("/metrics", headers=headers)).status == 200
+
+    await eventually(scraped, RECOVER_WITHIN_S, "/metrics to answer again")
+    text = await (await client.get("/metrics", headers=headers)).text()
+    unavailable = 'tokenbroker_token_requests_total{code="StoreUnavailable"}'
+    assert f"{unavailable} {float(answers.count(503))}" in text
+    assert f'tokenbroker_token_requests_total{{code="ok"}} {float(answers.count(200))}' in text
+
+
 async def test_writes_during_outage_are_not_half_done(
     outage_client: Client, store: RedisProcess
 ) -> None:

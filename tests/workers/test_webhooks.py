@@ -270,6 +270,26 @@ async def test_trim_keeps_undelivered_entries(
     assert left == ["t2", "t3"]
 
 
+async def test_backlog_ages_only_events_not_yet_delivered(
+    worker: Worker, add_account: Adder, receiver: Receiver, hooked: str, clock: ManualClock
+) -> None:
+    """The delivered entry a trim keeps is not 'the oldest waiting event': nothing waits, age 0."""
+    core = worker.core
+    deliveries = Deliveries(core.redis, core.keys, core.scripts)
+    outbox = core.keys.outboxes()[0]
+    await add_account("b1")
+    await worker.webhooks.run(burst=True)
+    await deliveries.trim(outbox)
+    assert len(receiver.got) == 1
+    later = clock.now_ms() + 2 * 3_600_000
+    assert await deliveries.backlog(later) == (0, 0)
+    await add_account("b2")  # waiting, never read
+    waiting, age_ms = await deliveries.backlog(later)
+    assert waiting == 1 and 2 * 3_600_000 - 60_000 < age_ms <= 2 * 3_600_000 + 60_000
+    await deliveries.read_new(outbox, "slow-worker", 10)  # read, not acknowledged: pending
+    assert await deliveries.backlog(later) == (waiting, age_ms)
+
+
 async def test_reconsent_fires_authentication_success(
     worker: Worker,
     add_account: Adder,

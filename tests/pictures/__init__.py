@@ -1,0 +1,1 @@
+"""Pictures of the service drawn from real runs (not tests): `make dashboard-picture`."""
