@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 
+from service import errors
 from service.webhooks.emailengine import ee_headers, ee_request, ee_signature
 from service.webhooks.events import event_json
+from service.webhooks.headers import check_headers
 from tests.support.ee_receiver import ee_verify, recorded, recorded_secret, recorded_shapes, shape
 
 NOW = 1_796_533_945_392
@@ -82,3 +85,11 @@ def test_custom_header_replaces_user_agent_once() -> None:
     stored = event_json("accountAdded", "a", "app", {}, NOW)
     headers = ee_headers(orjson.loads(stored), b"{}", "s", {"user-agent": "mine"}, 0, NOW)
     assert [v for k, v in headers.items() if k.lower() == "user-agent"] == ["mine"]
+
+
+def test_custom_headers_cannot_take_emailengine_names() -> None:
+    """A custom header named X-EE-Wh-* is refused when saved (it would forge the framing)."""
+    for name in ("X-EE-Wh-Signature", "x-ee-wh-event-id"):
+        with pytest.raises(errors.InvalidWebhookHeader) as caught:
+            check_headers({name: "v"})
+        assert (caught.value.details or {}).get("reason") == "reserved"
