@@ -35,6 +35,7 @@ HEADER_VALUE_MAX = 4096  # a webhook header's value
 DESCRIPTION_MAX = 256  # an API token's description
 SEARCH_MAX = 256  # the settings pages' account search (longer is cut)
 MSG_ID_MAX = 64  # a webhook delivery id: "msg_" and up to 60 characters
+SERVICE_SECRET_MAX = 256  # serviceSecret, the key of EmailEngine-style webhook signatures
 STRING_MAX = 1024  # any other string field
 MAX_BODY_BYTES = 64 * 1024  # a request body
 

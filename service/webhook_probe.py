@@ -9,8 +9,7 @@ import orjson
 from service import errors
 from service.clock import iso
 from service.core import Core
-from service.webhooks.headers import WebhookHeaders
-from service.webhooks.secrets import WebhookSecrets
+from service.webhooks.framing import framing
 from service.webhooks.sender import Attempt, Sender
 
 MSG_ID = "msg_"
@@ -20,13 +19,14 @@ async def send_test_event(core: Core, sender: Sender) -> tuple[str, Attempt]:
     """Send a signed test event; return (its id, the attempt). Needs a URL and a secret."""
     settings = await core.settings.all()
     now = core.clock.now_ms()
-    signing = await WebhookSecrets(core.redis, core.keys, core.cipher).active(now)
-    if not settings["webhooks"] or not signing:
+    where = (core.redis, core.keys, core.cipher, core.config.base_url)
+    frame = await framing(*where, settings, now) if settings["webhooks"] else None
+    if frame is None:
         raise errors.WebhookNotConfigured(
             "set a webhook URL and create a secret (POST /v1/settings/webhook-secret) first"
         )
     msg_id = f"{MSG_ID}{secrets.token_urlsafe(18)}"
-    body = orjson.dumps(
+    payload = orjson.dumps(
         {
             "id": msg_id,
             "event": "webhookTest",
@@ -36,6 +36,6 @@ async def send_test_event(core: Core, sender: Sender) -> tuple[str, Attempt]:
             "data": {},
         }
     )
-    headers = await WebhookHeaders(core.redis, core.keys, core.cipher).values()
-    attempt = await sender.send(settings["webhooks"], headers, signing, msg_id, body, now)
+    body, headers = frame(msg_id, payload.decode(), 0, now)
+    attempt = await sender.post(settings["webhooks"], headers, msg_id, body, now)
     return msg_id, attempt

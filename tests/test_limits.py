@@ -116,6 +116,8 @@ EDGES = [
          limits.LINK_TTL_S.high, int),
     Edge("SettingsUpdate", "/v1/settings", {}, "webhookHeaders", limits.HEADER_VALUE_MAX,
          header, "InvalidWebhookHeader", "PUT"),
+    Edge("SettingsUpdate", "/v1/settings", {}, "serviceSecret", limits.SERVICE_SECRET_MAX,
+         text, "InvalidInput", "PUT"),
 ]  # fmt: skip
 QUERY_EDGES = [
     ("/v1/accounts", "page", limits.PAGE),
@@ -180,6 +182,7 @@ def parameter(path: str, name: str) -> dict[str, Any]:
         ("AuthenticationForm.properties.ttl", "maximum", limits.LINK_TTL_S.high),
         ("SettingsUpdate.properties.webhookHeaders.additionalProperties", "maxLength",
          limits.HEADER_VALUE_MAX),
+        ("SettingsUpdate.properties.serviceSecret", "maxLength", limits.SERVICE_SECRET_MAX),
     ],
 )  # fmt: skip
 def test_schemas_state_the_limits(where: str, keyword: str, limit: int) -> None:

@@ -13,17 +13,19 @@ from typing import Any
 import aiohttp
 import orjson
 import structlog
+from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from service.config import Config
 from service.core import Core
+from service.crypto.cipher import Cipher
 from service.metrics import Metrics
 from service.outbound.session import outbound_session
 from service.store.connection import STORE_ERRORS
+from service.store.keys import Keys
 from service.timing import webhook_retry_at
 from service.webhooks.deliveries import Deliveries, Delivery
-from service.webhooks.headers import WebhookHeaders
-from service.webhooks.secrets import WebhookSecrets
+from service.webhooks.framing import Frame, framing
 from service.webhooks.sender import Sender
 
 log = structlog.get_logger("worker.webhooks")
@@ -39,8 +41,6 @@ class WebhookLoop:
     ) -> None:
         self.core, self.metrics, self.config = core, metrics, config
         self.deliveries = Deliveries(core.redis, core.keys, core.scripts)
-        self.secrets = WebhookSecrets(core.redis, core.keys, core.cipher)
-        self.headers = WebhookHeaders(core.redis, core.keys, core.cipher)
         self.http = http  # refreshes' session; deliveries get their own (see run)
         self.sender = Sender(http, config.webhook_timeout_s)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -106,20 +106,19 @@ class WebhookLoop:
         url = settings["webhooks"]
         if not url or not settings["webhooksEnabled"]:
             return 0
-        signing = await self.secrets.active(self.core.clock.now_ms())
-        if not signing:
+        frame = await framing(*self._sealed(), settings, self.core.clock.now_ms())
+        if frame is None:
             if not self._warned:
                 log.warning("webhook_secret_missing")
                 self._warned = True
             return 0
-        headers = await self.headers.values()
         batch = await self._collect()
         limit = asyncio.Semaphore(self.config.webhook_concurrency)
 
         async def one(item: Delivery) -> None:
             async with limit:
                 try:
-                    await self.deliver(item, url, headers, signing)
+                    await self.deliver(item, url, frame)
                 except STORE_ERRORS as exc:  # the lease or the pending list brings it back
                     log.warning("webhook_store_error", id=item.msg_id, error=type(exc).__name__)
                 except Exception:
@@ -150,14 +149,12 @@ class WebhookLoop:
                 batch += await self.deliveries.read_new(outbox, self.consumer, room - len(batch))
         return batch
 
-    async def deliver(
-        self, item: Delivery, url: str, headers: dict[str, str], signing: list[str]
-    ) -> None:
+    async def deliver(self, item: Delivery, url: str, frame: Frame) -> None:
         """One attempt; record it as delivered, to retry, or dead past the budget."""
         structlog.contextvars.bind_contextvars(attempt=len(item.attempts) + 1)
         now = self.core.clock.now_ms()
-        body = item.payload.encode()
-        attempt = await self.sender.send(url, headers, signing, item.msg_id, body, now)
+        body, headers = frame(item.msg_id, item.payload, len(item.attempts), now)
+        attempt = await self.sender.post(url, headers, item.msg_id, body, now)
         item.attempts.append(attempt.public())
         event = _event_name(item)
         self.metrics.delivery_seconds.observe(attempt.duration_ms / 1000)
@@ -187,6 +184,11 @@ class WebhookLoop:
         self.metrics.backlog_age.set(age_ms / 1000)
         self.metrics.dead_letters.set(await self.deliveries.dead_count())
         self._housekept = time.monotonic()
+
+    def _sealed(self) -> tuple[Redis, Keys, Cipher, str]:
+        """What framing reads the secrets and custom headers with, and the public URL."""
+        core = self.core
+        return core.redis, core.keys, core.cipher, self.config.base_url
 
     async def _pause(self) -> None:
         with contextlib.suppress(TimeoutError):

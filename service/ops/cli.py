@@ -29,6 +29,8 @@ from service.settings import DEFAULTS, SettingsStore, check_value
 from service.store.connection import create_redis
 from service.store.keys import Keys
 from service.webhooks.headers import WebhookHeaders
+from service.webhooks.service_secret import FIELD as SERVICE_SECRET
+from service.webhooks.service_secret import ServiceSecret
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
@@ -200,9 +202,12 @@ def cmd_settings(args: argparse.Namespace) -> int:
         except orjson.JSONDecodeError:
             value = args.value
         value = check_value(args.key, value, allow_private=config.allow_private_urls)
-        headers = WebhookHeaders(redis, keys, Cipher(config.secret_key, config.old_secret_keys))
-        shown = await store.update({args.key: value}, headers)
+        cipher = Cipher(config.secret_key, config.old_secret_keys)
+        sealers = WebhookHeaders(redis, keys, cipher), ServiceSecret(redis, keys, cipher)
+        shown = await store.update({args.key: value}, *sealers)
         print(f"{args.key} = {orjson.dumps(shown[args.key]).decode()}")
+        if args.key != SERVICE_SECRET and isinstance(shown[SERVICE_SECRET], str):
+            print(f"{SERVICE_SECRET} (generated, shown once) = {shown[SERVICE_SECRET]}")
         return 0
 
     return _run(go)

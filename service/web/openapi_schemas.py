@@ -13,6 +13,7 @@ from service.limits import (
     NAME_MAX,
     REFRESH_TOKEN_MAX,
     SCOPES_MAX,
+    SERVICE_SECRET_MAX,
     USER_MAX,
 )
 from service.providers import ENDPOINT_FIELDS, KINDS, MICROSOFT_CLOUDS
@@ -26,6 +27,7 @@ from service.web.openapi_webhooks import (
     webhook_event_schema,
     webhook_schemas,
 )
+from service.webhooks.emailengine import FORMATS
 from service.webhooks.events import EVENTS
 from service.webhooks.headers import VALUE_PATTERN, name_pattern
 
@@ -289,8 +291,26 @@ def _settings_schema(*, update: bool) -> Schema:
                 "string", maxLength=HEADER_VALUE_MAX, pattern=VALUE_PATTERN
             ),
         ),
+        **_webhook_format_props(update=update),
     }
     return _obj(props, required=(), closed=True) if update else _obj(props)
+
+
+def _webhook_format_props(*, update: bool) -> Schema:
+    """WebhookFormat and serviceSecret (the key of EmailEngine-style signatures)."""
+    shown = "in clear only in the answer that set or generated it, else whether one is set"
+    given = "write-only; true or false (as read) keeps the stored one"
+    secret: Schema = (
+        {"type": ["string", "boolean"], "minLength": 1, "maxLength": SERVICE_SECRET_MAX}
+        if update
+        else {"type": ["boolean", "string"]}
+    )
+    secret["description"] = given if update else shown
+    formats = "standard: Standard Webhooks; emailengine: EmailEngine's body and X-EE-Wh-* headers"
+    return {
+        "webhookFormat": schema_type("string", enum=list(FORMATS), description=formats),
+        "serviceSecret": secret,
+    }
 
 
 def components() -> Schema:

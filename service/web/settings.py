@@ -9,6 +9,8 @@ from service.settings import OAUTH_TOKENS_API, check_value
 from service.web.appkeys import CONFIG, CORE
 from service.web.io import authorize, json_body, json_response
 from service.webhooks.headers import WebhookHeaders
+from service.webhooks.service_secret import FIELD as SERVICE_SECRET
+from service.webhooks.service_secret import ServiceSecret
 
 
 async def get_settings(request: web.Request) -> web.Response:
@@ -33,4 +35,8 @@ async def put_settings(request: web.Request) -> web.Response:
         )
     core = request.app[CORE]
     headers = WebhookHeaders(core.redis, core.keys, core.cipher)
-    return json_response(await core.settings.update(values, headers))
+    secret = ServiceSecret(core.redis, core.keys, core.cipher)
+    found = await core.settings.update(values, headers, secret)
+    if isinstance(found[SERVICE_SECRET], str):  # set or generated now: shown this once
+        return json_response(found, headers={"Cache-Control": "no-store"})
+    return json_response(found)

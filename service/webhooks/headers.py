@@ -42,7 +42,7 @@ RESERVED = frozenset(
         "upgrade",
     }
 )
-RESERVED_PREFIX = "webhook-"  # Standard Webhooks' own headers
+RESERVED_PREFIXES = ("webhook-", "x-ee-wh-")  # Standard Webhooks' and EmailEngine's own
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -72,7 +72,7 @@ def _name_problem(name: str, seen: set[str]) -> tuple[str, str] | None:
     lower = name.lower()
     if not HEADER_NAME.fullmatch(name):
         return "invalidName", "a header name is 1 to 128 token characters"
-    if lower in RESERVED or lower.startswith(RESERVED_PREFIX):
+    if lower in RESERVED or lower.startswith(RESERVED_PREFIXES):
         return "reserved", "this header is set by the service and cannot be replaced"
     if lower in seen:
         return "duplicate", "the header is given twice (names are case-insensitive)"
@@ -90,7 +90,8 @@ def _value_problem(text: str) -> tuple[str, str] | None:
 def name_pattern() -> str:
     """A JSON Schema pattern for allowed names: HTTP tokens, reserved ones left out."""
     exact = "|".join(_any_case(word) for word in sorted(RESERVED))
-    return f"^(?!(?:{exact})$)(?!{_any_case(RESERVED_PREFIX)}){HEADER_NAME.pattern}$"
+    prefixes = "|".join(_any_case(prefix) for prefix in RESERVED_PREFIXES)
+    return f"^(?!(?:{exact})$)(?!{prefixes}){HEADER_NAME.pattern}$"
 
 
 def _any_case(word: str) -> str:

@@ -1,4 +1,4 @@
-"""One signed webhook POST: Standard Webhooks headers, a timeout, no redirects, no body kept."""
+"""One signed webhook POST: a timeout, no redirects, no body kept (Standard Webhooks or EE)."""
 
 from __future__ import annotations
 
@@ -40,31 +40,31 @@ class Attempt:
         }
 
 
+def standard_headers(
+    extra: dict[str, str], secrets: list[str], msg_id: str, body: bytes, now_ms: int
+) -> dict[str, str]:
+    """Standard Webhooks headers, signed with every active secret, after the custom ones."""
+    stamp = now_ms // 1000
+    return {
+        **extra,
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": signature_header(secrets, msg_id, stamp, body),
+    }
+
+
 class Sender:
-    """Posts event bodies to the receiver, signed with every active secret."""
+    """Posts signed event bodies to the receiver."""
 
     def __init__(self, http: aiohttp.ClientSession, timeout_s: float) -> None:
         self.http = http
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
 
-    async def send(
-        self,
-        url: str,
-        extra: dict[str, str],
-        secrets: list[str],
-        msg_id: str,
-        body: bytes,
-        now_ms: int,
+    async def post(
+        self, url: str, headers: dict[str, str], msg_id: str, body: bytes, now_ms: int
     ) -> Attempt:
-        """POST one event; never raises for receiver or network trouble."""
-        stamp = now_ms // 1000
-        headers = {
-            **extra,
-            "content-type": "application/json",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(stamp),
-            "webhook-signature": signature_header(secrets, msg_id, stamp, body),
-        }
+        """POST a body with the (signed) headers given; never raises for receiver trouble."""
         started = time.perf_counter()
         status: int | None = None
         error: str | None = None

@@ -12,10 +12,13 @@ from service.web.admin.render import flash_redirect, form_of, invalid, page, wor
 from service.web.admin.session import admin_page
 from service.web.appkeys import CONFIG, CORE, HTTP
 from service.webhook_probe import send_test_event
+from service.webhooks.emailengine import FORMATS
 from service.webhooks.events import EVENTS
 from service.webhooks.headers import WebhookHeaders
 from service.webhooks.secrets import WebhookSecrets
 from service.webhooks.sender import Sender
+from service.webhooks.service_secret import FIELD as SERVICE_SECRET
+from service.webhooks.service_secret import ServiceSecret
 
 
 def form_values(settings: dict[str, Any]) -> dict[str, Any]:
@@ -29,6 +32,7 @@ def form_values(settings: dict[str, Any]) -> dict[str, Any]:
         "allEvents": events == "*",
         "events": list(EVENTS) if events == "*" else events,
         "webhookHeaders": "\n".join(f"{k}: {v}" for k, v in settings["webhookHeaders"].items()),
+        "webhookFormat": settings["webhookFormat"],
     }
 
 
@@ -42,6 +46,7 @@ def typed_values(request_form: dict[str, str], events: list[str]) -> dict[str, A
         "allEvents": "allEvents" in request_form,
         "events": events,
         "webhookHeaders": request_form.get("webhookHeaders", ""),
+        "webhookFormat": request_form.get("webhookFormat", "standard"),
     }
 
 
@@ -70,14 +75,25 @@ def values_of(form: dict[str, str], events: list[str], allow_private: bool) -> d
         "webhooksEnabled": "webhooksEnabled" in form,
         "webhookEvents": "*" if "allEvents" in form else events,
         "webhookHeaders": parse_headers(form.get("webhookHeaders", "")),
+        "webhookFormat": form.get("webhookFormat", "standard"),
     }
+    if form.get(SERVICE_SECRET):  # write-only: left empty, the stored one stays
+        raw[SERVICE_SECRET] = form[SERVICE_SECRET]
     return {k: check_value(k, v, allow_private=allow_private) for k, v in raw.items()}
 
 
 async def _render(request: web.Request, values: dict[str, Any], **extra: Any) -> web.Response:
     core = request.app[CORE]
     has_secret = bool(await core.redis.hexists(core.keys.settings, "webhookSecret"))
-    context = {"values": values, "events": EVENTS, "has_secret": has_secret, **extra}
+    has_service_secret = await ServiceSecret(core.redis, core.keys, core.cipher).exists()
+    context = {
+        "values": values,
+        "events": EVENTS,
+        "formats": FORMATS,
+        "has_secret": has_secret,
+        "has_service_secret": has_service_secret,
+        **extra,
+    }
     return await page(request, "settings.html", context)
 
 
@@ -97,9 +113,21 @@ async def save_settings(request: web.Request) -> web.StreamResponse:
         values = values_of(form, events, request.app[CONFIG].allow_private_urls)
     except errors.ApiError as exc:
         has_secret = bool(await core.redis.hexists(core.keys.settings, "webhookSecret"))
-        context = {"values": typed_values(form, events), "events": EVENTS, "has_secret": has_secret}
+        context = {
+            "values": typed_values(form, events),
+            "events": EVENTS,
+            "formats": FORMATS,
+            "has_secret": has_secret,
+            "has_service_secret": await ServiceSecret(core.redis, core.keys, core.cipher).exists(),
+        }
         return await invalid(request, "settings.html", context, exc)
-    await core.settings.update(values, WebhookHeaders(core.redis, core.keys, core.cipher))
+    sealers = (
+        WebhookHeaders(core.redis, core.keys, core.cipher),
+        ServiceSecret(core.redis, core.keys, core.cipher),
+    )
+    saved = await core.settings.update(values, *sealers)
+    if isinstance(saved[SERVICE_SECRET], str):  # set or generated now: shown this once
+        return await _render(request, form_values(saved), new_service_secret=saved[SERVICE_SECRET])
     raise await flash_redirect(request, "/admin/settings", "Settings saved.")
 
 
