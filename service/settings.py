@@ -86,8 +86,10 @@ def _check_format_value(name: str, value: Any) -> None:
         raise errors.InvalidInput(
             f"{name} must be one of {', '.join(FORMATS)}", details={"field": name}
         )
-    if name == SERVICE_SECRET and not isinstance(value, bool) and (
-        not isinstance(value, str) or not 0 < len(value) <= SERVICE_SECRET_MAX
+    if (
+        name == SERVICE_SECRET
+        and not isinstance(value, bool)
+        and (not isinstance(value, str) or not 0 < len(value) <= SERVICE_SECRET_MAX)
     ):
         raise errors.InvalidInput(
             f"{name} must be a string of 1 to {SERVICE_SECRET_MAX} characters",
