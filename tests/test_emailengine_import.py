@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from service.apitokens import raw_digest
 from service.core import Core
-from service.ops.emailengine_format import EmailEngineError, decrypt
+from service.ops.emailengine_format import EeReader, EmailEngineError, decrypt
 from service.ops.emailengine_plan import target_kind
 from service.store.embedded import RedisProcess
 from service.webhooks.headers import WebhookHeaders
@@ -266,3 +266,30 @@ async def check_tokens(
     assert (await get("a-outlook-1", "account:a-gmail-1"))[0] == 403
     assert (await get("a-gmail-1", "narrow"))[0] == 401  # deleted in EmailEngine
     assert (await get("a-gmail-1", "legacy"))[0] == 401
+
+
+async def test_stray_hash_in_the_account_set_is_not_an_account(ee_redis: Redis) -> None:
+    """An id in ia:accounts whose hash lacks the account field is reported as a stray."""
+    await ee_redis.sadd("ia:accounts", "a-del-revoke")  # its leftover counter-only hash
+    data = await EeReader(ee_redis, MANIFEST["eengineSecret"]).read()
+    assert data.strays == ["a-del-revoke"]
+    assert "a-del-revoke" not in [a.id for a in data.accounts]
+
+
+async def test_imported_token_lookup_only_after_a_native_miss(core: Core, redis: Redis) -> None:
+    """A raw-bytes digest is accepted only for records marked imported, native ones stay."""
+    ee = next(t for t in MANIFEST["apiTokens"] if t["label"] == "root")
+    assert await core.tokens.find(ee["token"]) is None
+    assert await core.tokens.import_raw(ee["id"], ["api"], None, "ee", 1) is True
+    assert await core.tokens.import_raw(ee["id"], ["api"], None, "ee", 1) is False
+    found = await core.tokens.find(ee["token"])
+    assert found is not None and found.raw_bytes and found.scopes == ("api",)
+    native, meta = await core.tokens.create(["api"], None, None, None, 1)
+    assert (await core.tokens.find(native)) == meta
+    # a native record found under a raw-bytes digest is not an imported token
+    await redis.rename(
+        core.keys.api_token(meta.digest), core.keys.api_token(raw_digest(native) or "")
+    )
+    assert await core.tokens.find(native) is None
+    allowed = await core.token_service.authorize(ee["token"], "api", None)
+    assert allowed.digest == ee["id"]
