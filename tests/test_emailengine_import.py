@@ -33,14 +33,14 @@ def _bytes(value: Any) -> bytes:
     return str(value).encode()
 
 
-async def load_dump(redis: Redis, path: Path) -> None:
+async def load_dump(redis: Redis, path: Path, prefix: str = "") -> None:
     """Restore every key of a dump by its type (the fixtures README's format).
 
     TTLs are left out: a key expiring during the test would look like a write.
     """
     dump = json.loads(await asyncio.to_thread(path.read_text))
     for name, entry in dump["keys"].items():
-        key, kind, value = _bytes(name), entry["type"], entry["value"]
+        key, kind, value = prefix.encode() + _bytes(name), entry["type"], entry["value"]
         if kind == "string":
             await redis.set(key, _bytes(value))
         elif kind == "hash":
@@ -96,11 +96,13 @@ async def ee_redis(redis_server: RedisProcess, redis: Redis) -> Any:
     await client.aclose()
 
 
-async def ee_import(redis_server: RedisProcess, tmp_path: Path, *args: str) -> Result:
+async def ee_import(
+    redis_server: RedisProcess, tmp_path: Path, *args: str, secret: str | None = None
+) -> Result:
     """Run `tokenbroker import --from-emailengine URL ARGS` with EENGINE_SECRET set."""
     env = {
         **base_env(redis_server.url),
-        "EENGINE_SECRET": MANIFEST["eengineSecret"],
+        "EENGINE_SECRET": MANIFEST["eengineSecret"] if secret is None else secret,
         "TOKENBROKER_ALLOW_PRIVATE_URLS": "true",  # the recorded webhooks URL is on 127.0.0.1
     }
     url = redis_server.url[:-1] + str(EE_DB)
@@ -293,3 +295,27 @@ async def test_imported_token_lookup_only_after_a_native_miss(core: Core, redis:
     assert await core.tokens.find(native) is None
     allowed = await core.token_service.authorize(ee["token"], "api", None)
     assert allowed.digest == ee["id"]
+
+
+async def test_prefix_selects_emailengine_keys(redis_server: RedisProcess, redis: Redis) -> None:
+    """With --prefix's value the reader finds a prefixed EmailEngine's data, without it nothing."""
+    client = Redis.from_url(redis_server.url[:-1] + "2", decode_responses=False)
+    try:
+        await load_dump(client, FIXTURES / "redis-dump-A.json", prefix="ee:")
+        found = await EeReader(client, MANIFEST["eengineSecret"], "ee:").read()
+        assert set(found.apps) == {a["id"] for a in MANIFEST["apps"]}
+        assert (await EeReader(client, MANIFEST["eengineSecret"]).read()).apps == {}
+    finally:
+        await client.aclose()
+
+
+async def test_secret_missing_or_wrong(
+    redis_server: RedisProcess, ee_redis: Redis, redis: Redis, tmp_path: Path
+) -> None:
+    """No EENGINE_SECRET (and no terminal) or a wrong one: a clear error, nothing written."""
+    missing = await ee_import(redis_server, tmp_path, secret="")
+    assert missing.code == 2 and "EENGINE_SECRET" in missing.stderr
+    wrong = await ee_import(redis_server, tmp_path, secret="wrong-secret-value")
+    assert wrong.code == 1 and "EENGINE_SECRET right?" in wrong.stderr
+    assert "wrong-secret-value" not in wrong.stderr + wrong.stdout
+    assert await redis.dbsize() == 0
