@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from service.apitokens import raw_digest
 from service.core import Core
 from service.ops.emailengine_format import EeReader, EmailEngineError, decrypt
-from service.ops.emailengine_plan import target_kind
+from service.ops.emailengine_plan import Plan, plan_apps, plan_token, target_kind
 from service.store.embedded import RedisProcess
 from service.webhooks.headers import WebhookHeaders
 from tests.test_cli import Result, base_env, run
@@ -319,3 +319,21 @@ async def test_secret_missing_or_wrong(
     assert wrong.code == 1 and "EENGINE_SECRET right?" in wrong.stderr
     assert "wrong-secret-value" not in wrong.stderr + wrong.stdout
     assert await redis.dbsize() == 0
+
+
+def test_plan_never_widens_or_guesses() -> None:
+    """Narrowed tokens and unknown clouds are left out with a reason; unknown scopes dropped."""
+    plan = Plan()
+    plan_token(plan, "a" * 64, {"scopes": ["api"], "permissions": {"read": ["x"]}})
+    plan_token(plan, "b" * 64, {"scopes": ["smtp", "metrics"], "created": 5})
+    plan_token(plan, "c" * 64, {"scopes": ["imap-proxy"]})
+    base = {"provider": "outlook", "clientId": "c", "clientSecret": "s", "authority": "common"}
+    plan_apps(plan, {"APPDOD": {**base, "cloud": "dod"}, "APPGCC": {**base, "cloud": "gcc-high"}})
+    reasons = {(s.what, s.id): s.reason for s in plan.skipped}
+    assert "permissions" in reasons[("token", "a" * 16)]
+    assert "smtp" in reasons[("field", "b" * 16 + ".scopes")]
+    assert "none of its scopes" in reasons[("token", "c" * 16)]
+    assert [(t.digest, t.scopes) for t in plan.tokens] == [("b" * 64, ["metrics"])]
+    assert "dod" in reasons[("app", "APPDOD")]
+    assert plan.apps["APPGCC"]["cloud"] in ("usgov", "gcc-high")
+    assert plan.apps["APPGCC"]["provider"] == target_kind("outlook")

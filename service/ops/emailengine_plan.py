@@ -12,7 +12,7 @@ from typing import Any
 
 from service import errors, validate
 from service.apitokens import SCOPES
-from service.providers import KINDS
+from service.providers import KINDS, MICROSOFT_CLOUDS
 from service.webhooks.events import EVENTS
 
 PROVIDER_NAMES: dict[str, tuple[str, ...]] = {
@@ -111,10 +111,11 @@ def plan_apps(plan: Plan, apps: dict[str, dict[str, Any]]) -> None:
             taken = APP_TAKEN_MS
             body["tenant"] = record.get("authority") or "common"
             cloud = record.get("cloud") or "global"
-            if cloud not in CLOUDS:
+            ours = cloud if cloud in MICROSOFT_CLOUDS else CLOUDS.get(cloud)  # EE's names first
+            if ours is None:
                 plan.skip("app", app_id, f"cloud {cloud!r} is not supported")
                 continue
-            body["cloud"] = CLOUDS[cloud]
+            body["cloud"] = ours
         plan.apps[app_id] = {k: v for k, v in body.items() if v is not None}
         for name in sorted(set(record) - taken - APP_IGNORED):
             plan.skip("field", f"{app_id}.{name}", _app_field_reason(name))
