@@ -66,6 +66,7 @@ async def snapshot(redis: Redis) -> dict[bytes, Any]:
     found: dict[bytes, Any] = {}
     async for key in redis.scan_iter(count=500):
         kind = await redis.type(key)
+        kind = kind.decode() if isinstance(kind, bytes) else kind
         if kind == "hash":
             value: Any = sorted((await redis.hgetall(key)).items())
         elif kind == "set":
@@ -83,8 +84,17 @@ async def snapshot(redis: Redis) -> dict[bytes, Any]:
 
 
 async def dumps(redis: Redis) -> dict[bytes, bytes]:
-    """DUMP of every key (only reads took place: no hashtable was resized in between)."""
-    return {key: cast(bytes, await redis.dump(key)) async for key in redis.scan_iter(count=500)}
+    """DUMP of every key, except the field order of hashtable-encoded hashes and sets.
+
+    Their DUMP lists fields in table order, which a read can change (a read moves an
+    incremental rehash on); their content is compared by snapshot() instead.
+    """
+    found: dict[bytes, bytes] = {}
+    async for key in redis.scan_iter(count=500):
+        serialized = cast(bytes, await redis.dump(key))
+        encoding = await redis.object("encoding", key)
+        found[key] = b"hashtable" if encoding in (b"hashtable", "hashtable") else serialized
+    return found
 
 
 @pytest.fixture
@@ -154,7 +164,7 @@ async def test_import_from_emailengine(
     tmp_path: Path,
 ) -> None:
     """Dry run, import, second run: manifest apps, accounts, tokens, settings; sources untouched."""
-    before = await dumps(ee_redis)
+    before = (await dumps(ee_redis), await snapshot(ee_redis))
     dry = report(await ee_import(redis_server, tmp_path, "--dry-run"))
     assert dry["dryRun"] is True
     assert await redis.dbsize() == 0  # a dry run writes nothing
@@ -171,7 +181,7 @@ async def test_import_from_emailengine(
     assert second["result"].get("token imported") is None
     assert second["result"].get("setting imported") is None
     assert await snapshot(redis) == ours  # the second run changed nothing
-    assert await dumps(ee_redis) == before  # EmailEngine's Redis was only read
+    assert (await dumps(ee_redis), await snapshot(ee_redis)) == before  # only read
 
     await check_apps(core, set(dry["apps"]))
     await check_accounts(core, wanted)

@@ -20,6 +20,8 @@ from redis.asyncio import Redis
 PREFIX = "$wd01$aes-256-gcm$"
 APP_SECRETS = ("clientSecret", "serviceKey", "accessToken", "externalAccount")
 OAUTH2_SECRETS = ("accessToken", "refreshToken")
+ACCOUNT_FIELDS = ("account", "name", "email", "oauth2")  # read from each iad:<id> hash
+BATCH = 500  # accounts read per round trip
 SETTINGS_SECRETS = frozenset(
     {
         "serviceSecret",
@@ -178,19 +180,18 @@ class EeReader:
         )
         found: list[EeAccount] = []
         strays: list[str] = []
-        for account_id in ids:
-            raw = cast(dict[bytes, bytes], await self.redis.hgetall(self.keys.account(account_id)))
-            if b"account" not in raw:
-                strays.append(account_id)
-                continue
-            found.append(
-                EeAccount(
-                    id=account_id,
-                    name=_text(raw.get(b"name")),
-                    email=_text(raw.get(b"email")),
-                    oauth2=self._oauth2(raw.get(b"oauth2")),
-                )
-            )
+        for start in range(0, len(ids), BATCH):
+            batch = ids[start : start + BATCH]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for account_id in batch:
+                    pipe.hmget(self.keys.account(account_id), ACCOUNT_FIELDS)
+                rows = await pipe.execute()
+            for account_id, (marker, name, email, oauth2) in zip(batch, rows, strict=True):
+                if marker is None:  # no `account` field: a leftover, not an account
+                    strays.append(account_id)
+                    continue
+                account = EeAccount(account_id, _text(name), _text(email), self._oauth2(oauth2))
+                found.append(account)
         return found, strays
 
     def _oauth2(self, raw: bytes | None) -> dict[str, Any] | None:
