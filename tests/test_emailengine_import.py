@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -14,6 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+from service.account_record import AccountWrite
 from service.apitokens import raw_digest
 from service.core import Core
 from service.ops.emailengine_format import EeReader, EmailEngineError, decrypt
@@ -240,8 +242,6 @@ async def check_accounts(core: Core, wanted: dict[str, dict[str, Any]]) -> None:
 
 
 def _ms(text: str) -> int:
-    from datetime import datetime
-
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
 
 
@@ -347,3 +347,27 @@ def test_plan_never_widens_or_guesses() -> None:
     assert "dod" in reasons[("app", "APPDOD")]
     assert plan.apps["APPGCC"]["cloud"] in ("usgov", "gcc-high")
     assert plan.apps["APPGCC"]["provider"] == target_kind("outlook")
+
+
+async def test_an_id_taken_here_is_refused_not_overwritten(
+    redis_server: RedisProcess, ee_redis: Redis, core: Core, tmp_path: Path
+) -> None:
+    """An account id already used here on another app is refused (exit 1) and left alone."""
+    app = await core.apps.create(
+        {
+            "id": "native",
+            "provider": "oidc",
+            "clientId": "c",
+            "clientSecret": "s",
+            "tokenUrl": "https://idp.test/token",
+        },
+        "2026-01-01T00:00:00.000Z",
+    )
+    write = AccountWrite(app=app.id, provider=app.provider, user="u", refresh_token="RT-native")
+    await core.accounts.save("a-gmail-1", write, 0, 0, {})
+    result = await ee_import(redis_server, tmp_path)
+    assert result.code == 1
+    body = orjson.loads(result.stdout)
+    assert {"what": "account", "id": "a-gmail-1"}.items() <= body["refused"][0].items()
+    kept = await core.accounts.require("a-gmail-1")
+    assert kept.app == "native" and core.accounts.refresh_token(kept) == "RT-native"

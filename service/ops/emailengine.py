@@ -102,6 +102,10 @@ class EmailEngineImport:
 
     async def _app(self, app_id: str, body: dict[str, Any], out: Outcome) -> None:
         existing = await self.apps.get(app_id)
+        if existing is not None and existing.provider != body["provider"]:
+            reason = f"an app with this id and provider {existing.provider!r} is here already"
+            out.refused.append({"what": "app", "id": app_id, "reason": reason})
+            return
         if existing is not None:
             out.counts["app kept"] += 1
             return
@@ -113,7 +117,12 @@ class EmailEngineImport:
         out.counts["app imported"] += 1
 
     async def _account(self, plan: Any, out: Outcome) -> None:
-        if await self.accounts.get(plan.id) is not None:
+        existing = await self.accounts.get(plan.id)
+        if existing is not None and existing.app != plan.app:
+            reason = f"an account with this id is here already, on app {existing.app!r}"
+            out.refused.append({"what": "account", "id": plan.id, "reason": reason})
+            return
+        if existing is not None:
             out.counts["account kept"] += 1
             return
         app = await self.apps.get(plan.app)
