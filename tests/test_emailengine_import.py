@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -18,85 +15,11 @@ from redis.asyncio import Redis
 from service.account_record import AccountWrite
 from service.apitokens import raw_digest
 from service.core import Core
-from service.ops.emailengine_format import EeReader, EmailEngineError, decrypt
-from service.ops.emailengine_plan import Plan, plan_apps, plan_token, target_kind
+from service.ops.emailengine_plan import target_kind
 from service.store.embedded import RedisProcess
 from service.webhooks.headers import WebhookHeaders
+from tests.support.emailengine import EE_DB, FIXTURES, MANIFEST, dumps, load_dump, snapshot
 from tests.test_cli import Result, base_env, run
-
-FIXTURES = Path("/work/shared/fixtures/emailengine")
-MANIFEST = json.loads((FIXTURES / "manifest-A.json").read_text())
-EE_DB = 1  # EmailEngine's data sits in its own logical database of the test Redis
-
-
-def _bytes(value: Any) -> bytes:
-    if isinstance(value, dict):
-        return base64.b64decode(value["b64"])
-    return str(value).encode()
-
-
-async def load_dump(redis: Redis, path: Path, prefix: str = "") -> None:
-    """Restore every key of a dump by its type (the fixtures README's format).
-
-    TTLs are left out: a key expiring during the test would look like a write.
-    """
-    dump = json.loads(await asyncio.to_thread(path.read_text))
-    for name, entry in dump["keys"].items():
-        key, kind, value = prefix.encode() + _bytes(name), entry["type"], entry["value"]
-        if kind == "string":
-            await redis.set(key, _bytes(value))
-        elif kind == "hash":
-            await redis.hset(key, mapping={_bytes(k): _bytes(v) for k, v in value.items()})
-        elif kind == "set":
-            await redis.sadd(key, *[_bytes(m) for m in value])
-        elif kind == "list":
-            await redis.rpush(key, *[_bytes(m) for m in value])
-        elif kind == "zset":
-            await redis.zadd(key, {_bytes(m): float(s) for m, s in value})
-        elif kind == "stream":
-            for entry_id, fields in value:
-                mapping: dict[Any, Any] = {_bytes(k): _bytes(v) for k, v in fields.items()}
-                await redis.xadd(key, mapping, id=entry_id)
-
-
-async def snapshot(redis: Redis) -> dict[bytes, Any]:
-    """Every key's type and content, order-free.
-
-    A DUMP of a hashtable-encoded hash or set lists its fields in the table's order, which
-    rehashing changes without any write.
-    """
-    found: dict[bytes, Any] = {}
-    async for key in redis.scan_iter(count=500):
-        kind = await redis.type(key)
-        kind = kind.decode() if isinstance(kind, bytes) else kind
-        if kind == "hash":
-            value: Any = sorted((await redis.hgetall(key)).items())
-        elif kind == "set":
-            value = sorted(await redis.smembers(key))
-        elif kind == "zset":
-            value = await redis.zrange(key, 0, -1, withscores=True)
-        elif kind == "list":
-            value = await redis.lrange(key, 0, -1)
-        elif kind == "stream":
-            value = await redis.xrange(key)
-        else:
-            value = await redis.get(key)
-        found[key] = (kind, value, await redis.ttl(key) >= 0)
-    return found
-
-
-async def dumps(redis: Redis) -> dict[bytes, bytes]:
-    """DUMP of every key, except the field order of hashtable-encoded hashes and sets.
-
-    Their DUMP lists fields in table order, which a read can change (a read moves an
-    incremental rehash on); their content is compared by snapshot() instead.
-    """
-    found: dict[bytes, bytes] = {}
-    async for key in redis.scan_iter(count=500):
-        serialized = cast(bytes, await redis.dump(key))
-        encoding = await redis.object("encoding", key)
-        found[key] = b"hashtable" if encoding in (b"hashtable", "hashtable") else serialized
-    return found
 
 
 @pytest.fixture
@@ -137,16 +60,6 @@ def expected_accounts() -> dict[str, dict[str, Any]]:
         and target_kind(apps[a["appId"]]["provider"]) is not None
         and a.get("refreshToken")
     }
-
-
-def test_decrypt_needs_the_right_secret() -> None:
-    """A `$wd01$` value decrypts with EENGINE_SECRET and fails clearly with another one."""
-    dump = json.loads((FIXTURES / "redis-dump-A.json").read_text())
-    stored = json.loads(dump["keys"]["iad:a-gmail-1"]["value"]["oauth2"])
-    assert decrypt(stored["accessToken"], MANIFEST["eengineSecret"]) == "AT-A-gmail-1"
-    with pytest.raises(EmailEngineError):
-        decrypt(stored["accessToken"], "another secret")
-    assert decrypt("plain", "any") == "plain"
 
 
 def test_raw_digest_is_emailengine_token_id() -> None:
@@ -280,14 +193,6 @@ async def check_tokens(
     assert (await get("a-gmail-1", "legacy"))[0] == 401
 
 
-async def test_stray_hash_in_the_account_set_is_not_an_account(ee_redis: Redis) -> None:
-    """An id in ia:accounts whose hash lacks the account field is reported as a stray."""
-    await ee_redis.sadd("ia:accounts", "a-del-revoke")  # its leftover counter-only hash
-    data = await EeReader(ee_redis, MANIFEST["eengineSecret"]).read()
-    assert data.strays == ["a-del-revoke"]
-    assert "a-del-revoke" not in [a.id for a in data.accounts]
-
-
 async def test_imported_token_lookup_only_after_a_native_miss(core: Core, redis: Redis) -> None:
     """A raw-bytes digest is accepted only for records marked imported, native ones stay."""
     ee = next(t for t in MANIFEST["apiTokens"] if t["label"] == "root")
@@ -307,18 +212,6 @@ async def test_imported_token_lookup_only_after_a_native_miss(core: Core, redis:
     assert allowed.digest == ee["id"]
 
 
-async def test_prefix_selects_emailengine_keys(redis_server: RedisProcess, redis: Redis) -> None:
-    """With --prefix's value the reader finds a prefixed EmailEngine's data, without it nothing."""
-    client = Redis.from_url(redis_server.url[:-1] + "2", decode_responses=False)
-    try:
-        await load_dump(client, FIXTURES / "redis-dump-A.json", prefix="ee:")
-        found = await EeReader(client, MANIFEST["eengineSecret"], "ee:").read()
-        assert set(found.apps) == {a["id"] for a in MANIFEST["apps"]}
-        assert (await EeReader(client, MANIFEST["eengineSecret"]).read()).apps == {}
-    finally:
-        await client.aclose()
-
-
 async def test_secret_missing_or_wrong(
     redis_server: RedisProcess, ee_redis: Redis, redis: Redis, tmp_path: Path
 ) -> None:
@@ -329,24 +222,6 @@ async def test_secret_missing_or_wrong(
     assert wrong.code == 1 and "EENGINE_SECRET right?" in wrong.stderr
     assert "wrong-secret-value" not in wrong.stderr + wrong.stdout
     assert await redis.dbsize() == 0
-
-
-def test_plan_never_widens_or_guesses() -> None:
-    """Narrowed tokens and unknown clouds are left out with a reason; unknown scopes dropped."""
-    plan = Plan()
-    plan_token(plan, "a" * 64, {"scopes": ["api"], "permissions": {"read": ["x"]}})
-    plan_token(plan, "b" * 64, {"scopes": ["smtp", "metrics"], "created": 5})
-    plan_token(plan, "c" * 64, {"scopes": ["imap-proxy"]})
-    base = {"provider": "outlook", "clientId": "c", "clientSecret": "s", "authority": "common"}
-    plan_apps(plan, {"APPDOD": {**base, "cloud": "dod"}, "APPGCC": {**base, "cloud": "gcc-high"}})
-    reasons = {(s.what, s.id): s.reason for s in plan.skipped}
-    assert "permissions" in reasons[("token", "a" * 16)]
-    assert "smtp" in reasons[("field", "b" * 16 + ".scopes")]
-    assert "none of its scopes" in reasons[("token", "c" * 16)]
-    assert [(t.digest, t.scopes) for t in plan.tokens] == [("b" * 64, ["metrics"])]
-    assert "dod" in reasons[("app", "APPDOD")]
-    assert plan.apps["APPGCC"]["cloud"] in ("usgov", "gcc-high")
-    assert plan.apps["APPGCC"]["provider"] == target_kind("outlook")
 
 
 async def test_an_id_taken_here_is_refused_not_overwritten(
