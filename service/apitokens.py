@@ -1,7 +1,14 @@
-"""API tokens: random bearer secrets stored only as SHA-256, with scopes and bindings."""
+"""API tokens: random bearer secrets stored only as SHA-256, with scopes and bindings.
+
+Native tokens are found by the SHA-256 of the token text. Tokens imported from EmailEngine
+are stored as it stores them, the SHA-256 of the token's 32 raw bytes, and marked so
+(`hash` = `raw`); they are looked up that way only after the native lookup missed.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any, cast
@@ -18,6 +25,16 @@ from service.store.connection import as_mapping, read_hash
 from service.store.keys import CacheNames, Keys
 
 SCOPES = ("api", "oauth-tokens", "metrics", "*")
+RAW_HEX = re.compile(r"[0-9a-fA-F]{64}")
+HASH_FORM = "hash"  # record field: "raw" when the digest is of the token's raw bytes
+RAW_FORM = "raw"
+
+
+def raw_digest(token: str) -> str | None:
+    """SHA-256 hex of a 64-hex-digit token's 32 raw bytes (EmailEngine's form), else None."""
+    if not RAW_HEX.fullmatch(token):
+        return None
+    return hashlib.sha256(bytes.fromhex(token)).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -32,6 +49,7 @@ class ApiToken:
     created_ms: int
     expires_at_ms: int | None
     last_used_ms: int | None = None
+    raw_bytes: bool = False  # imported: its digest is of the token's raw bytes
 
     def allows(self, scope: str) -> bool:
         """True when the token carries `scope` or `*`."""
@@ -63,6 +81,7 @@ def token_from_hash(digest: str, raw: dict[str, str]) -> ApiToken | None:
         created_ms=int(raw["created"]),
         expires_at_ms=int(raw["expires"]) if raw.get("expires") else None,
         last_used_ms=int(raw["lastUsed"]) if raw.get("lastUsed") else None,
+        raw_bytes=raw.get(HASH_FORM) == RAW_FORM,
     )
 
 
@@ -126,9 +145,48 @@ class ApiTokenStore:
         return token, found
 
     async def find(self, token: str) -> ApiToken | None:
-        """Look a presented bearer token up by its digest."""
+        """Look a presented bearer token up by its digest (then as an imported one)."""
         digest = sha256_hex(token)
-        return token_from_hash(digest, await read_hash(self.redis, self.keys.api_token(digest)))
+        found = token_from_hash(digest, await read_hash(self.redis, self.keys.api_token(digest)))
+        alt = raw_digest(token) if found is None else None
+        if alt is not None:
+            found = token_from_hash(alt, await read_hash(self.redis, self.keys.api_token(alt)))
+            return found if found is not None and found.raw_bytes else None
+        return found
+
+    async def import_raw(
+        self,
+        digest: str,
+        scopes: list[str],
+        account: str | None,
+        description: str | None,
+        created_ms: int,
+    ) -> bool:
+        """Store a token known only by the SHA-256 of its raw bytes; False when it is stored so.
+
+        Its id is the digest's first 16 hex digits, so importing again finds the same token.
+        """
+        record = {
+            "id": digest[:16],
+            "scopes": orjson.dumps(scopes).decode(),
+            "created": str(created_ms),
+            HASH_FORM: RAW_FORM,
+        }
+        if account:
+            record["account"] = validate.account_id(account)
+        if description:
+            record["description"] = description[:DESCRIPTION_MAX]
+        stored = await read_hash(self.redis, self.keys.api_token(digest))
+        if {k: v for k, v in stored.items() if k != "lastUsed"} == record:
+            return False
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self.keys.api_token(digest))
+            pipe.hset(self.keys.api_token(digest), mapping=as_mapping(record))
+            pipe.hset(self.keys.api_token_ids, record["id"], digest)
+            pipe.publish(self.keys.invalidations, CacheNames.api_token(digest))
+            await pipe.execute()
+        self.notify(CacheNames.api_token(digest))
+        return True
 
     async def all(self) -> list[ApiToken]:
         """Return every token's metadata, oldest first."""

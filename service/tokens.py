@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
 from service import errors
 from service.accounts import Account, AccountStore, Status, account_from_hash
-from service.apitokens import ApiToken, check_access, token_from_hash
+from service.apitokens import ApiToken, check_access, raw_digest, token_from_hash
 from service.clock import Clock, iso
 from service.crypto.cipher import sha256_hex
 from service.refresh import Refreshed, Refresher
@@ -89,7 +89,18 @@ class TokenService:
         """Check a presented API token for `scope` (and `account`); cached per process."""
         if not bearer:
             raise errors.Unauthorized("a valid API token is required")
-        digest = sha256_hex(bearer)
+        token = await self._api_token(sha256_hex(bearer))
+        alt = raw_digest(bearer) if token is None else None  # EmailEngine's form, on a miss only
+        if alt is not None:
+            token = await self._api_token(alt)
+            token = token if token is not None and token.raw_bytes else None
+        now = self.clock.now_ms()
+        allowed = check_access(token, scope, account, now)
+        self.token_uses[allowed.digest] = now  # written to Redis in batches by flush_token_uses()
+        return allowed
+
+    async def _api_token(self, digest: str) -> ApiToken | None:
+        """The token stored under `digest`, through this process's cache."""
         name = CacheNames.api_token(digest)
         token = self.cache.get(name)
         if token is MISS:
@@ -97,10 +108,7 @@ class TokenService:
             raw = await read_hash(self.redis, self.keys.api_token(digest))
             token = token_from_hash(digest, raw)
             self.cache.put(name, token, epoch)
-        now = self.clock.now_ms()
-        allowed = check_access(token, scope, account, now)
-        self.token_uses[digest] = now  # written to Redis in batches by flush_token_uses()
-        return allowed
+        return cast(ApiToken | None, token)
 
     async def flush_token_uses(self) -> None:
         """Write the API tokens' last-use times gathered since the last flush."""

@@ -37,13 +37,26 @@ def add_parsers(sub: Any) -> None:
     rotate = keys_sub.add_parser(
         "rotate", help="re-encrypt every value under TOKENBROKER_SECRET (online, resumable)"
     )
-    for name, text in (
-        ("export", "write apps and accounts to FILE (JSON lines, secrets stay encrypted)"),
-        ("import", "restore apps and accounts from FILE written by export"),
-    ):
-        sub.add_parser(name, help=text).add_argument("file", type=Path)
+    sub.add_parser(
+        "export", help="write apps and accounts to FILE (JSON lines, secrets stay encrypted)"
+    ).add_argument("file", type=Path)
+    imp = sub.add_parser("import", help="restore from FILE written by export, or EmailEngine")
+    imp.add_argument("file", type=Path, nargs="?")
+    _add_emailengine_options(imp)
     for parser in (status, rotate, sub.choices["export"], sub.choices["import"]):
         parser.add_argument("--batch", type=int, default=500, help="records per round trip")
+
+
+def _add_emailengine_options(imp: Any) -> None:
+    imp.add_argument(
+        "--from-emailengine",
+        metavar="REDIS_URL",
+        help="import from a running EmailEngine's Redis (read only; EENGINE_SECRET from the "
+        "environment or a prompt)",
+    )
+    imp.add_argument("--prefix", default="", help="EmailEngine's Redis key prefix")
+    imp.add_argument("--dry-run", action="store_true", help="only print what would be imported")
+    imp.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
 
 def handlers(run: Runner) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -122,7 +135,16 @@ async def _export_to(
 
 
 def _import(args: argparse.Namespace, run: Runner) -> int:
-    """Import from FILE, read line by line."""
+    """Import from FILE, read line by line, or from EmailEngine."""
+    if args.from_emailengine:
+        if args.file is not None:
+            raise ValueError("give FILE or --from-emailengine, not both")
+        from service.ops.emailengine import run_import
+
+        clock = SystemClock()
+        return run(lambda config, keys, redis: run_import(args, config, keys, redis, clock))
+    if args.file is None or args.dry_run or args.prefix:
+        raise ValueError("import FILE takes no --dry-run or --prefix (they are for EmailEngine)")
     with args.file.open("rb") as source:
         return run(functools.partial(_import_from, args, source))
 
