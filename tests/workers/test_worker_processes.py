@@ -580,7 +580,8 @@ async def test_sigterm_drains_hands_back_and_health_check(make_stack: MakeStack,
     assert idp.stats()["refresh_requests"] == 4
     signalled = time.monotonic()
     assert await first.stop() == 0
-    assert time.monotonic() - signalled < 5, "finished within the grace period"
+    # well inside the 30 s grace (2 s answers); a loaded machine may take some seconds to exit
+    assert time.monotonic() - signalled < 15, "finished with the in-flight refreshes"
     assert await asyncio.to_thread(health.exists), "it had beaten"
     assert idp.stats()["refresh_requests"] == 4, "no claim after SIGTERM"
     accounts = await stack.accounts(ids)
@@ -608,7 +609,8 @@ async def test_sigterm_drains_hands_back_and_health_check(make_stack: MakeStack,
     assert len(leased) == 4
     signalled = time.monotonic()
     assert await second.stop() == 0
-    assert time.monotonic() - signalled < 5, "done within the grace period"
+    # the 2 s answer cap ends the hung calls long before their 20 s hang
+    assert time.monotonic() - signalled < 15, "done without waiting for the hung calls"
     retried = await stack.scores(leased)
     assert all(s is not None and s < now_ms() + 10_000 for s in retried.values()), (
         "timed out calls are retried soon, not left to the 60 s lease"
