@@ -18,6 +18,7 @@ from service.core import Core
 from service.ops.emailengine_plan import target_kind
 from service.store.embedded import RedisProcess
 from service.webhooks.headers import WebhookHeaders
+from service.webhooks.service_secret import ServiceSecret
 from tests.support.emailengine import EE_DB, FIXTURES, MANIFEST, dumps, load_dump, snapshot
 from tests.test_cli import Result, base_env, run
 
@@ -117,7 +118,7 @@ def check_dry_run(dry: dict[str, Any]) -> None:
     for app in MANIFEST["apps"]:
         if app["id"] not in supported:
             assert app["provider"] in skipped[("app", app["id"])]
-    assert ("setting", "serviceSecret") in skipped
+    assert ("setting", "serviceSecret") not in skipped  # EmailEngine-style webhooks keep it
     live = [t for t in MANIFEST["apiTokens"] if not t["deleted"]]
     assert sorted(dry["tokens"]) == sorted(t["id"][:16] for t in live)
     assert set(dry["settings"]) >= {"webhooks", "webhooksEnabled", "webhookEvents"}
@@ -159,7 +160,7 @@ def _ms(text: str) -> int:
 
 
 async def check_settings(core: Core) -> None:
-    """The webhook settings and the oauth-token switch came over."""
+    """The webhook settings, the serviceSecret and the oauth-token switch came over."""
     values = await core.settings.all()
     assert values["webhooks"] == MANIFEST["settingsDecrypted"]["webhooks"]
     assert values["webhooksEnabled"] is True
@@ -167,6 +168,8 @@ async def check_settings(core: Core) -> None:
     assert values["enableOAuthTokensApi"] is True
     headers = WebhookHeaders(core.redis, core.keys, core.cipher)
     assert await headers.values() == {"X-Api-Key": "hdr-secret"}
+    secret = ServiceSecret(core.redis, core.keys, core.cipher)
+    assert await secret.get() == MANIFEST["serviceSecret"]  # receivers verify as before
 
 
 async def check_tokens(

@@ -42,6 +42,8 @@ from service.store.keys import Keys
 from service.store.scripts import Scripts
 from service.timing import next_refresh_ms
 from service.webhooks.headers import WebhookHeaders
+from service.webhooks.service_secret import FIELD as SERVICE_SECRET
+from service.webhooks.service_secret import ServiceSecret
 
 SECRET_ENV = "EENGINE_SECRET"  # noqa: S105 - the variable's name
 
@@ -84,6 +86,7 @@ class EmailEngineImport:
         self.tokens = ApiTokenStore(redis, keys)
         self.settings = SettingsStore(redis, keys)
         self.headers = WebhookHeaders(redis, keys, cipher)
+        self.service_secret = ServiceSecret(redis, keys, cipher)
 
     async def apply(self, plan: Plan) -> Outcome:
         """Import apps, then accounts, tokens and settings."""
@@ -98,6 +101,7 @@ class EmailEngineImport:
             )
             out.counts["token " + ("imported" if written else "unchanged")] += 1
         await self._settings(plan.settings, out)
+        await self._service_secret(plan.service_secret, out)
         return out
 
     async def _app(self, app_id: str, body: dict[str, Any], out: Outcome) -> None:
@@ -165,6 +169,15 @@ class EmailEngineImport:
                 changed[name] = checked
             out.counts["setting " + ("imported" if name in changed else "unchanged")] += 1
         await self.settings.update(changed, self.headers)
+
+
+    async def _service_secret(self, secret: str | None, out: Outcome) -> None:
+        """EmailEngine's serviceSecret, sealed, unless one is set here already (kept)."""
+        if secret is None:
+            return
+        store = self.service_secret
+        added = await store.redis.hsetnx(store.keys.settings, SERVICE_SECRET, store.seal(secret))
+        out.counts["setting " + ("imported" if added else "unchanged")] += 1
 
 
 def report(plan: Plan, data: EeData, outcome: Outcome | None) -> dict[str, Any]:

@@ -80,6 +80,7 @@ class Plan:
     accounts: list[AccountPlan] = field(default_factory=list)
     tokens: list[TokenPlan] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict, repr=False)
+    service_secret: str | None = field(default=None, repr=False)  # EE-style webhook key
     skipped: list[Skip] = field(default_factory=list)
 
     def skip(self, what: str, ident: str, reason: str) -> None:
@@ -235,9 +236,6 @@ def plan_settings(plan: Plan, settings: dict[str, Any]) -> None:
         plan.settings["webhookHeaders"] = {
             str(h.get("key")): str(h.get("value")) for h in headers if isinstance(h, dict)
         }
-    if settings.get("serviceSecret"):
-        plan.skip(
-            "setting",
-            "serviceSecret",
-            "no EmailEngine-style webhook signing yet: receivers must verify our signatures",
-        )
+    secret = settings.get("serviceSecret")
+    if isinstance(secret, str) and secret:
+        plan.service_secret = secret  # receivers keep verifying with it (webhookFormat)
