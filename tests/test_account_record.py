@@ -71,8 +71,12 @@ def test_every_token_field_is_sealed() -> None:
     """Key rotation and export re-seal exactly the token fields."""
     from service.sealed_records import ACCOUNT_FIELDS
 
-    assert set(ACCOUNT_FIELDS) == set(SEALED_FIELDS) == {
-        F.ACCESS_TOKEN,
-        F.REFRESH_TOKEN,
-        F.PREVIOUS_REFRESH_TOKEN,
-    }
+    assert (
+        set(ACCOUNT_FIELDS)
+        == set(SEALED_FIELDS)
+        == {
+            F.ACCESS_TOKEN,
+            F.REFRESH_TOKEN,
+            F.PREVIOUS_REFRESH_TOKEN,
+        }
+    )

@@ -56,8 +56,13 @@ def test_dev_embeds_redis_and_it_dies_with_a_killed_parent(tmp_path: Path) -> No
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "TOKENBROKER_"))}
     env.update({"TOKENBROKER_PORT": str(port), "TOKENBROKER_LOG_FORMAT": "json"})
-    proc = subprocess.Popen([TOKENBROKER, "dev"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [TOKENBROKER, "dev"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         eventually_blocking(lambda: _health(port), 20, "dev to answer /health", every_s=0.05)
         key = tmp_path / "var" / "secret.key"

@@ -13,8 +13,9 @@ def verify(secret: str, msg_id: str, timestamp: str, body: bytes, header: str) -
     """A receiver's check written from the spec: any v1 signature in the header may match."""
     key = base64.b64decode(secret.split("_", 1)[1])
     expected = base64.b64encode(
-        hmac.new(key, b".".join([msg_id.encode(), timestamp.encode(), body]), hashlib.sha256)
-        .digest()
+        hmac.new(
+            key, b".".join([msg_id.encode(), timestamp.encode(), body]), hashlib.sha256
+        ).digest()
     ).decode()
     return any(
         part.split(",", 1)[0] == "v1" and hmac.compare_digest(part.split(",", 1)[1], expected)

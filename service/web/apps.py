@@ -35,22 +35,46 @@ def require_operator(token: ApiToken, body: dict[str, Any], app: App | None) -> 
         )
 
 
+PAGE_QUERY = {"page", "pageSize"}
+PAGE_SIZE_MAX = 1000
+
+
+def paging(request: web.Request) -> tuple[int, int]:
+    """EmailEngine's `page` (from 0) and `pageSize` (1-1000, default 20); others are refused."""
+    validate.no_unknown(dict(request.query), PAGE_QUERY, "query")
+    values = []
+    for name, low, default in (("page", 0, 0), ("pageSize", 1, 20)):
+        raw = request.query.get(name)
+        if raw is None:
+            values.append(default)
+            continue
+        if not raw.isdigit() or not low <= int(raw) <= (PAGE_SIZE_MAX if low else 10**6):
+            raise errors.InvalidInput(
+                f"{name} must be a whole number of at least {low}", details={"field": name}
+            )
+        values.append(int(raw))
+    return values[0], values[1]
+
+
 async def list_apps(request: web.Request) -> web.Response:
-    """List every OAuth2 app (never a client secret)."""
+    """List OAuth2 apps a page at a time, newest id first (never a secret)."""
     await authorize(request, "api")
+    page, size = paging(request)
     core, base = request.app[CORE], request.app[CONFIG].base_url
-    apps = await core.apps.all()
-    items = [app.public(await core.apps.account_count(app.id), base) for app in apps]
-    return json_response({"total": len(items), "apps": items})
+    apps = sorted(await core.apps.all(), key=lambda app: app.id, reverse=True)
+    shown = apps[page * size : (page + 1) * size]
+    items = [app.public(await core.apps.account_count(app.id), base) for app in shown]
+    pages = max(1, -(-len(apps) // size))
+    return json_response({"total": len(apps), "pages": pages, "page": page, "apps": items})
 
 
 async def create_app_route(request: web.Request) -> web.Response:
-    """Create an OAuth2 app."""
+    """Create an OAuth2 app; answers its id as EmailEngine does."""
     token = await authorize(request, "api")
     core, body = request.app[CORE], await json_body(request)
     require_operator(token, body, None)
     app = await core.apps.create(body, iso(core.clock.now_ms()))
-    return json_response(app.public(0, request.app[CONFIG].base_url), status=201)
+    return json_response({"id": app.id, "created": True})
 
 
 async def get_app(request: web.Request) -> web.Response:
@@ -70,13 +94,15 @@ async def update_app(request: web.Request) -> web.Response:
     body = await json_body(request)
     require_operator(token, body, app)
     updated = await core.apps.update(app, body, iso(core.clock.now_ms()))
-    count = await core.apps.account_count(app.id)
-    return json_response(updated.public(count, request.app[CONFIG].base_url))
+    return json_response({"id": updated.id, "updated": True})
 
 
 async def delete_app(request: web.Request) -> web.Response:
-    """Delete an OAuth2 app that has no accounts."""
+    """Delete an OAuth2 app that has no accounts; a missing one answers deleted: false."""
     await authorize(request, "api")
     app_id = validate.app_id(request.match_info["app"])
-    await request.app[CORE].apps.delete(app_id)
-    return json_response({"id": app_id, "deleted": True})
+    try:
+        await request.app[CORE].apps.delete(app_id)
+    except errors.AppNotFound:
+        return json_response({"id": app_id, "deleted": False, "accounts": 0})
+    return json_response({"id": app_id, "deleted": True, "accounts": 0})

@@ -24,7 +24,13 @@ from service.web.io import authorize, json_body, json_response
 
 FORM_FIELDS = {"account", "app", "name", "redirectUrl", "expectedUser", "ttl"}
 NO_STORE = {"Cache-Control": "no-store"}
-PROVIDER_NAMES = {"google": "Google", "microsoft": "Microsoft"}
+PROVIDER_NAMES = {
+    "gmail": "Google",
+    "gmailService": "Google",
+    "outlook": "Microsoft",
+    "outlookService": "Microsoft",
+    "mailRu": "Mail.ru",
+}
 PageHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

@@ -56,7 +56,7 @@ async def test_add_app_bad_input_keeps_what_was_typed(operator: Client, idp: Idp
         ({"clientSecret": ""}, "clientSecret"),
         ({"issuer": "", "provider": "oidc"}, "oidc apps need issuer"),
         ({"id": "bad id!"}, "app"),
-        ({"provider": "microsoft", "issuer": "", "tenant": "bad tenant!"}, "tenant is not valid"),
+        ({"provider": "outlook", "issuer": "", "tenant": "bad tenant!"}, "authority is not valid"),
         ({"issuer": "ftp://idp.example"}, "issuer"),
     ]
     for fields, message in cases:
