@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from service.clock import SystemClock, iso
 from service.core import Core
+from tests.support.ee_transcript import entries, entry, same_shape
 from tests.support.idp import Idp
 
 Client = TestClient[web.Request, web.Application]
@@ -101,3 +102,32 @@ async def test_gmail_service_app_stored_and_shown(
     assert "PRIVATE KEY" not in stored
     app = await core.apps.require(created["id"])
     assert core.cipher.decrypt(stored, f"app:{app.id}:serviceKey") == pem.strip()
+
+
+@pytest.mark.skipif(not entries(), reason="EmailEngine fixtures not present")
+@pytest.mark.parametrize("name", ["oauth-token.cached.gmail", "oauth-token.cached.outlook-gcc"])
+async def test_token_endpoint_names_type_and_app(
+    client: Client, admin: dict[str, str], core: Core, name: str
+) -> None:
+    """The token endpoint answers EmailEngine's keys; `provider` is the type, `app` the app id."""
+    recorded = entry(name)["responseBody"]
+    kind, app = recorded["provider"], recorded["app"]
+    body: dict[str, Any] = {"id": app, "provider": kind, "clientId": "c", "clientSecret": "s"}
+    if kind == "outlook":
+        body.update(authority="3f2504e0-4f89-41d3-9a0c-0305e82c3301", cloud="gcc-high")
+    await core.apps.create(body, iso(SystemClock().now_ms()))
+    oauth2 = {
+        "provider": app,
+        "auth": {"user": recorded["user"]},
+        "refreshToken": "RT",
+        "accessToken": recorded["accessToken"],
+        "expires": recorded["expires"],
+    }
+    account = {"account": recorded["account"], "oauth2": oauth2}
+    assert (await client.post("/v1/account", json=account, headers=admin)).status == 200
+    resp = await client.get(f"/v1/account/{recorded['account']}/oauth-token", headers=admin)
+    answer = await resp.json()
+    assert resp.status == 200 and same_shape(answer, recorded) == []
+    assert {k: answer[k] for k in ("provider", "app", "cached", "accessToken")} == {
+        k: recorded[k] for k in ("provider", "app", "cached", "accessToken")
+    }

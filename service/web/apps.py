@@ -56,12 +56,17 @@ def paging(request: web.Request) -> tuple[int, int]:
     return values[0], values[1]
 
 
+def listing_order(app: App) -> tuple[str, str]:
+    """EmailEngine lists ids by localeCompare, descending: letters compare case-insensitively."""
+    return app.id.casefold(), app.id.swapcase()
+
+
 async def list_apps(request: web.Request) -> web.Response:
-    """List OAuth2 apps a page at a time, newest id first (never a secret)."""
+    """List OAuth2 apps a page at a time in EmailEngine's order (never a secret)."""
     await authorize(request, "api")
     page, size = paging(request)
     core, base = request.app[CORE], request.app[CONFIG].base_url
-    apps = sorted(await core.apps.all(), key=lambda app: app.id, reverse=True)
+    apps = sorted(await core.apps.all(), key=listing_order, reverse=True)
     shown = apps[page * size : (page + 1) * size]
     items = [app.public(await core.apps.account_count(app.id), base) for app in shown]
     pages = max(1, -(-len(apps) // size))
