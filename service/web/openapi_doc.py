@@ -75,7 +75,7 @@ ROUTES = (
         f"GET {A}/oauth-token",
         "The access token",
         "OAuthToken",
-        f"{REFRESH} ApiEndpointDisabled",
+        f"{REFRESH} ApiEndpointDisabled ProviderTypeUnsupported",
         "oauth-tokens",
         query="minValidity",
     ),
