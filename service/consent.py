@@ -38,6 +38,16 @@ from service.webhooks.events import wanted_event
 log = structlog.get_logger("consent")
 
 
+def require_consentable(app: App) -> None:
+    """Refuse a consent for a disabled app or a service-account (application-only) app."""
+    if not app.enabled:
+        raise errors.AppNotFound(f"the OAuth2 app {app.id!r} is disabled")
+    if app.provider in SERVICE_KINDS:
+        raise errors.ProviderTypeUnsupported(
+            f"{app.provider} apps take no interactive consent (application-only access)"
+        )
+
+
 @dataclass(frozen=True)
 class ConsentRequest:
     """What one consent is for: the account, the app and where the user lands afterwards."""
@@ -123,12 +133,7 @@ class ConsentFlow:
         Only the browser holding `binding` (service/binding.py) can finish the consent.
         """
         app = await self.apps.require(request.app)
-        if not app.enabled:
-            raise errors.AppNotFound(f"the OAuth2 app {app.id!r} is disabled")
-        if app.provider in SERVICE_KINDS:
-            raise errors.ProviderTypeUnsupported(
-                f"{app.provider} apps take no interactive consent (application-only access)"
-            )
+        require_consentable(app)
         authorize_url = await self._authorization_url(app)
         await self._same_app(request)
         nonce, verifier, oidc_nonce = (secrets.token_urlsafe(n) for n in (24, 48, 24))

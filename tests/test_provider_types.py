@@ -131,3 +131,31 @@ async def test_token_endpoint_names_type_and_app(
     assert {k: answer[k] for k in ("provider", "app", "cached", "accessToken")} == {
         k: recorded[k] for k in ("provider", "app", "cached", "accessToken")
     }
+
+
+async def test_service_app_token_not_minted_yet(
+    client: Client, admin: dict[str, str], core: Core
+) -> None:
+    """outlookService: an expired token and a consent are 501 ProviderTypeUnsupported."""
+    body = {
+        "id": "osvc",
+        "provider": "outlookService",
+        "clientId": "c",
+        "clientSecret": "s",
+        "authority": "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+    }
+    await core.apps.create(body, iso(SystemClock().now_ms()))
+    oauth2 = {
+        "provider": "osvc",
+        "auth": {"user": "app@example.test"},
+        "refreshToken": "unused",
+        "accessToken": "AT-expired",
+        "expires": "2021-01-01T00:00:00.000Z",
+    }
+    account = {"account": "svc", "oauth2": oauth2}
+    assert (await client.post("/v1/account", json=account, headers=admin)).status == 200
+    resp = await client.get("/v1/account/svc/oauth-token", headers=admin)
+    assert resp.status == 501 and (await resp.json())["code"] == "ProviderTypeUnsupported"
+    consent = {"account": "svc2", "oauth2": {"provider": "osvc", "authorize": True}}
+    resp = await client.post("/v1/account", json=consent, headers=admin)
+    assert resp.status == 501 and (await resp.json())["code"] == "ProviderTypeUnsupported"
