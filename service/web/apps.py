@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service import errors, validate
+from service import errors, limits, validate
 from service.apitokens import ApiToken
 from service.apps import App
 from service.clock import iso
@@ -36,24 +36,13 @@ def require_operator(token: ApiToken, body: dict[str, Any], app: App | None) -> 
 
 
 PAGE_QUERY = {"page", "pageSize"}
-PAGE_SIZE_MAX = 1000
 
 
 def paging(request: web.Request) -> tuple[int, int]:
     """EmailEngine's `page` (from 0) and `pageSize` (1-1000, default 20); others are refused."""
     validate.no_unknown(dict(request.query), PAGE_QUERY, "query")
-    values = []
-    for name, low, default in (("page", 0, 0), ("pageSize", 1, 20)):
-        raw = request.query.get(name)
-        if raw is None:
-            values.append(default)
-            continue
-        if not raw.isdigit() or not low <= int(raw) <= (PAGE_SIZE_MAX if low else 10**6):
-            raise errors.InvalidInput(
-                f"{name} must be a whole number of at least {low}", details={"field": name}
-            )
-        values.append(int(raw))
-    return values[0], values[1]
+    page = validate.integer(request.query.get("page"), "page", limits.PAGE)
+    return page, validate.integer(request.query.get("pageSize"), "pageSize", limits.PAGE_SIZE)
 
 
 def listing_order(app: App) -> tuple[str, str]:

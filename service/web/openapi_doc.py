@@ -139,7 +139,7 @@ ROUTES = (
     Route("account_get", f"GET {A}", "Show an account", "Account"),
     Route("account_delete", f"DELETE {A}", "Delete an account", "AccountDeleted"),
     Route("account_refresh", f"POST {A}/refresh", "Refresh now", "AccountRefreshed", REFRESH),
-    Route("apps_list", "GET /v1/oauth2", "List OAuth2 apps", "AppList"),
+    Route("apps_list", "GET /v1/oauth2", "List OAuth2 apps", "AppList", query="page pageSize"),
     Route(
         "app_create",
         "POST /v1/oauth2",
