@@ -21,6 +21,7 @@ import orjson
 from service.clock import iso
 from service.crypto.cipher import Cipher
 from service.crypto.sealed import Record, bound_record
+from service.providers import current_kind
 
 SCHEMA_VERSION = "1"
 
@@ -146,7 +147,7 @@ def account_from_hash(raw: dict[str, str]) -> Account | None:
     return Account(
         id=raw[F.ID],
         app=raw[F.APP],
-        provider=raw.get(F.PROVIDER, "oidc"),
+        provider=current_kind(raw.get(F.PROVIDER, "oidc")),
         user=raw.get(F.USER, ""),
         status=Status(raw.get(F.STATUS, Status.ACTIVE)),
         name=raw.get(F.NAME) or None,

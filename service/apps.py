@@ -10,19 +10,28 @@ from typing import Any, cast
 import orjson
 from redis.asyncio import Redis
 
-from service import errors, limits, validate
+from service import errors, validate
 from service.account_record import endpoints_fingerprint
+from service.app_input import (
+    FROZEN_FIELDS,
+    INPUT_FIELDS,
+    SEALED_FIELDS,
+    TEXT_FIELDS,
+    check_kind_fields,
+    list_pairs,
+    require_create_fields,
+    sealed_pairs,
+    text_pairs,
+)
 from service.config import Config
 from service.crypto.cipher import Cipher
 from service.crypto.sealed import Record, bound_record
-from service.outbound.urls import check_outbound_url
 from service.providers import (
-    ENDPOINT_FIELDS,
-    KINDS,
-    MICROSOFT_CLOUDS,
-    MICROSOFT_TENANTS,
+    SERVICE_KINDS,
     Endpoints,
     builtin_endpoints,
+    current_cloud,
+    current_kind,
     default_scopes,
 )
 from service.store.cache import MISS, Invalidate, LocalCache, forget_nothing
@@ -31,16 +40,13 @@ from service.store.keys import CacheNames, Keys
 from service.store.scripts import Scripts
 from service.webhooks.events import Wanted, always, wanted_event
 
-SCHEMA_VERSION = "1"
-SEALED_FIELDS = ("clientSecret",)  # encrypted at rest, bound to app:<id>:<field>
-FROZEN_FIELDS = ("issuer", "tenant", "cloud", *ENDPOINT_FIELDS)
-TEXT_FIELDS = ("name", "clientId", "redirectUrl", "tenant", "cloud", "issuer", *ENDPOINT_FIELDS)
-INPUT_FIELDS = {"id", "provider", "clientSecret", "additionalScopes", *TEXT_FIELDS}
+SCHEMA_VERSION = "2"  # 2: EmailEngine's provider types and scope presets
+MASKED = "******"
 
 
 @dataclass(frozen=True)
 class App:
-    """One OAuth2 app as stored (the client secret stays encrypted)."""
+    """One OAuth2 app as stored (the client secret and service key stay encrypted)."""
 
     id: str
     provider: str
@@ -48,13 +54,23 @@ class App:
     fields: dict[str, str] = field(default_factory=dict)
     additional_scopes: list[str] = field(default_factory=list)
     encrypted_secret: str | None = field(default=None, repr=False)
+    skip_scopes: list[str] = field(default_factory=list)
+    encrypted_service_key: str | None = field(default=None, repr=False)
+
+    @property
+    def cloud(self) -> str:
+        """The Microsoft cloud (global unless set)."""
+        return self.fields.get("cloud", "global")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether users may connect accounts (service-account apps always count as enabled)."""
+        return self.provider in SERVICE_KINDS or self.fields.get("enabled", "true") == "true"
 
     @property
     def endpoints(self) -> Endpoints:
-        """Built-in endpoints of the kind, overridden by the app's own."""
-        base = builtin_endpoints(
-            self.provider, self.fields.get("tenant", "common"), self.fields.get("cloud", "global")
-        )
+        """Built-in endpoints of the type, overridden by the app's own."""
+        base = builtin_endpoints(self.provider, self.fields.get("tenant", "common"), self.cloud)
         return Endpoints(
             authorization_url=self.fields.get("authorizationUrl", base.authorization_url),
             token_url=self.fields.get("tokenUrl", base.token_url),
@@ -71,21 +87,26 @@ class App:
 
     @property
     def scopes(self) -> list[str]:
-        """Default scopes of the kind followed by the additional ones, deduplicated."""
-        return list(dict.fromkeys(default_scopes(self.provider) + self.additional_scopes))
+        """The base scope preset with the extra scopes on top, less the skipped ones."""
+        return default_scopes(
+            self.provider,
+            self.fields.get("baseScopes"),
+            self.cloud,
+            self.additional_scopes,
+            self.skip_scopes,
+        )
 
     def callback_url(self, base_url: str) -> str:
         """The OAuth redirect_uri registered at the provider (default BASE_URL/oauth/callback)."""
         return self.fields.get("redirectUrl", f"{base_url}/oauth/callback")
 
-    def public(self, accounts: int, base_url: str) -> dict[str, Any]:
-        """The app as the API shows it: never the secret."""
+    def public(self, accounts: int | None, base_url: str) -> dict[str, Any]:
+        """The app as EmailEngine shows it, with tokenbroker's additions; never a secret."""
+        return {**ee_view(self, base_url), **self._additions(base_url, accounts)}
+
+    def _additions(self, base_url: str, accounts: int | None) -> dict[str, Any]:
         ends = self.endpoints
         body: dict[str, Any] = {
-            "id": self.id,
-            "name": self.fields.get("name", self.id),
-            "provider": self.provider,
-            "clientId": self.client_id,
             "clientSecretSet": self.encrypted_secret is not None,
             "additionalScopes": self.additional_scopes,
             "scopes": self.scopes,
@@ -96,15 +117,45 @@ class App:
             "jwksUrl": ends.jwks_url,
             "revocationUrl": ends.revocation_url,
             "issuer": ends.issuer,
-            "accounts": accounts,
-            "created": self.fields.get("created"),
             "updated": self.fields.get("updated"),
             "error": orjson.loads(self.fields["error"]) if "error" in self.fields else None,
         }
-        for name in ("tenant", "cloud"):
-            if name in self.fields:
-                body[name] = self.fields[name]
+        if accounts is not None:
+            body["accounts"] = accounts
         return body
+
+
+EE_TEXT = ("description", "title", "baseScopes", "serviceClient", "serviceClientEmail")
+
+
+def ee_view(app: App, base_url: str) -> dict[str, Any]:
+    """The fields EmailEngine reports for an app (secrets as ******)."""
+    body: dict[str, Any] = {
+        "id": app.id,
+        "name": app.fields.get("name", app.id),
+        "provider": app.provider,
+        "enabled": app.enabled,
+    }
+    if app.client_id:
+        body["clientId"] = app.client_id
+    if app.encrypted_secret is not None:
+        body["clientSecret"] = MASKED
+    if app.encrypted_service_key is not None:
+        body["serviceKey"] = MASKED
+    body.update({k: app.fields[k] for k in EE_TEXT if k in app.fields})
+    if app.additional_scopes:
+        body["extraScopes"] = app.additional_scopes
+    if app.skip_scopes:
+        body["skipScopes"] = app.skip_scopes
+    if "tenant" in app.fields:
+        body["authority"] = body["tenant"] = app.fields["tenant"]
+    if app.provider in ("outlook", "outlookService"):
+        body["cloud"] = app.cloud
+    if app.provider == "gmailService":
+        body["authMethod"] = "serviceKey"
+    body["created"] = app.fields.get("created")
+    body["includeInListing"] = app.provider not in SERVICE_KINDS
+    return body
 
 
 def sealed_record(key: str, app_id: str) -> Record:
@@ -112,19 +163,32 @@ def sealed_record(key: str, app_id: str) -> Record:
     return bound_record(key, f"app:{app_id}", SEALED_FIELDS)
 
 
+STORED = {*TEXT_FIELDS, "created", "updated", "error", "enabled"}
+
+
 def app_from_hash(raw: dict[str, str]) -> App | None:
-    """Build an App from its Redis hash (None for an empty hash)."""
+    """Build an App from its Redis hash (None for an empty hash).
+
+    Records of earlier versions are read as today's: google/microsoft are gmail/outlook,
+    cloud usgov is gcc-high, and an app without the schema version 2 and without
+    baseScopes keeps asking for only the OpenID scopes it asked for then (baseScopes none).
+    """
     if not raw:
         return None
+    fields = {k: v for k, v in raw.items() if k in STORED}
+    if "cloud" in fields:
+        fields["cloud"] = current_cloud(fields["cloud"])
+    if raw.get("v", "1") == "1" and "baseScopes" not in fields:
+        fields["baseScopes"] = "none"
     return App(
         id=raw["id"],
-        provider=raw["provider"],
+        provider=current_kind(raw["provider"]),
         client_id=raw.get("clientId", ""),
-        fields={
-            k: v for k, v in raw.items() if k in TEXT_FIELDS or k in ("created", "updated", "error")
-        },
+        fields=fields,
         additional_scopes=orjson.loads(raw.get("additionalScopes", "[]")),
         encrypted_secret=raw.get("clientSecret"),
+        skip_scopes=orjson.loads(raw.get("skipScopes", "[]")),
+        encrypted_service_key=raw.get("serviceKey"),
     )
 
 
@@ -197,13 +261,7 @@ class AppStore:
         validate.no_unknown(body, INPUT_FIELDS)
         raw_id = body.get("id")
         app_id = validate.app_id(f"app{secrets.token_hex(6)}" if raw_id in (None, "") else raw_id)
-        kind = body.get("provider")
-        if kind not in KINDS:
-            raise errors.InvalidInput(
-                f"provider must be one of {', '.join(KINDS)}", details={"field": "provider"}
-            )
-        validate.string(body, "clientId", required=True, max_len=limits.APP_TEXT_MAX)
-        validate.string(body, "clientSecret", required=True, max_len=limits.CLIENT_SECRET_MAX)
+        kind = require_create_fields(body.get("provider"), body)
         pairs = self._pairs(kind, body, app_id, {})
         pairs.update({"id": app_id, "provider": kind, "v": SCHEMA_VERSION, "created": now})
         pairs["updated"] = now
@@ -213,21 +271,23 @@ class AppStore:
 
     async def update(self, app: App, body: dict[str, Any], now: str) -> App:
         """Apply a partial update; endpoint fields are frozen while the app has accounts."""
-        validate.no_unknown(body, INPUT_FIELDS - {"id"})
-        if "provider" in body and body["provider"] != app.provider:
-            raise errors.InvalidInput("provider cannot change", details={"field": "provider"})
-        changed = [f for f in FROZEN_FIELDS if f in body and body[f] != app.fields.get(f)]
-        if changed and await self.account_count(app.id) > 0:
-            raise errors.AppInUse(
-                f"{', '.join(changed)} cannot change while the app has accounts",
-                details={"fields": changed},
-            )
+        validate.no_unknown(body, INPUT_FIELDS - {"id", "provider"})
         if "clientId" in body and body["clientId"] is None:
             raise errors.InvalidInput("clientId cannot be removed", details={"field": "clientId"})
         removed = [f for f in TEXT_FIELDS if f in body and body[f] is None]
         kept = {k: v for k, v in app.fields.items() if k not in removed}
         pairs = self._pairs(app.provider, body, app.id, kept)
+        changed = [f for f in FROZEN_FIELDS if f in pairs and pairs[f] != app.fields.get(f)]
+        changed += [f for f in FROZEN_FIELDS if f in removed and f in app.fields]
+        if changed and await self.account_count(app.id) > 0:
+            raise errors.AppInUse(
+                f"{', '.join(changed)} cannot change while the app has accounts",
+                details={"fields": changed},
+            )
         pairs["updated"] = now
+        pairs["v"] = SCHEMA_VERSION
+        if app.fields.get("baseScopes") == "none" and "baseScopes" not in pairs:
+            pairs["baseScopes"] = "none"  # an upgraded record keeps what it asked for
         if not await self._save(app.id, "update", pairs, removed):
             raise errors.AppNotFound(f"no OAuth2 app with id {app.id!r}")
         return await self.require(app.id)
@@ -274,51 +334,8 @@ class AppStore:
         self, kind: str, body: dict[str, Any], app_id: str, kept: dict[str, str]
     ) -> dict[str, str]:
         """Validate the body's fields into hash pairs; `kept` = stored fields that stay."""
-        pairs: dict[str, str] = {}
-        for name in TEXT_FIELDS:
-            value = (
-                validate.string(body, name, max_len=limits.APP_TEXT_MAX)
-                if body.get(name) is not None
-                else None
-            )
-            if value is not None:
-                pairs[name] = value
-        self._check_kind_fields(kind, pairs, kept)
-        if "additionalScopes" in body:
-            extra = validate.scopes(body["additionalScopes"], "additionalScopes")
-            pairs["additionalScopes"] = orjson.dumps(extra).decode()
-        secret = validate.string(body, "clientSecret", max_len=limits.CLIENT_SECRET_MAX)
-        if secret is not None:
-            pairs["clientSecret"] = self.cipher.encrypt(secret, f"app:{app_id}:clientSecret")
+        pairs = text_pairs(body)
+        check_kind_fields(kind, pairs, kept, self.config)
+        pairs.update(list_pairs(body))
+        pairs.update(sealed_pairs(kind, body, app_id, self.cipher))
         return pairs
-
-    def _check_kind_fields(self, kind: str, pairs: dict[str, str], kept: dict[str, str]) -> None:
-        urls = [f for f in ("issuer", "redirectUrl", *ENDPOINT_FIELDS) if f in pairs]
-        for name in urls:
-            allow = self.config.allow_private_urls or name == "redirectUrl"
-            check_outbound_url(pairs[name], name, allow_private=allow)
-        overrides = [f for f in ("issuer", *ENDPOINT_FIELDS) if f in pairs]
-        if kind != "oidc" and overrides and not self.config.allow_endpoint_overrides:
-            raise errors.InvalidInput(
-                f"{kind} apps use built-in endpoints; overriding {', '.join(overrides)} needs "
-                "TOKENBROKER_ALLOW_ENDPOINT_OVERRIDES=true",
-                details={"fields": overrides},
-            )
-        if kind == "microsoft":
-            tenant = pairs.get("tenant", "common")
-            if tenant not in MICROSOFT_TENANTS and not validate.APP_ID.fullmatch(tenant):
-                raise errors.InvalidInput("tenant is not valid", details={"field": "tenant"})
-            if pairs.get("cloud", "global") not in MICROSOFT_CLOUDS:
-                raise errors.InvalidInput(
-                    f"cloud must be one of {', '.join(MICROSOFT_CLOUDS)}",
-                    details={"field": "cloud"},
-                )
-        elif "tenant" in pairs or "cloud" in pairs:
-            raise errors.InvalidInput("tenant and cloud apply to microsoft apps only")
-        if kind == "oidc":
-            merged = {**kept, **pairs}
-            if "issuer" not in merged and "tokenUrl" not in merged:
-                raise errors.InvalidInput(
-                    "oidc apps need issuer (for discovery) or tokenUrl",
-                    details={"fields": ["issuer", "tokenUrl"]},
-                )

@@ -89,7 +89,7 @@ ENABLE_OAUTH_TOKENS_API = Setting[bool | None](
 )  # fmt: skip
 ALLOW_ENDPOINT_OVERRIDES = Setting(
     "TOKENBROKER_ALLOW_ENDPOINT_OVERRIDES", "allow_endpoint_overrides", "boolean", False,
-    "allow overriding google/microsoft endpoints (tests)",
+    "allow overriding gmail/outlook/mailRu endpoints (tests)",
 )  # fmt: skip
 ALLOW_PRIVATE_URLS = Setting(
     "TOKENBROKER_ALLOW_PRIVATE_URLS", "allow_private_urls", "boolean", False,

@@ -29,13 +29,23 @@ from service.oauth.claims import (
 from service.oauth.client import Failure, Granted, OAuthClient
 from service.oauth.identity import IdentityVerifier
 from service.oauth.jose import Signer
-from service.providers import consent_params, missing_scopes
+from service.providers import SERVICE_KINDS, consent_params, consent_scopes, missing_scopes
 from service.redirects import with_query
 from service.store.keys import Keys
 from service.timing import next_refresh_ms
 from service.webhooks.events import wanted_event
 
 log = structlog.get_logger("consent")
+
+
+def require_consentable(app: App) -> None:
+    """Refuse a consent for a disabled app or a service-account (application-only) app."""
+    if not app.enabled:
+        raise errors.AppNotFound(f"the OAuth2 app {app.id!r} is disabled")
+    if app.provider in SERVICE_KINDS:
+        raise errors.ProviderTypeUnsupported(
+            f"{app.provider} apps take no interactive consent (application-only access)"
+        )
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,7 @@ class ConsentFlow:
         Only the browser holding `binding` (service/binding.py) can finish the consent.
         """
         app = await self.apps.require(request.app)
+        require_consentable(app)
         authorize_url = await self._authorization_url(app)
         await self._same_app(request)
         nonce, verifier, oidc_nonce = (secrets.token_urlsafe(n) for n in (24, 48, 24))
@@ -134,17 +145,18 @@ class ConsentFlow:
         state = await self.states.put(nonce, record, binding, request.redirect_url)
         existing = await self.accounts.get(request.account)
         hint = request.expected_user or (existing.user if existing and existing.user else None)
+        scopes = consent_scopes(app.provider, app.scopes)
         params = {
             "response_type": "code",
             "client_id": app.client_id,
             "redirect_uri": app.callback_url(self.config.base_url),
-            "scope": " ".join(app.scopes),
+            "scope": " ".join(scopes),
             "state": state,
             "code_challenge": code_challenge(verifier),
             "code_challenge_method": "S256",
-            **consent_params(app.provider, app.scopes, hint),
+            **consent_params(app.provider, scopes, hint),
         }
-        if "openid" in app.scopes:
+        if "openid" in scopes:
             params["nonce"] = oidc_nonce
         return with_query(authorize_url, **params)
 

@@ -392,3 +392,10 @@ class AppCredentialsError(Unavailable):
     """The provider rejects the app's client credentials; the operator must fix the app."""
 
     code = "AppCredentialsError"
+
+
+class ProviderTypeUnsupported(ApiError):
+    """The app's provider type cannot do this yet (service-account token minting, issue #11)."""
+
+    code = "ProviderTypeUnsupported"
+    status = 501

@@ -9,12 +9,12 @@ from typing import cast
 from redis.asyncio import Redis
 
 from service import account_record as accounts
-from service import apps, settings
+from service import app_input, apps, settings
 from service.crypto.sealed import Record
 from service.store.keys import Keys
 
 ACCOUNT_FIELDS = accounts.SEALED_FIELDS
-APP_FIELDS = apps.SEALED_FIELDS
+APP_FIELDS = app_input.SEALED_FIELDS
 SETTINGS_FIELDS = settings.SEALED_FIELDS
 
 

@@ -157,9 +157,9 @@ async def test_service_runs_as_the_tokenbroker_user(acl_redis: AclRedis, tmp_pat
                     return False
 
             await eventually(ready, 20, "/ready under the ACL user", every_s=0.05)
-            app = {"id": "gmail", "provider": "google", "clientId": "c", "clientSecret": "s"}
+            app = {"id": "gmail", "provider": "gmail", "clientId": "c", "clientSecret": "s"}
             async with http.post(f"{base}/v1/oauth2", json=app, headers=auth) as resp:
-                assert resp.status == 201, await resp.text()
+                assert resp.status == 200, await resp.text()
 
         async def worker_alive() -> bool:
             check = await run(*commands["compose worker healthcheck"][1:], env=env, cwd=tmp_path)

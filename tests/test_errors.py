@@ -27,6 +27,7 @@ CONTRACT = {
     415: "UnsupportedMediaType",
     429: "LoginThrottled",
     500: "InternalError",
+    501: "ProviderTypeUnsupported",
     502: "CodeExchangeFailed IdTokenInvalid IdentityUnavailable NoRefreshToken",
     503: "AppCredentialsError ProviderUnavailable StoreUnavailable",
 }

@@ -204,7 +204,7 @@ async def test_no_secret_at_rest_in_logs_or_answers(
         "issuer": idp.issuer,
     }
     resp, _ = await api.call("POST", "/v1/oauth2", json=app_body, headers=admin)
-    assert resp.status == 201
+    assert resp.status == 200
     resp, _ = await api.call(
         "PUT", "/v1/oauth2/api-app", json={"clientSecret": second_secret}, headers=admin
     )

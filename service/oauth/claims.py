@@ -1,12 +1,12 @@
 """Who consented, from verified claims only, and whether that may (re)connect an account.
 
-The rules, per provider kind:
+The rules, per provider type:
 
-- google, oidc: the user is the `email` of a claim set whose `email_verified` is true (JSON
+- gmail, mailRu, oidc: the user is the `email` of a claim set whose `email_verified` is true (JSON
   true or the string "true"); an email without it is not trusted, and the user is then the
   provider's stable `sub`. `preferred_username`, `upn` and `name` are never the user: no
   provider vouches for them. The identity is pinned by `sub` (and the `iss` it came from).
-- microsoft: the identity is the verified id_token's `tid` (tenant) and `oid` (the user's
+- outlook: the identity is the verified id_token's `tid` (tenant) and `oid` (the user's
   object id in it), which is pinned; the user shown is `preferred_username` (else `upn`,
   else the oid). Microsoft's `email` claim is whatever the tenant typed: never used.
 

@@ -146,9 +146,10 @@ class OAuthClient:
 
     async def refresh(self, app: App, secret: str | None, refresh_token: str) -> RefreshResult:
         """Run the refresh_token grant; never raises for provider or network trouble."""
+        # No `scope`: the refreshed token carries what the grant holds. Microsoft would
+        # refuse a refresh asking for more than was granted (a migrated grant, changed extra
+        # scopes), and EmailEngine sends none on an Outlook refresh either.
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        if app.provider == "microsoft":
-            form["scope"] = " ".join(app.scopes)
         sent_at = self.clock.now_ms()
         answer = await self._token_call(app, secret, form, self.refresh_timeout)
         if isinstance(answer, Failure):

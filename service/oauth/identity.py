@@ -18,6 +18,7 @@ from service.oauth.claims import Identity, microsoft_identity, subject_identity,
 from service.oauth.discovery import Discovery
 from service.oauth.jose import JoseFailure, verify_id_token
 from service.outbound.session import read_capped
+from service.providers import GOOGLE_KINDS, MICROSOFT_KINDS
 
 JWKS_MAX_AGE_S = 3600.0
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
@@ -49,7 +50,7 @@ class IdentityVerifier:
         claims: dict[str, Any] | None = None
         if id_token is not None and await self._can_verify(app):
             claims = await self.verify(app, id_token, nonce, access_token)
-        if app.provider == "microsoft":
+        if app.provider in MICROSOFT_KINDS:
             found = microsoft_identity(claims) if claims is not None else None
             if found is None:
                 raise errors.IdentityUnavailable(
@@ -134,7 +135,7 @@ class IdentityVerifier:
 
 def _issuers(app: App) -> list[str]:
     issuer = app.endpoints.issuer
-    if app.provider == "google" and issuer == GOOGLE_ISSUERS[0]:
+    if app.provider in GOOGLE_KINDS and issuer == GOOGLE_ISSUERS[0]:
         return list(GOOGLE_ISSUERS)  # Google's id_tokens use either form
     return [issuer] if issuer else []
 

@@ -170,7 +170,6 @@ class EmailEngineImport:
             out.counts["setting " + ("imported" if name in changed else "unchanged")] += 1
         await self.settings.update(changed, self.headers)
 
-
     async def _service_secret(self, secret: str | None, out: Outcome) -> None:
         """EmailEngine's serviceSecret, sealed, unless one is set here already (kept)."""
         if secret is None:

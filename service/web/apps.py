@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service import errors, validate
+from service import errors, limits, validate
 from service.apitokens import ApiToken
 from service.apps import App
 from service.clock import iso
@@ -35,22 +35,40 @@ def require_operator(token: ApiToken, body: dict[str, Any], app: App | None) -> 
         )
 
 
+PAGE_QUERY = {"page", "pageSize"}
+
+
+def paging(request: web.Request) -> tuple[int, int]:
+    """EmailEngine's `page` (from 0) and `pageSize` (1-1000, default 20); others are refused."""
+    validate.no_unknown(dict(request.query), PAGE_QUERY, "query")
+    page = validate.integer(request.query.get("page"), "page", limits.PAGE)
+    return page, validate.integer(request.query.get("pageSize"), "pageSize", limits.PAGE_SIZE)
+
+
+def listing_order(app: App) -> tuple[str, str]:
+    """EmailEngine lists ids by localeCompare, descending: letters compare case-insensitively."""
+    return app.id.casefold(), app.id.swapcase()
+
+
 async def list_apps(request: web.Request) -> web.Response:
-    """List every OAuth2 app (never a client secret)."""
+    """List OAuth2 apps a page at a time in EmailEngine's order (never a secret)."""
     await authorize(request, "api")
+    page, size = paging(request)
     core, base = request.app[CORE], request.app[CONFIG].base_url
-    apps = await core.apps.all()
-    items = [app.public(await core.apps.account_count(app.id), base) for app in apps]
-    return json_response({"total": len(items), "apps": items})
+    apps = sorted(await core.apps.all(), key=listing_order, reverse=True)
+    shown = apps[page * size : (page + 1) * size]
+    items = [app.public(await core.apps.account_count(app.id), base) for app in shown]
+    pages = max(1, -(-len(apps) // size))
+    return json_response({"total": len(apps), "pages": pages, "page": page, "apps": items})
 
 
 async def create_app_route(request: web.Request) -> web.Response:
-    """Create an OAuth2 app."""
+    """Create an OAuth2 app; answers its id as EmailEngine does."""
     token = await authorize(request, "api")
     core, body = request.app[CORE], await json_body(request)
     require_operator(token, body, None)
     app = await core.apps.create(body, iso(core.clock.now_ms()))
-    return json_response(app.public(0, request.app[CONFIG].base_url), status=201)
+    return json_response({"id": app.id, "created": True})
 
 
 async def get_app(request: web.Request) -> web.Response:
@@ -70,13 +88,15 @@ async def update_app(request: web.Request) -> web.Response:
     body = await json_body(request)
     require_operator(token, body, app)
     updated = await core.apps.update(app, body, iso(core.clock.now_ms()))
-    count = await core.apps.account_count(app.id)
-    return json_response(updated.public(count, request.app[CONFIG].base_url))
+    return json_response({"id": updated.id, "updated": True})
 
 
 async def delete_app(request: web.Request) -> web.Response:
-    """Delete an OAuth2 app that has no accounts."""
+    """Delete an OAuth2 app that has no accounts; a missing one answers deleted: false."""
     await authorize(request, "api")
     app_id = validate.app_id(request.match_info["app"])
-    await request.app[CORE].apps.delete(app_id)
-    return json_response({"id": app_id, "deleted": True})
+    try:
+        await request.app[CORE].apps.delete(app_id)
+    except errors.AppNotFound:
+        return json_response({"id": app_id, "deleted": False, "accounts": 0})
+    return json_response({"id": app_id, "deleted": True, "accounts": 0})

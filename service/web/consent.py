@@ -14,7 +14,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from service import binding, errors, limits, validate
-from service.consent import CallbackError, ConsentRequest
+from service.consent import CallbackError, ConsentRequest, require_consentable
 from service.consent_state import STATE_TTL_S
 from service.core import Core
 from service.redirects import check_redirect_url, with_query
@@ -24,7 +24,13 @@ from service.web.io import authorize, json_body, json_response
 
 FORM_FIELDS = {"account", "app", "name", "redirectUrl", "expectedUser", "ttl"}
 NO_STORE = {"Cache-Control": "no-store"}
-PROVIDER_NAMES = {"google": "Google", "microsoft": "Microsoft"}
+PROVIDER_NAMES = {
+    "gmail": "Google",
+    "gmailService": "Google",
+    "outlook": "Microsoft",
+    "outlookService": "Microsoft",
+    "mailRu": "Mail.ru",
+}
 PageHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -39,7 +45,7 @@ async def consent_request(
 ) -> ConsentRequest:
     """A checked ConsentRequest: the app exists, the redirectUrl is allowed, an account id."""
     account_id = secrets.token_hex(8) if account is None else validate.account_id(account)
-    await core.apps.require(app)
+    require_consentable(await core.apps.require(app))
     if redirect_url is not None:
         allowed = await core.cached_settings.get("allowedRedirectUrls")
         check_redirect_url(redirect_url, core.config.base_url, list(allowed or []))

@@ -16,7 +16,13 @@ from service.limits import (
     SERVICE_SECRET_MAX,
     USER_MAX,
 )
-from service.providers import ENDPOINT_FIELDS, KINDS, MICROSOFT_CLOUDS
+from service.providers import (
+    BASE_SCOPES,
+    ENDPOINT_FIELDS,
+    KINDS,
+    MICROSOFT_CLOUDS,
+    MICROSOFT_TENANTS,
+)
 from service.validate import ACCOUNT_ID, APP_ID, SCOPE
 from service.web.openapi_consent import (
     account_rule,
@@ -77,7 +83,9 @@ def _strings(**keywords: Any) -> Schema:
 
 
 def _kind() -> Schema:
-    return schema_type("string", enum=list(KINDS), description="provider kind")
+    return schema_type(
+        "string", enum=list(KINDS), description="provider type (EmailEngine's, plus oidc)"
+    )
 
 
 def _obj(props: Schema, *, required: tuple[str, ...] | None = None, closed: bool = False) -> Schema:
@@ -202,26 +210,45 @@ def _token_schema() -> Schema:
 
 def _app_schemas() -> Schema:
     app = {
-        **_each("id name clientId redirectUrl", "string"),
+        **_each("id name redirectUrl", "string"),
         **_each(" ".join((*ENDPOINT_FIELDS, "issuer")), "string", "null"),
         "provider": _kind(),
+        "enabled": schema_type("boolean"),
+        "includeInListing": schema_type("boolean"),
         "clientSecretSet": schema_type("boolean"),
         "additionalScopes": _strings(),
-        "scopes": _strings(),
-        "accounts": schema_type("integer", minimum=0),
+        "scopes": _strings(description="what a consent asks for: baseScopes, extra, skipped"),
         **{name: _time("null") for name in ("created", "updated")},
         "error": schema_type("object", "null", description="the last app credentials error"),
     }
+    optional = {
+        **_each(
+            "clientId clientSecret serviceKey description title authority tenant cloud "
+            "serviceClient serviceClientEmail authMethod",
+            "string",
+        ),
+        "baseScopes": schema_type("string", enum=[*BASE_SCOPES, "none"]),
+        "extraScopes": _strings(),
+        "skipScopes": _strings(),
+        "accounts": schema_type("integer", minimum=0),
+    }
+    count = schema_type("integer", minimum=0)
     return {
-        "App": _obj({**app, **_each("tenant cloud", "string")}, required=tuple(app)),
+        "App": _obj({**app, **optional}, required=tuple(app)),
         "AppList": _obj(
             {
-                "total": schema_type("integer", minimum=0),
+                **_each("total pages page", "integer"),
                 "apps": schema_type("array", items=ref("App")),
             }
         ),
+        "AppCreated": _obj(
+            {"id": schema_type("string"), "created": schema_type("boolean", const=True)}
+        ),
+        "AppUpdated": _obj(
+            {"id": schema_type("string"), "updated": schema_type("boolean", const=True)}
+        ),
         "AppDeleted": _obj(
-            {"id": schema_type("string"), "deleted": schema_type("boolean", const=True)}
+            {"id": schema_type("string"), "deleted": schema_type("boolean"), "accounts": count}
         ),
         "AppCreate": _app_input_schema(create=True),
         "AppUpdate": _app_input_schema(create=False),
@@ -231,40 +258,63 @@ def _app_schemas() -> Schema:
 def _app_input_schema(*, create: bool) -> Schema:
     """Create and update bodies; on update a null text field resets it, a null secret is kept."""
     url = schema_type("string", "null", maxLength=APP_TEXT_MAX, pattern=URL_PATTERN)
+    text = _text(APP_TEXT_MAX, nullable=True)
+    authority = schema_type("string", "null", pattern=APP_PATTERN, description="outlook only")
     props: Schema = {
         **{name: dict(url) for name in ("redirectUrl", "issuer", *ENDPOINT_FIELDS)},
-        "name": _text(APP_TEXT_MAX, nullable=True),
-        "provider": _kind(),
+        **{name: dict(text) for name in ("name", "description", "title")},
+        **{name: dict(text) for name in ("serviceClient", "serviceClientEmail")},
+        "enabled": schema_type("boolean", "null"),
         "clientId": _text(APP_TEXT_MAX),
-        "clientSecret": _text(CLIENT_SECRET_MAX, nullable=not create),
+        "clientSecret": _text(CLIENT_SECRET_MAX, nullable=True),
+        "serviceKey": _text(CLIENT_SECRET_MAX, nullable=True),
+        "baseScopes": schema_type("string", "null", enum=[*BASE_SCOPES, "none", None]),
+        "extraScopes": _scopes_input()["anyOf"][0],
+        "skipScopes": _scopes_input()["anyOf"][0],
         "additionalScopes": _scopes_input(),
-        "tenant": schema_type("string", "null", pattern=APP_PATTERN, description="microsoft only"),
+        "authority": authority,
+        "tenant": dict(authority),
         "cloud": schema_type(
-            "string", "null", enum=[*MICROSOFT_CLOUDS, None], description="microsoft only"
+            "string", "null", enum=[*MICROSOFT_CLOUDS, None], description="outlook only"
         ),
     }
     if not create:
         return _obj(props, required=(), closed=True)
+    props["provider"] = _kind()
     generated = "generated when absent or empty"
     props["id"] = schema_type(
         "string", "null", pattern=f"^(?:{APP_ID.pattern})?$", description=generated
     )
-    schema = _obj(props, required=("provider", "clientId", "clientSecret"), closed=True)
+    schema = _obj(props, required=("provider",), closed=True)
     return {**schema, "allOf": _kind_rules()}
 
 
 def _kind_rules() -> list[Schema]:
-    """Only microsoft apps take tenant and cloud; oidc apps need an issuer or a tokenUrl."""
+    """What each provider type needs and refuses (outlook: authority; gmailService: its key)."""
 
-    def kind(name: str) -> Schema:
-        return {"properties": {"provider": {"const": name}}}
+    def kind(*names: str) -> Schema:
+        return {"required": ["provider"], "properties": {"provider": {"enum": list(names)}}}
 
-    def given(name: str) -> Schema:
-        return {"required": [name], "properties": {name: schema_type("string")}}
+    def given(*names: str) -> Schema:
+        return {"required": list(names), "properties": _each(" ".join(names), "string")}
 
-    no_tenant = {"properties": _each("tenant cloud", "null")}
+    no_tenant = {"properties": _each("authority tenant cloud", "null")}
+    no_service = {"properties": _each("serviceClient serviceClientEmail serviceKey", "null")}
+    credentials = given("clientId", "clientSecret")
+    named = {"not": {"enum": list(MICROSOFT_TENANTS)}}  # outlookService needs a tenant id
+    no_named = {"authority": named, "tenant": named}
     return [
-        {"if": kind("microsoft"), "else": no_tenant},
+        {
+            "if": kind("outlook", "outlookService"),
+            "then": {"anyOf": [given("authority"), given("tenant")]},
+            "else": no_tenant,
+        },
+        {
+            "if": kind("gmailService"),
+            "then": given("serviceClient", "serviceClientEmail", "serviceKey"),
+            "else": {"allOf": [credentials, no_service]},
+        },
+        {"if": kind("outlookService"), "then": {"properties": no_named}},
         {"if": kind("oidc"), "then": {"anyOf": [given("issuer"), given("tokenUrl")]}},
     ]
 

@@ -95,24 +95,24 @@ def webhook_schemas() -> Schema:
 
 
 EVENT_EXAMPLES: dict[str, Schema] = {
-    "accountAdded": {"user": "user@example.com", "provider": "google"},
-    "accountDeleted": {"user": "user@example.com", "provider": "google"},
+    "accountAdded": {"user": "user@example.com", "provider": "gmail"},
+    "accountDeleted": {"user": "user@example.com", "provider": "gmail"},
     "authenticationError": {
         "user": "user@example.com",
-        "provider": "google",
+        "provider": "gmail",
         "status": 400,
         "reason": "revoked",
         "error": "invalid_grant",
         "error_description": "Token has been expired or revoked.",
     },
-    "authenticationSuccess": {"user": "user@example.com", "provider": "google"},
+    "authenticationSuccess": {"user": "user@example.com", "provider": "gmail"},
     "scopesMissing": {
         "user": "user@example.com",
-        "provider": "google",
+        "provider": "gmail",
         "missingScopes": ["https://www.googleapis.com/auth/postmaster.readonly"],
     },
     "appCredentialsError": {
-        "provider": "microsoft",
+        "provider": "outlook",
         "clientId": "00000000-0000-0000-0000-000000000000",
         "error": "invalid_client",
         "error_description": "AADSTS7000222: secret expired",

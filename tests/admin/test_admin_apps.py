@@ -56,7 +56,7 @@ async def test_add_app_bad_input_keeps_what_was_typed(operator: Client, idp: Idp
         ({"clientSecret": ""}, "clientSecret"),
         ({"issuer": "", "provider": "oidc"}, "oidc apps need issuer"),
         ({"id": "bad id!"}, "app"),
-        ({"provider": "microsoft", "issuer": "", "tenant": "bad tenant!"}, "tenant is not valid"),
+        ({"provider": "outlook", "issuer": "", "tenant": "bad tenant!"}, "authority is not valid"),
         ({"issuer": "ftp://idp.example"}, "issuer"),
     ]
     for fields, message in cases:
@@ -194,3 +194,32 @@ async def test_operator_changes_endpoint_urls_on_the_page(
     resp = await post_form(operator, f"/admin/apps/{oidc_app}", form)
     assert resp.status == 303, await resp.text()
     assert (await core.apps.require(oidc_app)).fields["tokenUrl"] == form["tokenUrl"]
+
+
+async def test_app_form_speaks_emailengine_vocabulary(operator: Client, core: Core) -> None:
+    """The form offers EmailEngine's provider types and base scopes; authority and cloud save."""
+    page = await (await operator.get("/admin/apps/new")).text()
+    for word in ("gmailService", "outlookService", "mailRu", "Base scopes", "Additional scopes"):
+        assert word in page, word
+    assert 'value="gcc-high"' in page and 'value="pubsub"' in page
+    form = {
+        "id": "ol",
+        "provider": "outlook",
+        "clientId": "cid",
+        "clientSecret": SECRET,
+        "tenant": "organizations",
+        "cloud": "gcc-high",
+        "baseScopes": "api",
+        "additionalScopes": "Calendars.Read",
+        "enabled": "on",
+    }
+    resp = await post_form(operator, "/admin/apps/new", form)
+    assert resp.status == 303, await resp.text()
+    app = await core.apps.require("ol")
+    assert (app.provider, app.fields["tenant"], app.cloud) == (
+        "outlook",
+        "organizations",
+        "gcc-high",
+    )
+    assert app.scopes[:2] == ["Calendars.Read", "https://graph.microsoft.us/Mail.ReadWrite"]
+    assert app.enabled

@@ -118,7 +118,7 @@ def realistic_event(index: int, now: int, rng: random.Random) -> tuple[str | Non
     user = f"user{index}@example.com"
     if index % GLOBAL_EVERY == GLOBAL_EVERY - 1:
         data: dict[str, Any] = {
-            "provider": "google",
+            "provider": "gmail",
             "clientId": "1234567890-abc.apps.googleusercontent.com",
             "error": "invalid_client",
             "error_description": "The OAuth client was not found.",
@@ -127,12 +127,12 @@ def realistic_event(index: int, now: int, rng: random.Random) -> tuple[str | Non
         return None, event_json("appCredentialsError", None, APP_ID, data, now)
     roll = rng.random()
     if roll < 0.5:
-        name, data = "accountAdded", {"user": user, "provider": "google"}
+        name, data = "accountAdded", {"user": user, "provider": "gmail"}
     elif roll < 0.8:
         name = "authenticationError"
         data = {
             "user": user,
-            "provider": "google",
+            "provider": "gmail",
             "status": "reauth_required",
             "reason": "invalidGrant",
             "error": "invalid_grant",
@@ -140,12 +140,12 @@ def realistic_event(index: int, now: int, rng: random.Random) -> tuple[str | Non
             "httpStatus": 400,
         }
     elif roll < 0.9:
-        name, data = "authenticationSuccess", {"user": user, "provider": "google"}
+        name, data = "authenticationSuccess", {"user": user, "provider": "gmail"}
     else:
         name = "scopesMissing"
         data = {
             "user": user,
-            "provider": "google",
+            "provider": "gmail",
             "missingScopes": ["https://mail.google.com/"],
             "source": "refresh",
         }

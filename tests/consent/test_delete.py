@@ -67,7 +67,13 @@ async def test_provider_without_revocation(
     flow_client: Client, flow_admin: dict[str, str], flow_core: Core
 ) -> None:
     """Microsoft has no RFC 7009 endpoint: deleted locally, revoked false, reason unsupported."""
-    app = {"id": "ms", "provider": "microsoft", "clientId": "c", "clientSecret": "s"}
+    app = {
+        "id": "ms",
+        "provider": "outlook",
+        "clientId": "c",
+        "clientSecret": "s",
+        "authority": "common",
+    }
     await flow_core.apps.create(app, iso(SystemClock().now_ms()))
     await _import(flow_client, flow_admin, "ms", "outlook")
     body = await (await flow_client.delete("/v1/account/outlook", headers=flow_admin)).json()

@@ -32,7 +32,9 @@ async def microsoft_app(core: Core, idp: Idp) -> str:
     """A microsoft app whose endpoints are the test provider's (overrides are allowed here)."""
     body = {
         "id": MICROSOFT_APP,
-        "provider": "microsoft",
+        "provider": "outlook",
+        "authority": "common",
+        "baseScopes": "none",  # the test provider grants the OpenID scopes
         "clientId": idp.client_id,
         "clientSecret": idp.client_secret,
         "issuer": idp.issuer,

@@ -14,7 +14,7 @@ async def test_google_consent_url(
     """Google: offline access, consent every time, granted scopes kept, login_hint, PKCE."""
     app = {
         "id": "gmail",
-        "provider": "google",
+        "provider": "gmail",
         "clientId": "cid.apps.googleusercontent.com",
         "clientSecret": "s",
         "additionalScopes": ["https://mail.google.com/", "email"],
@@ -28,7 +28,8 @@ async def test_google_consent_url(
     url = await start_consent(flow_client, flow_admin, account="g", oauth2={"provider": "gmail"})
     assert url.startswith("https://accounts.google.com/o/oauth2/v2/auth?")
     params = query_of(url)
-    assert params["scope"] == "openid email profile https://mail.google.com/"
+    # EmailEngine's order: extra scopes not in the preset, the IMAP preset, the OpenID ones
+    assert params["scope"] == "email https://mail.google.com/ openid profile"
     assert params["access_type"] == "offline" and params["prompt"] == "consent"
     assert params["include_granted_scopes"] == "true" and params["login_hint"] == "g@example.com"
     assert params["code_challenge_method"] == "S256" and params["response_type"] == "code"
@@ -41,11 +42,11 @@ async def test_microsoft_consent_url(
     """Microsoft: the app's tenant and cloud, offline_access, prompt=select_account."""
     app = {
         "id": "outlook",
-        "provider": "microsoft",
+        "provider": "outlook",
         "clientId": "cid",
         "clientSecret": "s",
         "tenant": "organizations",
-        "cloud": "usgov",
+        "cloud": "gcc-high",
         "additionalScopes": ["https://graph.microsoft.com/Mail.Read"],
         "redirectUrl": "https://tokens.example.com/oauth/callback",
     }
@@ -73,7 +74,7 @@ def test_microsoft_grant_without_openid_scopes_is_complete() -> None:
         "offline_access",
         "https://graph.microsoft.com/Mail.Read",
     ]
-    assert missing_scopes("microsoft", required, ["https://graph.microsoft.com/Mail.Read"]) == []
-    assert missing_scopes("microsoft", required, ["User.Read"]) == [
+    assert missing_scopes("outlook", required, ["https://graph.microsoft.com/Mail.Read"]) == []
+    assert missing_scopes("outlook", required, ["User.Read"]) == [
         "https://graph.microsoft.com/Mail.Read"
     ]

@@ -24,7 +24,7 @@ async def make_app(core: Core, app_id: str = "gmail") -> str:
     """A google app with a client secret; returns its id."""
     body = {
         "id": app_id,
-        "provider": "google",
+        "provider": "gmail",
         "clientId": f"{app_id}-client",
         "clientSecret": f"{app_id}-secret",
     }
@@ -36,7 +36,7 @@ async def make_account(core: Core, app_id: str, n: int, *, access: bool = True) 
     account_id, now = f"acct{n}", SystemClock().now_ms()
     write = AccountWrite(
         app=app_id,
-        provider="google",
+        provider="gmail",
         user=f"user{n}@example.test",
         name=f"Account {n} — ünïcode" if n % 7 == 0 else None,
         access_token=f"access-{n}" if access else None,

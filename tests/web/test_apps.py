@@ -14,17 +14,21 @@ from service.core import Core
 from tests.conftest import make_token
 
 Client = TestClient[web.Request, web.Application]
-GOOGLE = {"id": "gmail", "provider": "google", "clientId": "cid", "clientSecret": "s3cret-value"}
+GOOGLE = {"id": "gmail", "provider": "gmail", "clientId": "cid", "clientSecret": "s3cret-value"}
 
 
 async def test_create_and_read_google_app(client: Client, admin: dict[str, str]) -> None:
-    """A google app gets built-in endpoints and default scopes; the secret is never returned."""
+    """A gmail app gets built-in endpoints and the IMAP preset; the secret is never returned."""
     body = {**GOOGLE, "additionalScopes": "https://www.googleapis.com/auth/postmaster.readonly"}
     resp = await client.post("/v1/oauth2", json=body, headers=admin)
-    created = await resp.json()
-    assert resp.status == 201, created
+    assert resp.status == 200 and await resp.json() == {"id": "gmail", "created": True}
+    created = await (await client.get("/v1/oauth2/gmail", headers=admin)).json()
+    assert created["clientSecret"] == "******"
     assert created["tokenUrl"] == "https://oauth2.googleapis.com/token"
-    assert created["scopes"][-1] == "https://www.googleapis.com/auth/postmaster.readonly"
+    assert created["scopes"][:2] == [
+        "https://www.googleapis.com/auth/postmaster.readonly",
+        "https://mail.google.com/",
+    ]
     assert created["clientSecretSet"] is True
     assert created["redirectUrl"] == "http://127.0.0.1:8080/oauth/callback"
     text = await (await client.get("/v1/oauth2/gmail", headers=admin)).text()
@@ -36,16 +40,18 @@ async def test_create_and_read_google_app(client: Client, admin: dict[str, str])
 
 
 async def test_microsoft_tenant_and_cloud(client: Client, admin: dict[str, str]) -> None:
-    """Microsoft apps build endpoints from tenant and cloud; unknown clouds are refused."""
+    """Outlook apps build endpoints from authority and cloud; unknown clouds are refused."""
     body = {
         "id": "ms",
-        "provider": "microsoft",
+        "provider": "outlook",
         "clientId": "c",
         "clientSecret": "s",
-        "tenant": "organizations",
-        "cloud": "usgov",
+        "authority": "organizations",
+        "cloud": "gcc-high",
     }
-    created = await (await client.post("/v1/oauth2", json=body, headers=admin)).json()
+    await client.post("/v1/oauth2", json=body, headers=admin)
+    created = await (await client.get("/v1/oauth2/ms", headers=admin)).json()
+    assert created["authority"] == "organizations" and created["cloud"] == "gcc-high"
     assert created["tokenUrl"] == "https://login.microsoftonline.us/organizations/oauth2/v2.0/token"
     assert "offline_access" in created["scopes"]
     assert created["revocationUrl"] is None
@@ -83,8 +89,8 @@ async def test_partial_update_keeps_secret(client: Client, admin: dict[str, str]
     resp = await client.put(
         "/v1/oauth2/gmail", json={"name": "Mail", "additionalScopes": []}, headers=admin
     )
-    body = await resp.json()
-    assert resp.status == 200, body
+    assert resp.status == 200 and await resp.json() == {"id": "gmail", "updated": True}
+    body = await (await client.get("/v1/oauth2/gmail", headers=admin)).json()
     assert body["name"] == "Mail" and body["clientSecretSet"] is True
     assert body["clientId"] == "cid"
 
@@ -125,7 +131,7 @@ async def test_api_token_cannot_set_endpoint_urls(client: Client, core: Core) ->
         assert answer["details"] == {"fields": [field]}
         assert await core.apps.get("corp") is None, "nothing stored"
     resp = await client.post("/v1/oauth2", json=GOOGLE, headers=api)
-    assert resp.status == 201, "apps without endpoint URLs stay open to `api` tokens"
+    assert resp.status == 200, "apps without endpoint URLs stay open to `api` tokens"
 
 
 async def test_api_token_cannot_change_endpoint_urls(
@@ -135,7 +141,7 @@ async def test_api_token_cannot_change_endpoint_urls(
     api = {"Authorization": f"Bearer {await make_token(core, 'api')}"}
     body = {**OIDC, "tokenUrl": "http://127.0.0.1:9/token", "revocationUrl": "http://127.0.0.1:9/r"}
     resp = await client.post("/v1/oauth2", json=body, headers=admin)
-    assert resp.status == 201, await resp.text()
+    assert resp.status == 200, await resp.text()
     for change in (
         {"tokenUrl": "http://127.0.0.1:10/caller"},
         {"revocationUrl": None},
@@ -152,4 +158,6 @@ async def test_api_token_cannot_change_endpoint_urls(
     assert resp.status == 200, "an unchanged URL is no change"
     moved = {"tokenUrl": "http://127.0.0.1:11/token"}
     resp = await client.put("/v1/oauth2/corp", json=moved, headers=admin)
-    assert resp.status == 200 and (await resp.json())["tokenUrl"] == moved["tokenUrl"]
+    assert resp.status == 200
+    shown = await (await client.get("/v1/oauth2/corp", headers=admin)).json()
+    assert shown["tokenUrl"] == moved["tokenUrl"]

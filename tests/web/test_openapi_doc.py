@@ -13,7 +13,8 @@ from openapi_spec_validator import validate
 
 from service import errors
 from service.accounts import Account, Status
-from service.apps import INPUT_FIELDS, App
+from service.app_input import INPUT_FIELDS
+from service.apps import App
 from service.clock import iso
 from service.outbound.urls import check_outbound_url
 from service.settings import DEFAULTS
@@ -100,7 +101,7 @@ def test_request_schemas_list_exactly_the_fields_handlers_accept() -> None:
     expected = {
         "AccountImport": IMPORT_FIELDS,
         "AppCreate": INPUT_FIELDS,
-        "AppUpdate": INPUT_FIELDS - {"id"},
+        "AppUpdate": INPUT_FIELDS - {"id", "provider"},
         "SettingsUpdate": set(DEFAULTS),
     }
     for name, fields in expected.items():
@@ -174,10 +175,10 @@ def test_app_create_schema_follows_the_provider_kind_rules() -> None:
     assert _errors_of("AppCreate", {**base, "issuer": "https://idp.example.com"}) == []
     assert _errors_of("AppCreate", {**base, "tokenUrl": "https://idp.example.com/t"}) == []
     assert _errors_of("AppCreate", {**base, "issuer": None})
-    microsoft = {**base, "provider": "microsoft", "tenant": "organizations", "cloud": "china"}
+    microsoft = {**base, "provider": "outlook", "tenant": "organizations", "cloud": "china"}
     assert _errors_of("AppCreate", microsoft) == []
-    assert _errors_of("AppCreate", {**microsoft, "provider": "google"})
-    assert _errors_of("AppCreate", {**base, "provider": "google", "tenant": None}) == []
+    assert _errors_of("AppCreate", {**microsoft, "provider": "gmail"})
+    assert _errors_of("AppCreate", {**base, "provider": "gmail", "tenant": None}) == []
 
 
 def test_account_path_parameter_uses_the_account_id_pattern() -> None:
@@ -193,7 +194,7 @@ def test_account_views_match_the_account_schema() -> None:
     full = Account(
         id="alice@example.com",
         app="gmail-app",
-        provider="google",
+        provider="gmail",
         user="alice@example.com",
         status=Status.REAUTH_REQUIRED,
         name="Alice",
@@ -215,29 +216,30 @@ def test_account_views_match_the_account_schema() -> None:
 
 
 def test_app_views_match_the_app_schema() -> None:
-    """App.public() of google, microsoft (tenant, error) and bare oidc apps validates."""
+    """App.public() of gmail, outlook (tenant, error) and bare oidc apps validates."""
     stamps = {"created": iso(NOW), "updated": iso(NOW)}
     apps = [
-        App(id="g", provider="google", client_id="cid", fields=stamps, encrypted_secret="enc"),
+        App(id="g", provider="gmail", client_id="cid", fields=stamps, encrypted_secret="enc"),
         App(
             id="m",
-            provider="microsoft",
+            provider="outlook",
             client_id="cid",
             additional_scopes=["Mail.Read"],
-            fields={"tenant": "organizations", "cloud": "usgov", "error": '{"error":"x"}'},
+            fields={"tenant": "organizations", "cloud": "gcc-high", "error": '{"error":"x"}'},
         ),
         App(id="o", provider="oidc", client_id="", fields={"tokenUrl": "https://idp/token"}),
     ]
     views = [app.public(3, "http://127.0.0.1:8080") for app in apps]
     for view in views:
         assert _errors_of("App", view) == []
-    assert _errors_of("AppList", {"total": len(views), "apps": views}) == []
+    listing = {"total": len(views), "pages": 1, "page": 0, "apps": views}
+    assert _errors_of("AppList", listing) == []
 
 
 def test_token_body_and_settings_match_their_schemas() -> None:
     """FreshToken.body() (with refreshFailed) and the default settings validate."""
     view = TokenView(
-        "a", "u@example.com", "ya29.x", "microsoft", "m", ["openid"], NOW, Status.ACTIVE, iso(NOW)
+        "a", "u@example.com", "ya29.x", "outlook", "m", ["openid"], NOW, Status.ACTIVE, iso(NOW)
     )
     assert _errors_of("OAuthToken", FreshToken(view, cached=True).body()) == []
     stale = FreshToken(view, cached=False, refresh_failed=True).body()

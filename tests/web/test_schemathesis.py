@@ -69,7 +69,7 @@ NEGATIVE_REFUSALS = ["400", "401", "403", "404", "405", "406", "409", "413", "41
 # default: 401, 403, 404 unknown id, 409 conflict); a 400 means the schema promised too much.
 # Left out where what is valid depends on stored state that no schema can describe:
 POSITIVE_ACCEPTANCE_EXCEPT = {
-    # 400 to "provider cannot change", to tenant/cloud on an app that is not microsoft, and
+    # 400 to "provider cannot change", to authority/cloud on an app that is not outlook, and
     # to `clientId: null` ("cannot be removed"): all depend on the stored app.
     "PUT /v1/oauth2/{app}",
     # 400 "app is required" unless the account exists or there is exactly one app.
@@ -216,9 +216,10 @@ class Api:
         }
         if self.request("GET", f"/v1/oauth2/{app_id}").status_code == 404:
             resp = self.request("POST", "/v1/oauth2", {"id": app_id, **body})
-            assert resp.status_code == 201, resp.text
+            assert resp.status_code == 200, resp.text
         elif app_id == SCRATCH_APP:  # it has no accounts, so every field may change back
-            resp = self.request("PUT", f"/v1/oauth2/{app_id}", body)
+            fields = {k: v for k, v in body.items() if k != "provider"}  # fixed at creation
+            resp = self.request("PUT", f"/v1/oauth2/{app_id}", fields)
             assert resp.status_code == 200, resp.text
 
     def import_account(self, account: str, lifetime_s: int) -> None:

@@ -9,20 +9,26 @@ from aiohttp import web
 from service import errors, validate
 from service.apps import App
 from service.clock import iso
-from service.providers import ENDPOINT_FIELDS, KINDS, MICROSOFT_CLOUDS
+from service.providers import BASE_SCOPES, ENDPOINT_FIELDS, KINDS, MICROSOFT_CLOUDS
 from service.web.admin.render import flash_redirect, form_of, invalid, page, words
 from service.web.admin.session import admin_page
 from service.web.appkeys import CONFIG, CORE
 
-OPTIONAL = ("name", "redirectUrl", "tenant", "cloud", "issuer", *ENDPOINT_FIELDS)
+OPTIONAL = (
+    "name", "description", "redirectUrl", "tenant", "cloud", "baseScopes",
+    "serviceClient", "serviceClientEmail", "issuer", *ENDPOINT_FIELDS,
+)  # fmt: skip
+OUTLOOK_ONLY = ("tenant", "cloud")
+GMAIL_SERVICE_ONLY = ("serviceClient", "serviceClientEmail")
 
 
 def form_context(values: dict[str, Any], app: App | None, base_url: str) -> dict[str, Any]:
-    """What the app form shows: the typed or stored values (never the client secret)."""
+    """What the app form shows: the typed or stored values (never a secret)."""
     return {
         "values": values,
         "app": app,
         "kinds": KINDS,
+        "base_scopes": BASE_SCOPES,
         "clouds": MICROSOFT_CLOUDS,
         "endpoint_fields": ENDPOINT_FIELDS,
         "callback": app.callback_url(base_url) if app else f"{base_url}/oauth/callback",
@@ -37,28 +43,42 @@ def stored_values(app: App) -> dict[str, Any]:
         "provider": app.provider,
         "clientId": app.client_id,
         "additionalScopes": "\n".join(app.additional_scopes),
+        "skipScopes": "\n".join(app.skip_scopes),
+        "enabled": "on" if app.enabled else "",
     }
+
+
+def _applies(name: str, kind: str) -> bool:
+    """The form shows every field; some apply to one provider type only."""
+    if name in OUTLOOK_ONLY:
+        return kind in ("outlook", "outlookService")
+    return name not in GMAIL_SERVICE_ONLY or kind == "gmailService"
 
 
 def body_of(form: dict[str, str], app: App | None) -> dict[str, Any]:
     """The JSON-API body a form stands for; an emptied field is removed, an empty secret kept."""
-    body: dict[str, Any] = {"clientId": form.get("clientId", "")}
+    body: dict[str, Any] = {}
+    if form.get("clientId") or (app is not None and app.client_id):
+        body["clientId"] = form.get("clientId", "")
     if app is None:
         body.update({"id": form.get("id", ""), "provider": form.get("provider", "")})
     kind = app.provider if app else form.get("provider", "")
     for name in OPTIONAL:
         value = form.get(name, "")
-        if name in ("tenant", "cloud") and kind != "microsoft":
-            continue  # the form shows them for every kind; they apply to microsoft only
+        if not _applies(name, kind):
+            continue
         if value:
             body[name] = value
         elif app is not None and name in app.fields:
             body[name] = None
-    if form.get("clientSecret"):
-        body["clientSecret"] = form["clientSecret"]
-    elif app is None:
-        body["clientSecret"] = ""
+    for secret in ("clientSecret", "serviceKey"):
+        if form.get(secret):
+            body[secret] = form[secret]
+    if app is None and kind != "gmailService":
+        body.setdefault("clientSecret", "")
+    body["enabled"] = form.get("enabled") == "on"
     body["additionalScopes"] = words(form.get("additionalScopes", ""))
+    body["skipScopes"] = words(form.get("skipScopes", ""))
     return body
 
 
@@ -73,7 +93,9 @@ async def list_apps(request: web.Request) -> web.StreamResponse:
 @admin_page
 async def new_app(request: web.Request) -> web.StreamResponse:
     """The empty app form."""
-    context = form_context({"provider": "google"}, None, request.app[CONFIG].base_url)
+    context = form_context(
+        {"provider": "gmail", "enabled": "on"}, None, request.app[CONFIG].base_url
+    )
     return await page(request, "app_form.html", context)
 
 
