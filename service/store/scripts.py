@@ -29,6 +29,7 @@ SCRIPT_NAMES = (
     "apitoken_touch",
     "login_reserve",
     "login_succeeded",
+    "account_search_index",
 )
 
 

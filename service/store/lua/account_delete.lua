@@ -7,6 +7,7 @@
 -- KEYS[6] partition index of active accounts
 -- KEYS[7] partition index of reauth_required accounts
 -- KEYS[8] partition app counts (hash app id -> accounts)
+-- KEYS[9] partition search index (sorted set of lower(user)\0id and lower(id)\0id)
 -- ARGV[1] account id
 -- ARGV[2] invalidation channel
 -- ARGV[3] event JSON to append ('' = none)
@@ -14,6 +15,8 @@
 -- returns 1 when deleted, 0 when there was no such account
 local app = redis.call('HGET', KEYS[1], 'app')
 if not app then return 0 end
+local user = redis.call('HGET', KEYS[1], 'user') or ''
+redis.call('ZREM', KEYS[9], string.lower(user) .. '\0' .. ARGV[1], string.lower(ARGV[1]) .. '\0' .. ARGV[1])
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])

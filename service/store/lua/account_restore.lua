@@ -9,6 +9,7 @@
 -- KEYS[4] partition index of active accounts
 -- KEYS[5] partition index of reauth_required accounts
 -- KEYS[6] partition app counts (hash app id -> accounts)
+-- KEYS[7] partition search index (sorted set of lower(user)\0id and lower(id)\0id)
 -- ARGV[1] account id
 -- ARGV[2] app id
 -- ARGV[3] status: 'active' (scheduled) or 'reauth_required' (not scheduled)
@@ -20,6 +21,8 @@
 local id, app = ARGV[1], ARGV[2]
 local old_gen = tonumber(redis.call('HGET', KEYS[1], 'grantGen') or '0') or 0
 local old_app = redis.call('HGET', KEYS[1], 'app')
+local old_user = redis.call('HGET', KEYS[1], 'user')
+if old_user then redis.call('ZREM', KEYS[7], string.lower(old_user) .. '\0' .. id) end
 if old_app and old_app ~= app then
   if redis.call('HINCRBY', KEYS[6], old_app, -1) <= 0 then redis.call('HDEL', KEYS[6], old_app) end
 end
@@ -29,6 +32,8 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 local new_gen = tonumber(redis.call('HGET', KEYS[1], 'grantGen') or '0') or 0
 if old_app then redis.call('HSET', KEYS[1], 'grantGen', math.max(old_gen, new_gen) + 1) end
 redis.call('ZADD', KEYS[3], 0, id)
+local user = redis.call('HGET', KEYS[1], 'user') or ''
+redis.call('ZADD', KEYS[7], 0, string.lower(user) .. '\0' .. id, 0, string.lower(id) .. '\0' .. id)
 if ARGV[3] == 'reauth_required' then
   redis.call('ZREM', KEYS[2], id)
   redis.call('ZREM', KEYS[4], id)

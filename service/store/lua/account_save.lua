@@ -7,6 +7,7 @@
 -- KEYS[5] partition index of active accounts
 -- KEYS[6] partition index of reauth_required accounts
 -- KEYS[7] partition app counts (hash app id -> accounts)
+-- KEYS[8] partition search index (sorted set of lower(user)\0id and lower(id)\0id, score 0)
 -- ARGV[1] account id
 -- ARGV[2] app id
 -- ARGV[3] refresh due time, epoch ms
@@ -23,6 +24,8 @@ local old_app = redis.call('HGET', KEYS[1], 'app')
 if old_app and old_app ~= app then return {'app_mismatch', old_app} end
 local existed = old_app ~= false
 local old_status = redis.call('HGET', KEYS[1], 'status')
+local old_user = redis.call('HGET', KEYS[1], 'user')
+if old_user then redis.call('ZREM', KEYS[8], string.lower(old_user) .. '\0' .. id) end
 if not existed then redis.call('HINCRBY', KEYS[7], app, 1) end
 redis.call('HDEL', KEYS[1], 'reason', 'lastError', 'accessToken', 'expiresAt', 'lifetimeMs',
   'previousRefreshToken', 'answerLostAt', 'missingScopes', 'tid', 'oid', 'sub', 'iss',
@@ -34,6 +37,8 @@ redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), id)
 redis.call('ZADD', KEYS[4], 0, id)
 redis.call('ZADD', KEYS[5], 0, id)
 redis.call('ZREM', KEYS[6], id)
+local user = redis.call('HGET', KEYS[1], 'user') or ''
+redis.call('ZADD', KEYS[8], 0, string.lower(user) .. '\0' .. id, 0, string.lower(id) .. '\0' .. id)
 if not existed and ARGV[5] ~= '' then
   redis.call('XADD', KEYS[3], '*', 'payload', ARGV[5])
 elseif existed and old_status == 'reauth_required' and ARGV[6] ~= '' then
