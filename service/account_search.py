@@ -1,9 +1,11 @@
-"""Prefix search over account ids and users, on the per-partition search index.
+"""Prefix search over the words of account ids and users, on the per-partition search index.
 
-The index (Keys.search) holds `lower(user) NUL id` and `lower(id) NUL id` for every account,
-score 0, kept by the scripts that save, restore and delete accounts. A search is one
-ZLEXCOUNT and one ZRANGEBYLEX per partition: O(log N + page) whatever the number of
-accounts. Lower-casing is ASCII only, so that Lua's string.lower and Python agree.
+The index (Keys.search) holds, score 0, `lower(text) NUL id` for the account's id and user
+and for each part of them after a `.`, `-`, `_`, `@` or `+` (so `outlook` finds
+`a-outlook-1` and `someone@outlook.com`). The scripts that save, restore and delete
+accounts keep it (each carries the same small search_entries function). A search is one
+ZLEXCOUNT and one or a few ZRANGEBYLEX per partition: O(log N + page) whatever the number
+of accounts. Lower-casing is ASCII only, so that Lua's string.lower and Python agree.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from service.store.keys import Keys
 from service.store.scripts import Scripts
 
 _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
-SEP = b"\x00"
 TOP = b"\xff"  # never in UTF-8 text: every member with the prefix sorts below prefix + 0xFF
 WINDOW = 10_000  # entries read per partition when a status filter narrows the matches
 
@@ -25,12 +26,6 @@ WINDOW = 10_000  # entries read per partition when a status filter narrows the m
 def ascii_lower(text: str) -> bytes:
     """The UTF-8 bytes of `text` with A-Z lower-cased (as Lua's string.lower does)."""
     return text.encode().translate(bytes(_ASCII_LOWER.get(b, b) for b in range(256)))
-
-
-def entries(account_id: str, user: str) -> list[bytes]:
-    """The search-index members of one account (the scripts build the same)."""
-    raw = account_id.encode()
-    return [ascii_lower(user) + SEP + raw, ascii_lower(account_id) + SEP + raw]
 
 
 @dataclass(frozen=True)
@@ -48,35 +43,48 @@ class AccountSearch:
         self.redis, self.keys, self.scripts = redis, keys, scripts
 
     async def find(self, prefix: str, page: int, size: int, status: str = "all") -> Found:
-        """Accounts whose id or user starts with `prefix` (ASCII case-insensitive), by page.
+        """Accounts with a word of the id or user starting with `prefix`, by page.
 
-        Ordered by the matching entry. `total` is exact when the matches fit in the entries
-        read; beyond that an account matching by both id and user counts twice. With a
-        status other than "all" the matches are filtered in a window of WINDOW entries
+        Ordered by the first matching entry. `total` is exact when every match was read;
+        beyond that an account matching by several words counts once per word. With a
+        status other than "all" the matches are filtered in a window of WINDOW accounts
         per partition (the filter costs the matches read, never the number of accounts).
         """
         low = b"[" + ascii_lower(prefix)
         high = b"(" + ascii_lower(prefix) + TOP
-        want = WINDOW if status != "all" else (page + 1) * size * 2
-        parts = range(self.keys.partitions)
+        need = WINDOW if status != "all" else (page + 1) * size
         async with self.redis.pipeline(transaction=False) as pipe:
-            for part in parts:
+            for part in range(self.keys.partitions):
                 pipe.zlexcount(self.keys.search(part), low, high)
-                pipe.zrangebylex(self.keys.search(part), low, high, 0, want)
-            rows = await pipe.execute()
-        counted = sum(int(n) for n in rows[0::2])
-        ordered = list(heapq.merge(*rows[1::2]))
-        ids, seen = [], set()
-        for member in ordered:
-            account_id = _text(member).split("\x00", 1)[1]
-            if account_id not in seen:
-                seen.add(account_id)
-                ids.append(account_id)
+            counts = [int(n) for n in await pipe.execute()]
+        firsts: list[list[tuple[str, str]]] = []
+        exact, read = True, 0
+        for part, count in enumerate(counts):
+            found, entries_read = await self._distinct(part, low, high, need, count)
+            firsts.append(found)
+            exact, read = exact and entries_read == count, read + entries_read
+        ids = [account_id for _, account_id in heapq.merge(*firsts)]
         if status != "all":
             ids = await self._with_status(ids, status)
             return Found(len(ids), ids[page * size : (page + 1) * size])
-        total = counted - (len(ordered) - len(ids))
+        total = len(ids) if exact else sum(counts) - (read - len(ids))
         return Found(total, ids[page * size : (page + 1) * size])
+
+    async def _distinct(
+        self, part: int, low: bytes, high: bytes, need: int, count: int
+    ) -> tuple[list[tuple[str, str]], int]:
+        """The first `need` distinct accounts of a partition's matches: (entry, id) each."""
+        found: dict[str, str] = {}
+        offset = 0
+        while len(found) < need and offset < count:
+            chunk = await self.redis.zrangebylex(self.keys.search(part), low, high, offset, need)
+            for member in chunk:
+                entry, _, account_id = _text(member).rpartition("\x00")
+                found.setdefault(account_id, entry)
+            offset += need
+            if len(chunk) < need:
+                break
+        return [(entry, account_id) for account_id, entry in found.items()], min(offset, count)
 
     async def _with_status(self, ids: list[str], status: str) -> list[str]:
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -392,3 +392,9 @@ class AppCredentialsError(Unavailable):
     """The provider rejects the app's client credentials; the operator must fix the app."""
 
     code = "AppCredentialsError"
+
+
+class UnknownQueryParameter(InvalidInput):
+    """The request's query string has a parameter the route does not know (never ignored)."""
+
+    code = "UnknownQueryParameter"

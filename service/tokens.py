@@ -88,7 +88,7 @@ class TokenService:
     async def authorize(self, bearer: str | None, scope: str, account: str | None) -> ApiToken:
         """Check a presented API token for `scope` (and `account`); cached per process."""
         if not bearer:
-            raise errors.Unauthorized("a valid API token is required")
+            raise errors.Unauthorized("Missing authentication")
         digest = sha256_hex(bearer)
         name = CacheNames.api_token(digest)
         token = self.cache.get(name)

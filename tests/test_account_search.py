@@ -46,13 +46,16 @@ def test_ascii_lower_matches_lua_string_lower() -> None:
 
 
 async def test_prefix_search_by_id_and_user(core: Core, oidc_app: str) -> None:
-    """A prefix finds accounts by id or by user, case-insensitively; never by a substring."""
+    """A prefix of the id, the user or a word of them finds the account, case-insensitively."""
     await add(core, oidc_app, "Alpha-1", "Zed@Example.com")
     await add(core, oidc_app, "beta-2", "alpha.user@example.com")
     await add(core, oidc_app, "gamma-3", "gamma@example.com")
     assert await ids(core, "alpha") == (2, ["Alpha-1", "beta-2"])
     assert await ids(core, "ZED@") == (1, ["Alpha-1"])
-    assert await ids(core, "example") == (0, [])
+    assert await ids(core, "xample") == (0, [])  # not a word's start
+    assert await ids(core, "EXAMPLE.c") == (3, ["Alpha-1", "beta-2", "gamma-3"])  # after @
+    assert await ids(core, "user@") == (1, ["beta-2"])  # after the dot
+    assert await ids(core, "1") == (1, ["Alpha-1"])  # after the dash
     assert await ids(core, "gamma") == (1, ["gamma-3"])  # id and user both match: once
 
 

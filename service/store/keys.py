@@ -53,11 +53,7 @@ class Keys:
         return f"{self._tag(partition)}:idx:{status}"
 
     def search(self, partition: int) -> str:
-        """Sorted set (score 0) of the partition's search entries, by user and by id.
-
-        Members are `lower(user) NUL id` and `lower(id) NUL id`; lower-casing is ASCII only,
-        the same in Lua and Python (see service.account_search).
-        """
+        """Sorted set (score 0) of the partition's search entries (service.account_search)."""
         return f"{self._tag(partition)}:idx:search"
 
     @property

@@ -13,6 +13,7 @@ from service.web.openapi_consent import (
     PAGE_TYPE,
     redirect_response,
 )
+from service.web.openapi_ee import ee_parameters
 from service.web.openapi_schemas import (
     ACCOUNT_PATTERN,
     APP_PATTERN,
@@ -132,12 +133,20 @@ ROUTES = (
     Route(
         "accounts_list",
         "GET /v1/accounts",
-        "List accounts",
+        "List or search accounts",
         "AccountPage",
-        query="page pageSize status",
+        "UnknownQueryParameter",
+        query="page pageSize status state query",
     ),
-    Route("account_get", f"GET {A}", "Show an account", "Account"),
-    Route("account_delete", f"DELETE {A}", "Delete an account", "AccountDeleted"),
+    Route("account_get", f"GET {A}", "Show an account", "AccountView", "UnknownQueryParameter"),
+    Route(
+        "account_delete",
+        f"DELETE {A}",
+        "Delete an account (revoke: false unless asked)",
+        "AccountDeleted",
+        "UnknownQueryParameter",
+        query="revoke",
+    ),
     Route("account_refresh", f"POST {A}/refresh", "Refresh now", "AccountRefreshed", REFRESH),
     Route("apps_list", "GET /v1/oauth2", "List OAuth2 apps", "AppList"),
     Route(
@@ -213,6 +222,7 @@ def _parameter(name: str) -> tuple[Schema, str]:
         "pageSize": (schema_type("integer", **PAGE_SIZE.schema()), "InvalidInput"),
         "status": (schema_type("string", enum=["all", *STATUSES], default="all"), "InvalidInput"),
         "link": (schema_type("string", description="the signed hosted link"), "InvalidLink"),
+        **ee_parameters(),
         **{
             name: (schema_type("string", description="set by the provider"), "")
             for name in ("state", "code", "error", "error_description", "iss")

@@ -20,6 +20,7 @@ from service.settings import DEFAULTS
 from service.tokens import FreshToken, TokenView
 from service.validate import ACCOUNT_ID, scopes
 from service.web.accounts import IMPORT_FIELDS, OAUTH2_FIELDS
+from service.web.ee_accounts import account_view, list_item
 from service.web.middleware import error_response
 from service.web.openapi_doc import SCOPE_STRING_PATTERN, URL_PATTERN, build_document
 from service.web.routes import add_routes
@@ -189,7 +190,7 @@ def test_account_path_parameter_uses_the_account_id_pattern() -> None:
 
 
 def test_account_views_match_the_account_schema() -> None:
-    """Account.public() of a full and of a bare account validates against Account."""
+    """public(), the list item and the EmailEngine view of full and bare accounts validate."""
     full = Account(
         id="alice@example.com",
         app="gmail-app",
@@ -210,8 +211,11 @@ def test_account_views_match_the_account_schema() -> None:
     bare = Account(id="b", app="a", provider="oidc", user="", status=Status.ACTIVE)
     for account in (full, bare):
         assert _errors_of("Account", account.public()) == []
-    page = {"total": 2, "page": 0, "pages": 1, "accounts": [full.public(), bare.public()]}
+    items = [list_item(full), list_item(bare)]
+    page = {"total": 2, "page": 0, "pages": 1, "query": False, "state": "*", "accounts": items}
     assert _errors_of("AccountPage", page) == []
+    for account in (full, bare):
+        assert _errors_of("AccountView", account_view(account)) == []
 
 
 def test_app_views_match_the_app_schema() -> None:
