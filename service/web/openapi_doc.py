@@ -131,6 +131,17 @@ ROUTES = (
         html=True,
     ),
     Route(
+        "oauth_callback_ee",
+        "GET /oauth",
+        "The provider's answer at EmailEngine's callback path (as /oauth/callback)",
+        "Page",
+        CALLBACK_ERRORS,
+        scope=None,
+        status=303,
+        query="state code error error_description iss",
+        html=True,
+    ),
+    Route(
         "accounts_list",
         "GET /v1/accounts",
         "List or search accounts",

@@ -45,6 +45,7 @@ def add_routes(app: web.Application) -> None:
             web.get("/oauth/start", consent.open_link, name="oauth_start"),
             web.post("/oauth/start", consent.start_link, name="oauth_start_post"),
             web.get("/oauth/callback", consent.oauth_callback, name="oauth_callback"),
+            web.get("/oauth", consent.oauth_callback, name="oauth_callback_ee"),
             web.get("/v1/oauth2", apps.list_apps, name="apps_list"),
             web.post("/v1/oauth2", apps.create_app_route, name="app_create"),
             web.get("/v1/oauth2/{app}", apps.get_app, name="app_get"),

@@ -25,7 +25,15 @@ from tests.support.logs import logged_lines
 
 Client = TestClient[web.Request, web.Application]
 
-PUBLIC = ("health", "ready", "openapi", "oauth_start", "oauth_start_post", "oauth_callback")
+PUBLIC = (
+    "health",
+    "ready",
+    "openapi",
+    "oauth_start",
+    "oauth_start_post",
+    "oauth_callback",
+    "oauth_callback_ee",
+)
 PUBLIC_ROUTES = set(PUBLIC)  # by design
 # The settings pages (admin_*) take the session cookie, never a bearer token: their own
 # matrix (login required, CSRF) is tests/admin/test_admin_auth.py.

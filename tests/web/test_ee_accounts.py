@@ -158,3 +158,10 @@ async def test_delete_account(client: Client, root: str, oidc_app: str, name: st
     body = await check(client, name, root)
     if name == "account.delete.without-revoke":
         assert body["revoked"] is False and "reason" not in body
+
+
+async def test_emailengine_callback_path_is_ours(client: Client) -> None:
+    """GET /oauth is the consent callback as /oauth/callback: a forged state is InvalidState."""
+    for path in ("/oauth", "/oauth/callback"):
+        resp = await client.get(f"{path}?code=x&state=eyJhbGciOiJub25lIn0.e30.")
+        assert resp.status == 400 and "InvalidState" in await resp.text(), path
