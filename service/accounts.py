@@ -291,6 +291,17 @@ class AccountStore:
         self.notify(CacheNames.account(account.id))
         return deleted
 
+    async def update_profile(self, account_id: str, fields: dict[str, str], now_ms: int) -> bool:
+        """Set name/email of an existing account (no new grant); False when it is gone."""
+        name = CacheNames.account(account_id)
+        pairs = flat({**fields, F.UPDATED_AT: str(now_ms)})
+        args = [self.keys.invalidations, name, *pairs]
+        done = await self.scripts.run(
+            "account_update_profile", [self.keys.account(account_id)], args
+        )
+        self.notify(name)
+        return int(done) == 1
+
     async def count_by_status(self) -> dict[str, int]:
         """Return how many accounts have each status, summed over partitions."""
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -161,7 +161,6 @@ class Keys:
         """List of what one schedule claim took (account, due, ...); TTL = the lease."""
         return f"{self._tag(partition)}:claim:{claim_id}"
 
-
     @property
     def search_backfilled(self) -> str:
         """String set once every account stored before the search index existed is indexed."""

@@ -30,6 +30,7 @@ SCRIPT_NAMES = (
     "login_reserve",
     "login_succeeded",
     "account_search_index",
+    "account_update_profile",
 )
 
 

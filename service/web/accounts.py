@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
 from typing import Any
@@ -17,7 +18,13 @@ from service.refresh_errors import refresh_error
 from service.timing import DEFAULT_LIFETIME_S, next_refresh_ms
 from service.web.appkeys import CORE
 from service.web.consent import consent_request, direct_link
-from service.web.ee_accounts import STATUS_OF_STATE, account_view, ee_state, list_item
+from service.web.ee_accounts import (
+    EMAIL_PATTERN,
+    STATUS_OF_STATE,
+    account_view,
+    ee_state,
+    list_item,
+)
 from service.web.io import account_param, authorize, json_body, json_response, known_query
 
 IMPORT_FIELDS = {"account", "name", "oauth2", "email", "imap", "smtp"}
@@ -26,6 +33,7 @@ OAUTH2_FIELDS = {"auth", "refreshToken", "accessToken", "expires", "scopes", *AU
 AUTH_FIELDS = {"user", "delegatedUser"}
 LIST_PARAMS = {"page", "pageSize", "status", "state", "query"}
 ID_ALPHABET = string.digits + string.ascii_lowercase  # generated ids as EmailEngine's: 16 of these
+EMAIL = re.compile(EMAIL_PATTERN)  # searched as JSON Schema's `pattern` is
 TRUE, FALSE = ("true", "1", "y", "yes"), ("false", "0", "n", "no")
 
 
@@ -34,7 +42,7 @@ def generated_id() -> str:
     return "".join(secrets.choice(ID_ALPHABET) for _ in range(16))
 
 
-def _mail_protocols(body: dict[str, Any]) -> None:
+def mail_protocols(body: dict[str, Any]) -> None:
     """`imap`/`smtp` may only be false: tokenbroker keeps tokens, it opens no mailbox."""
     for key in ("imap", "smtp"):
         if key in body and body[key] is not False:
@@ -43,9 +51,10 @@ def _mail_protocols(body: dict[str, Any]) -> None:
             )
 
 
-def _email(body: dict[str, Any]) -> str | None:
+def email_field(body: dict[str, Any]) -> str | None:
+    """The body's `email`, when given: an address (something@something)."""
     email = validate.string(body, "email", max_len=limits.USER_MAX)
-    if email is not None and "@" not in email.strip("@"):
+    if email is not None and not EMAIL.search(email):
         raise errors.InvalidInput("email must be a valid email", details={"field": "email"})
     return email
 
@@ -55,7 +64,7 @@ async def create_account(request: web.Request) -> web.Response:
     await authorize(request, "api")
     body = await json_body(request)
     validate.no_unknown(body, IMPORT_FIELDS)
-    _mail_protocols(body)
+    mail_protocols(body)
     if body.get("account", "") is None:
         body = {**body, "account": generated_id()}
     oauth2 = validate.obj(body.get("oauth2"), "oauth2")
@@ -84,12 +93,18 @@ async def _authorize(core: Core, body: dict[str, Any], oauth2: dict[str, Any]) -
 
 async def _import(core: Core, body: dict[str, Any], oauth2: dict[str, Any]) -> web.Response:
     """Import an account with its tokens."""
+    account_id, state = await import_grant(core, body, oauth2)
+    return json_response({"account": account_id, "state": state})
+
+
+async def import_grant(core: Core, body: dict[str, Any], oauth2: dict[str, Any]) -> tuple[str, str]:
+    """Store an imported grant (a new account or a new grant of one); (id, new|existing)."""
     account_id = validate.account_id(body.get("account"))
     validate.no_unknown(oauth2, OAUTH2_FIELDS - {"redirectUrl"}, "oauth2")
     auth = validate.obj(oauth2.get("auth"), "oauth2.auth")
     validate.no_unknown(auth, AUTH_FIELDS, "oauth2.auth")
     delegated = validate.string(auth, "delegatedUser", max_len=limits.USER_MAX)
-    email = _email(body)
+    email = email_field(body)
     app = await core.apps.require(validate.app_id(oauth2.get("provider")))
     user = validate.string(auth, "user", required=True, max_len=limits.USER_MAX)
     refresh = validate.string(
@@ -122,7 +137,7 @@ async def _import(core: Core, body: dict[str, Any], oauth2: dict[str, Any]) -> w
     due = next_refresh_ms(core.config, now, expires, None) if expires is not None else now
     data = {"user": user, "provider": app.provider}
     saved = await core.accounts.save(account_id, write, due, now, data)
-    return json_response({"account": account_id, "state": saved.state})
+    return account_id, saved.state.value
 
 
 async def list_accounts(request: web.Request) -> web.Response:

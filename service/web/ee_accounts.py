@@ -24,6 +24,7 @@ EE_STATES = (
 STATE_OF = {Status.ACTIVE: "connected", Status.REAUTH_REQUIRED: "authenticationError"}
 STATUS_OF_STATE = {state: status.value for status, state in STATE_OF.items()}
 MASK = "******"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"  # an import's `email` (also its OpenAPI pattern)
 
 
 def ee_state(value: str) -> str:

@@ -27,6 +27,7 @@ from service.web.openapi_ee import (
     ee_account_view,
     ee_import_props,
     ee_page_props,
+    ee_schemas,
 )
 from service.web.openapi_webhooks import (
     webhook_event_schema,
@@ -337,6 +338,7 @@ def components() -> Schema:
         "WebhookEvent": webhook_event_schema(),
         "Settings": _settings_schema(update=False),
         "SettingsUpdate": _settings_schema(update=True),
+        **ee_schemas(),
     }
     headers = {
         "RequestId": {"description": "the request id", "schema": schema_type("string")},

@@ -39,10 +39,24 @@ PUBLIC_ROUTES = set(PUBLIC)  # by design
 # matrix (login required, CSRF) is tests/admin/test_admin_auth.py.
 ADMIN = "admin_"
 SCOPE_OF = {"oauth_token": "oauth-tokens", "metrics": "metrics"}  # the rest need "api"
+# The API token routes need operator authority: an unbound `*` token, even on an account's.
+OPERATOR = dict.fromkeys(
+    (
+        "tokens_list",
+        "token_create",
+        "token_get",
+        "token_delete",
+        "tokens_account",
+        "token_create_deprecated",
+        "token_delete_deprecated",
+    ),
+    "*",
+)
+SCOPE_OF.update(OPERATOR)
 ACCOUNT = "acct-1"
 OTHER_ACCOUNT = "acct-2"
 APP = "app-1"
-PARAMS = {"{account}": ACCOUNT, "{app}": APP, "{id}": "msg_unknown"}
+PARAMS = {"{account}": ACCOUNT, "{app}": APP, "{id}": "msg_unknown", "{token}": "0" * 16}
 ERROR_KEYS = {"statusCode", "error", "message", "code"}
 
 
@@ -62,7 +76,7 @@ class Route:
     @property
     def account_bound(self) -> bool:
         """True when the route acts on one account (an account-bound token may use it)."""
-        return "{account}" in self.template
+        return "{account}" in self.template and self.name not in OPERATOR
 
     def path(self, account: str = ACCOUNT) -> str:
         """The template with every placeholder filled in."""
