@@ -158,3 +158,4 @@ async def test_header_values_write_only_and_sealed(
     answer = await resp.json()
     assert resp.status == 400 and answer["code"] == "InvalidWebhookHeader"
     assert answer["details"]["reason"] == "noStoredValue"
+
