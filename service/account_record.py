@@ -67,6 +67,8 @@ class F:
     SUBJECT = "sub"  # others: the verified subject and issuer pin it
     ISSUER = "iss"
     EXPECTED_USER = "expectedUser"  # the user every consent of the account must be
+    EMAIL = "email"  # the mailbox address an import gave (EmailEngine's `email`)
+    DELEGATED_USER = "delegatedUser"  # Microsoft: the shared mailbox the user opens
 
 
 FIELDS = frozenset(v for k, v in vars(F).items() if k.isupper())
@@ -108,6 +110,8 @@ class Account:
     encrypted_access: str | None = field(default=None, repr=False)
     encrypted_refresh: str | None = field(default=None, repr=False)
     encrypted_previous_refresh: str | None = field(default=None, repr=False)
+    email: str | None = None
+    delegated_user: str | None = None
 
     def valid_for_ms(self, now_ms: int) -> int:
         """How long the stored access token stays valid (negative: expired or none)."""
@@ -166,6 +170,8 @@ def account_from_hash(raw: dict[str, str]) -> Account | None:
         encrypted_access=raw.get(F.ACCESS_TOKEN),
         encrypted_refresh=raw.get(F.REFRESH_TOKEN),
         encrypted_previous_refresh=raw.get(F.PREVIOUS_REFRESH_TOKEN),
+        email=raw.get(F.EMAIL) or None,
+        delegated_user=raw.get(F.DELEGATED_USER) or None,
     )
 
 

@@ -20,15 +20,15 @@ class AccountRemoval:
     ) -> None:
         self.accounts, self.apps, self.oauth, self.clock = accounts, apps, oauth, clock
 
-    async def delete(self, account: Account) -> tuple[bool, Revocation | None]:
-        """Delete the account, then revoke its refresh token at the provider (best effort).
+    async def delete(self, account: Account, revoke: bool = True) -> tuple[bool, Revocation | None]:
+        """Delete the account, then (when `revoke`) revoke its refresh token (best effort).
 
         The revocation is tried once with a short timeout; its failure never undoes the delete.
         """
         accounts = self.accounts
         refresh_token = accounts.refresh_token(account) if account.encrypted_refresh else None
         deleted = await accounts.delete(account, self.clock.now_ms())
-        if not deleted or refresh_token is None:
+        if not deleted or refresh_token is None or not revoke:
             return deleted, None
         app = await self.apps.get(account.app)
         if app is None:

@@ -31,6 +31,7 @@ from service.account_record import (
     flat,
     sealed_aad,
 )
+from service.account_search import AccountSearch
 from service.crypto.cipher import Cipher
 from service.store.cache import Invalidate, forget_nothing
 from service.store.connection import read_hash
@@ -76,6 +77,7 @@ class AccountStore:
         self.redis, self.keys, self.scripts, self.cipher = redis, keys, scripts, cipher
         self.notify = notify  # tells this process's cache at once; other processes via pub/sub
         self.wants = wants  # which events webhooks want queued (none while they are off)
+        self.search = AccountSearch(redis, keys, scripts)
 
     async def get(self, account_id: str) -> Account | None:
         """Return the account or None."""
@@ -134,6 +136,7 @@ class AccountStore:
             self.keys.index(part, Status.ACTIVE),
             self.keys.index(part, Status.REAUTH_REQUIRED),
             self.keys.app_counts(part),
+            self.keys.search(part),
         ]
         fields = self.fields(account_id, write, now_ms)
         added = await wanted_event(self.wants, "accountAdded", account_id, app, event_data, now_ms)
@@ -277,6 +280,7 @@ class AccountStore:
             self.keys.index(part, Status.ACTIVE),
             self.keys.index(part, Status.REAUTH_REQUIRED),
             self.keys.app_counts(part),
+            self.keys.search(part),
         ]
         data = {"user": account.user, "provider": account.provider}
         event = await wanted_event(
@@ -286,6 +290,17 @@ class AccountStore:
         deleted = int(await self.scripts.run("account_delete", keys, args)) == 1
         self.notify(CacheNames.account(account.id))
         return deleted
+
+    async def update_profile(self, account_id: str, fields: dict[str, str], now_ms: int) -> bool:
+        """Set name/email of an existing account (no new grant); False when it is gone."""
+        name = CacheNames.account(account_id)
+        pairs = flat({**fields, F.UPDATED_AT: str(now_ms)})
+        args = [self.keys.invalidations, name, *pairs]
+        done = await self.scripts.run(
+            "account_update_profile", [self.keys.account(account_id)], args
+        )
+        self.notify(name)
+        return int(done) == 1
 
     async def count_by_status(self) -> dict[str, int]:
         """Return how many accounts have each status, summed over partitions."""
@@ -307,11 +322,21 @@ class AccountStore:
             rows = await pipe.execute()
         total = sum(rows[0::2])
         ids = list(heapq.merge(*rows[1::2]))[page * size : (page + 1) * size]
+        return total, await self._load(ids)
+
+    async def find(
+        self, prefix: str, page: int, size: int, status: str = "all"
+    ) -> tuple[int, list[Account]]:
+        """Return (matches, accounts of the page) whose id or user starts with `prefix`."""
+        found = await self.search.find(prefix, page, size, status)
+        return found.total, await self._load(found.ids)
+
+    async def _load(self, ids: list[str]) -> list[Account]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for account_id in ids:
                 pipe.hgetall(self.keys.account(account_id))
             records = await pipe.execute()
-        return total, [a for a in map(account_from_hash, records) if a is not None]
+        return [a for a in map(account_from_hash, records) if a is not None]
 
 
 __all__ = [

@@ -88,7 +88,7 @@ def token_from_hash(digest: str, raw: dict[str, str]) -> ApiToken | None:
 def check_access(token: ApiToken | None, scope: str, account: str | None, now_ms: int) -> ApiToken:
     """Return the token when it may use `scope` (on `account`); raise 401/403 otherwise."""
     if token is None:
-        raise errors.Unauthorized("a valid API token is required")
+        raise errors.Unauthorized("Bad token")
     if token.expires_at_ms is not None and token.expires_at_ms <= now_ms:
         raise errors.Unauthorized("the API token has expired")
     if not token.allows(scope):

@@ -399,3 +399,9 @@ class ProviderTypeUnsupported(ApiError):
 
     code = "ProviderTypeUnsupported"
     status = 501
+
+
+class UnknownQueryParameter(InvalidInput):
+    """The request's query string has a parameter the route does not know (never ignored)."""
+
+    code = "UnknownQueryParameter"

@@ -89,7 +89,7 @@ class TokenService:
     async def authorize(self, bearer: str | None, scope: str, account: str | None) -> ApiToken:
         """Check a presented API token for `scope` (and `account`); cached per process."""
         if not bearer:
-            raise errors.Unauthorized("a valid API token is required")
+            raise errors.Unauthorized("Missing authentication")
         token = await self._api_token(sha256_hex(bearer))
         alt = raw_digest(bearer) if token is None else None  # EmailEngine's form, on a miss only
         if alt is not None:

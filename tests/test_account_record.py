@@ -57,6 +57,8 @@ def test_builder_refuses_unknown_identity_fields() -> None:
         "account_note_failure",
         "account_restore",
         "account_delete",
+        "account_search_index",
+        "account_update_profile",
     ],
 )
 def test_scripts_name_only_record_fields(script: str) -> None:

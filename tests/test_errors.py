@@ -15,7 +15,8 @@ from service.web.admin.middleware import CsrfFailed
 # The API contract: codes clients see, by HTTP status (these never change).
 CONTRACT = {
     400: "ConsentDenied InvalidAccountId InvalidAppId InvalidInput InvalidJson InvalidLink "
-    "InvalidMinValidity InvalidState InvalidWebhookHeader RedirectUrlNotAllowed",
+    "InvalidMinValidity InvalidState InvalidWebhookHeader RedirectUrlNotAllowed "
+    "UnknownQueryParameter",
     401: "Unauthorized LoginFailed",
     403: "ApiEndpointDisabled BrowserMismatch Forbidden FormTokenInvalid "
     "OperatorAuthorityRequired ScopesMissing SettingNotAllowed UserMismatch CsrfFailed",

@@ -50,6 +50,6 @@ def test_no_script_spells_a_cache_name() -> None:
         for line in script_source(name).splitlines()
         if "'PUBLISH'" in line
     ]
-    assert len(publishes) == 7
+    assert len(publishes) == 8  # account_update_profile too
     assert all(re.search(r"'PUBLISH', ARGV\[\d+\], ARGV\[\d+\]\)", line) for line in publishes)
     assert CacheNames.account("a") == "acct:a" and CacheNames.app("a") == "app:a"

@@ -52,6 +52,10 @@ class Keys:
         """Sorted set (score 0, ordered by id) of the partition's accounts, by status."""
         return f"{self._tag(partition)}:idx:{status}"
 
+    def search(self, partition: int) -> str:
+        """Sorted set (score 0) of the partition's search entries (service.account_search)."""
+        return f"{self._tag(partition)}:idx:search"
+
     @property
     def _global(self) -> str:
         # Global keys share one hash tag so that a script may touch several on a cluster.
@@ -156,6 +160,11 @@ class Keys:
     def claim(self, partition: int, claim_id: str) -> str:
         """List of what one schedule claim took (account, due, ...); TTL = the lease."""
         return f"{self._tag(partition)}:claim:{claim_id}"
+
+    @property
+    def search_backfilled(self) -> str:
+        """String set once every account stored before the search index existed is indexed."""
+        return f"{self._global}:idx:search:backfilled"
 
 
 class CacheNames:

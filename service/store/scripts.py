@@ -29,6 +29,8 @@ SCRIPT_NAMES = (
     "apitoken_touch",
     "login_reserve",
     "login_succeeded",
+    "account_search_index",
+    "account_update_profile",
 )
 
 

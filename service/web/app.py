@@ -53,11 +53,13 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def core_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The stores, cache and refresher; first-start settings seeds."""
+    """The stores, cache and refresher; first-start settings seeds; search-index backfill."""
     app[CORE] = build_core(app[CONFIG], app[REDIS], app[HTTP], app[CLOCK])
     app[CORE].refresher.incident = app[METRICS].count_incident
     with contextlib.suppress(Exception):  # Redis may be down at start; /ready says so
         await seed_settings(app[CORE])
+    with contextlib.suppress(Exception):  # likewise: the next start finishes it
+        await app[CORE].accounts.search.ensure_backfilled()
     yield
 
 

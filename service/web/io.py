@@ -41,9 +41,33 @@ def account_param(request: web.Request) -> str:
     return account
 
 
-async def authorize(request: web.Request, scope: str, account: str | None = None) -> ApiToken:
-    """Require an API token with `scope` (and access to `account`) on this request; return it."""
+ACCESS_TOKEN_PARAM = "access_token"  # noqa: S105 - the query parameter's name, not a secret
+
+
+def presented_token(request: web.Request) -> str | None:
+    """The API token of the request: the Authorization header, else `?access_token=`.
+
+    The request log line names the path only (never the query string) and aiohttp's access
+    log is off, so a token in the query never reaches a log line.
+    """
     header = request.headers.get("Authorization", "")
     scheme, _, bearer = header.partition(" ")
-    token = bearer.strip() if scheme.lower() == "bearer" else None
+    if scheme.lower() == "bearer" and bearer.strip():
+        return bearer.strip()
+    return request.query.get(ACCESS_TOKEN_PARAM) or None
+
+
+async def authorize(request: web.Request, scope: str, account: str | None = None) -> ApiToken:
+    """Require an API token with `scope` (and access to `account`) on this request; return it."""
+    token = presented_token(request)
     return await request.app[CORE].token_service.authorize(token, scope, account)
+
+
+def known_query(request: web.Request, allowed: set[str]) -> None:
+    """Refuse a query parameter the route does not know (`access_token` is known everywhere)."""
+    unknown = sorted(set(request.query) - allowed - {ACCESS_TOKEN_PARAM})
+    if unknown:
+        raise errors.UnknownQueryParameter(
+            f"unknown query parameter(s): {', '.join(unknown)}",
+            details={"fields": unknown},
+        )

@@ -37,12 +37,20 @@ def error_response(exc: errors.ApiError) -> web.Response:
     }
     if exc.details:
         body["details"] = exc.details
+    if isinstance(exc, errors.InvalidInput) and exc.details:
+        body["fields"] = ee_fields(exc.message, exc.details)
     return web.Response(
         body=orjson.dumps(body),
         status=exc.status,
         content_type="application/json",
         headers={**exc.headers, "Cache-Control": "no-store"},
     )
+
+
+def ee_fields(message: str, details: dict[str, Any]) -> list[dict[str, str]]:
+    """EmailEngine's `fields` of a 400: {message, key} for each field the details name."""
+    named = details.get("fields") or [details.get("field")]
+    return [{"message": message, "key": str(k)} for k in named if isinstance(k, str)]
 
 
 def _from_http_exception(exc: web.HTTPException, method: str) -> errors.ApiError:

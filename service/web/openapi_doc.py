@@ -9,10 +9,12 @@ from typing import Any, NamedTuple
 from service import errors
 from service.accounts import STATUSES
 from service.limits import MIN_VALIDITY_S, PAGE, PAGE_SIZE
+from service.web.ee_settings import EE_KEYS
 from service.web.openapi_consent import (
     PAGE_TYPE,
     redirect_response,
 )
+from service.web.openapi_ee import ee_parameters
 from service.web.openapi_schemas import (
     ACCOUNT_PATTERN,
     APP_PATTERN,
@@ -64,6 +66,61 @@ START_ERRORS = f"InvalidLink FormTokenInvalid UnsupportedMediaType PayloadTooLar
 
 
 CONTENT_TYPES = {"Metrics": "text/plain", "Page": PAGE_TYPE}
+OP, Q = "*", "UnknownQueryParameter"  # the API token routes need operator authority
+EE_TOKEN_ROUTES = (
+    Route(
+        "tokens_list",
+        "GET /v1/tokens",
+        "List API tokens",
+        "ApiTokenPage",
+        Q,
+        OP,
+        query="account@tokens page pageSize",
+    ),
+    Route(
+        "token_create",
+        "POST /v1/tokens",
+        "Create an API token (shown once)",
+        "ApiTokenCreated",
+        f"{Q} AccountNotFound InvalidAccountId",
+        OP,
+        body="ApiTokenCreate",
+    ),
+    Route("token_get", "GET /v1/tokens/{token}", "Show an API token", "ApiTokenInfo", Q, OP),
+    Route(
+        "token_delete",
+        "DELETE /v1/tokens/{token}",
+        "Delete an API token by id",
+        "ApiTokenDeleted",
+        Q,
+        OP,
+    ),
+    Route(
+        "tokens_account",
+        "GET /v1/tokens/account/{account}",
+        "An account's API tokens",
+        "ApiTokenList",
+        Q,
+        OP,
+    ),
+    Route(
+        "token_create_deprecated",
+        "POST /v1/token",
+        "Create an API token (deprecated path)",
+        "ApiTokenCreated",
+        f"{Q} AccountNotFound InvalidAccountId",
+        OP,
+        body="ApiTokenCreate",
+    ),
+    Route(
+        "token_delete_deprecated",
+        "DELETE /v1/token/{token}",
+        "Delete an API token given the token (deprecated)",
+        "ApiTokenDeleted",
+        Q,
+        OP,
+    ),
+)
 A, P, S = "/v1/account/{account}", "/v1/oauth2/{app}", "/v1/settings"
 ROUTES = (
     Route("health", "GET /health", "The process is up", "Health", scope=None),
@@ -130,14 +187,41 @@ ROUTES = (
         html=True,
     ),
     Route(
+        "oauth_callback_ee",
+        "GET /oauth",
+        "The provider's answer at EmailEngine's callback path (as /oauth/callback)",
+        "Page",
+        CALLBACK_ERRORS,
+        scope=None,
+        status=303,
+        query="state code error error_description iss",
+        html=True,
+    ),
+    Route(
         "accounts_list",
         "GET /v1/accounts",
-        "List accounts",
+        "List or search accounts",
         "AccountPage",
-        query="page pageSize status",
+        "UnknownQueryParameter",
+        query="page pageSize status state@accounts query",
     ),
-    Route("account_get", f"GET {A}", "Show an account", "Account"),
-    Route("account_delete", f"DELETE {A}", "Delete an account", "AccountDeleted"),
+    Route("account_get", f"GET {A}", "Show an account", "AccountView", "UnknownQueryParameter"),
+    Route(
+        "account_delete",
+        f"DELETE {A}",
+        "Delete an account (revoke: false unless asked)",
+        "AccountDeleted",
+        "UnknownQueryParameter",
+        query="revoke",
+    ),
+    Route(
+        "account_update",
+        f"PUT {A}",
+        "Change an account: name, email, its grant (partial: true merges)",
+        "EeAccountUpdated",
+        "UnknownQueryParameter InvalidAppId AppNotFound AccountAppMismatch",
+        body="EeAccountUpdate",
+    ),
     Route("account_refresh", f"POST {A}/refresh", "Refresh now", "AccountRefreshed", REFRESH),
     Route("apps_list", "GET /v1/oauth2", "List OAuth2 apps", "AppList", query="page pageSize"),
     Route(
@@ -158,7 +242,21 @@ ROUTES = (
         body="AppUpdate",
     ),
     Route("app_delete", f"DELETE {P}", "Delete an OAuth2 app", "AppDeleted", "AppInUse"),
-    Route("settings_get", f"GET {S}", "Read the settings", "Settings"),
+    Route(
+        "settings_get",
+        f"GET {S}",
+        "Read the settings (with query keys: those, in EmailEngine's form)",
+        "SettingsRead",
+        query=" ".join(f"{k}@settings" for k in EE_KEYS),
+    ),
+    Route(
+        "settings_post",
+        f"POST {S}",
+        "Change settings in EmailEngine's form",
+        "EeSettingsUpdated",
+        "InvalidWebhookHeader",
+        body="EeSettingsPost",
+    ),
     Route(
         "settings_put",
         f"PUT {S}",
@@ -183,6 +281,7 @@ ROUTES = (
         "Queue a dead letter again",
         "Redelivered",
     ),
+    *EE_TOKEN_ROUTES,
     Route(
         "webhook_test",
         "POST /v1/webhooks/test",
@@ -194,6 +293,7 @@ ROUTES = (
 
 
 WEBHOOK_PARAMETERS = webhook_parameters()
+PATH_PARAMS = ("account", "app", "token")
 
 
 def _parameter(name: str) -> tuple[Schema, str]:
@@ -212,6 +312,7 @@ def _parameter(name: str) -> tuple[Schema, str]:
         "pageSize": (schema_type("integer", **PAGE_SIZE.schema()), "InvalidInput"),
         "status": (schema_type("string", enum=["all", *STATUSES], default="all"), "InvalidInput"),
         "link": (schema_type("string", description="the signed hosted link"), "InvalidLink"),
+        **ee_parameters(),
         **{
             name: (schema_type("string", description="set by the provider"), "")
             for name in ("state", "code", "error", "error_description", "iss")
@@ -221,7 +322,7 @@ def _parameter(name: str) -> tuple[Schema, str]:
         schema, codes, where = WEBHOOK_PARAMETERS[name]
     else:
         schema, codes = schemas[name]
-        where = "path" if name in ("account", "app") else "query"
+        where = "path" if name in PATH_PARAMS else "query"
     param = {"name": name.split("@")[0], "in": where, "required": where == "path"}
     return {**param, "schema": schema}, codes
 

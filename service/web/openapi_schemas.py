@@ -29,6 +29,13 @@ from service.web.openapi_consent import (
     authorize_fields,
     consent_schemas,
 )
+from service.web.openapi_ee import (
+    ee_account_props,
+    ee_account_view,
+    ee_import_props,
+    ee_page_props,
+    ee_schemas,
+)
 from service.web.openapi_webhooks import (
     webhook_event_schema,
     webhook_schemas,
@@ -125,12 +132,16 @@ def _account_schemas() -> Schema:
             "lastError": schema_type("object", "null"),
         }
     )
+    item = _obj({**account["properties"], **ee_account_props()})
     page = {
-        "accounts": schema_type("array", items=ref("Account")),
-        "pages": schema_type("integer", minimum=1),
+        "accounts": schema_type("array", items=ref("AccountListItem")),
+        "pages": schema_type("integer", minimum=0),
+        **ee_page_props(),
     }
     return {
         "Account": account,
+        "AccountListItem": item,
+        "AccountView": ee_account_view(item),
         "AccountPage": _obj({**_each("total page", "integer", minimum=0), **page}),
         "AccountImported": _obj(
             {
@@ -165,7 +176,11 @@ def _account_import_schema() -> Schema:
     oauth2 = _obj(
         {
             "provider": schema_type("string", pattern=APP_PATTERN, description="the OAuth2 app id"),
-            "auth": _obj({"user": _text(USER_MAX)}, closed=True),
+            "auth": _obj(
+                {"user": _text(USER_MAX), "delegatedUser": _text(USER_MAX)},
+                required=("user",),
+                closed=True,
+            ),
             "refreshToken": _text(REFRESH_TOKEN_MAX),
             "accessToken": _text(ACCESS_TOKEN_MAX, nullable=True),
             "expires": _time("null"),
@@ -183,6 +198,7 @@ def _account_import_schema() -> Schema:
             "account": account,
             "name": _text(NAME_MAX, nullable=True),
             "oauth2": {**oauth2, "allOf": rules},
+            **ee_import_props(USER_MAX),
         },
         required=("oauth2",),
         closed=True,
@@ -392,6 +408,7 @@ def components() -> Schema:
         "WebhookEvent": webhook_event_schema(),
         "Settings": _settings_schema(update=False),
         "SettingsUpdate": _settings_schema(update=True),
+        **ee_schemas(),
     }
     headers = {
         "RequestId": {"description": "the request id", "schema": schema_type("string")},

@@ -1,4 +1,7 @@
-"""Settings routes: read all, change some (the JSON API can disable the token endpoint only)."""
+"""Settings routes: read all or some, change some (the API can disable the token endpoint only).
+
+GET with query keys and POST are EmailEngine's forms (service/web/ee_settings.py).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,31 @@ from aiohttp import web
 from service import errors
 from service.settings import OAUTH_TOKENS_API, check_value
 from service.web.appkeys import CONFIG, CORE
-from service.web.io import authorize, json_body, json_response
+from service.web.ee_settings import post_settings, read_view, selected_keys
+from service.web.io import ACCESS_TOKEN_PARAM, authorize, json_body, json_response
 from service.webhooks.headers import WebhookHeaders
 from service.webhooks.service_secret import FIELD as SERVICE_SECRET
 from service.webhooks.service_secret import ServiceSecret
 
 
 async def get_settings(request: web.Request) -> web.Response:
-    """Return every setting."""
+    """Return every setting; with query keys (`?webhooks=true`) EmailEngine's view of those."""
     await authorize(request, "api")
-    return json_response(await request.app[CORE].settings.all())
+    ours = await request.app[CORE].settings.all()
+    query = {k: v for k, v in request.query.items() if k != ACCESS_TOKEN_PARAM}
+    if not query:
+        return json_response(ours)
+    keys = selected_keys(query)
+    return json_response(read_view(ours, keys, request.app[CONFIG].base_url))
+
+
+async def post_settings_ee(request: web.Request) -> web.Response:
+    """EmailEngine's POST /v1/settings: its keys and value forms; answers {updated}."""
+    await authorize(request, "api")
+    body = await json_body(request)
+    core, config = request.app[CORE], request.app[CONFIG]
+    headers = WebhookHeaders(core.redis, core.keys, core.cipher)
+    return await post_settings(body, core, headers, config.base_url, config.allow_private_urls)
 
 
 async def put_settings(request: web.Request) -> web.Response:

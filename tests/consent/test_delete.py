@@ -1,4 +1,4 @@
-"""Deleting an account revokes its refresh token at the provider, best effort and inline."""
+"""Deleting an account: with ?revoke=true its refresh token is revoked at the provider."""
 
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ async def test_delete_revokes_the_refresh_token(
     redis: Redis,
     webhooks_on: None,
 ) -> None:
-    """DELETE revokes at the provider (discovered endpoint): the old refresh token is dead."""
+    """DELETE ?revoke=true revokes at the provider (discovered endpoint): the token is dead."""
     assert (await connect(flow_client, flow_admin, flow_idp, "gone")).status == 200
     refresh_token = flow_core.accounts.refresh_token(await flow_core.accounts.require("gone"))
-    resp = await flow_client.delete("/v1/account/gone", headers=flow_admin)
+    resp = await flow_client.delete("/v1/account/gone?revoke=true", headers=flow_admin)
     body = await resp.json()
     assert resp.status == 200 and body == {"account": "gone", "deleted": True, "revoked": True}
     assert flow_idp.stats()["revocations"] == 1
@@ -56,7 +56,7 @@ async def test_unreachable_revocation_does_not_block_the_delete(
     }
     await flow_core.apps.create(app, iso(SystemClock().now_ms()))
     await _import(flow_client, flow_admin, "down", "unreachable")
-    resp = await flow_client.delete("/v1/account/unreachable", headers=flow_admin)
+    resp = await flow_client.delete("/v1/account/unreachable?revoke=true", headers=flow_admin)
     body = await resp.json()
     assert resp.status == 200 and body["deleted"] is True
     assert body["revoked"] is False and body["reason"] == "network"
@@ -76,10 +76,29 @@ async def test_provider_without_revocation(
     }
     await flow_core.apps.create(app, iso(SystemClock().now_ms()))
     await _import(flow_client, flow_admin, "ms", "outlook")
-    body = await (await flow_client.delete("/v1/account/outlook", headers=flow_admin)).json()
+    body = await (
+        await flow_client.delete("/v1/account/outlook?revoke=true", headers=flow_admin)
+    ).json()
     assert body == {
         "account": "outlook",
         "deleted": True,
         "revoked": False,
         "reason": "unsupported",
     }
+
+
+async def test_delete_without_revoke_leaves_the_grant(
+    flow_client: Client,
+    flow_admin: dict[str, str],
+    flow_app: str,
+    flow_idp: Idp,
+    flow_core: Core,
+) -> None:
+    """DELETE without ?revoke= (EmailEngine's default) revokes nothing: the token still works."""
+    assert (await connect(flow_client, flow_admin, flow_idp, "kept")).status == 200
+    refresh_token = flow_core.accounts.refresh_token(await flow_core.accounts.require("kept"))
+    body = await (await flow_client.delete("/v1/account/kept", headers=flow_admin)).json()
+    assert body == {"account": "kept", "deleted": True, "revoked": False}
+    assert flow_idp.stats()["revocations"] == 0
+    status, _ = flow_idp.refresh(refresh_token)
+    assert status == 200

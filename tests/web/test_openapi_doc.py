@@ -21,6 +21,7 @@ from service.settings import DEFAULTS
 from service.tokens import FreshToken, TokenView
 from service.validate import ACCOUNT_ID, scopes
 from service.web.accounts import IMPORT_FIELDS, OAUTH2_FIELDS
+from service.web.ee_accounts import account_view, list_item
 from service.web.middleware import error_response
 from service.web.openapi_doc import SCOPE_STRING_PATTERN, URL_PATTERN, build_document
 from service.web.routes import add_routes
@@ -87,7 +88,14 @@ def test_secured_routes_answer_401_and_403_and_503() -> None:
     """Operations that need a token document 401, 403 and 503; the open ones need none."""
     for path, item in build_document()["paths"].items():
         for operation in item.values():
-            if path in ("/health", "/ready", "/openapi.json", "/oauth/start", "/oauth/callback"):
+            if path in (
+                "/health",
+                "/ready",
+                "/openapi.json",
+                "/oauth/start",
+                "/oauth/callback",
+                "/oauth",
+            ):
                 assert operation["security"] == []
                 continue
             assert {"401", "403", "503"} <= set(operation["responses"]), operation["operationId"]
@@ -190,7 +198,7 @@ def test_account_path_parameter_uses_the_account_id_pattern() -> None:
 
 
 def test_account_views_match_the_account_schema() -> None:
-    """Account.public() of a full and of a bare account validates against Account."""
+    """public(), the list item and the EmailEngine view of full and bare accounts validate."""
     full = Account(
         id="alice@example.com",
         app="gmail-app",
@@ -211,8 +219,11 @@ def test_account_views_match_the_account_schema() -> None:
     bare = Account(id="b", app="a", provider="oidc", user="", status=Status.ACTIVE)
     for account in (full, bare):
         assert _errors_of("Account", account.public()) == []
-    page = {"total": 2, "page": 0, "pages": 1, "accounts": [full.public(), bare.public()]}
+    items = [list_item(full), list_item(bare)]
+    page = {"total": 2, "page": 0, "pages": 1, "query": False, "state": "*", "accounts": items}
     assert _errors_of("AccountPage", page) == []
+    for account in (full, bare):
+        assert _errors_of("AccountView", account_view(account)) == []
 
 
 def test_app_views_match_the_app_schema() -> None:

@@ -79,6 +79,12 @@ POSITIVE_ACCEPTANCE_EXCEPT = {
     "GET /oauth/start",
     "POST /oauth/start",
     "GET /oauth/callback",
+    "GET /oauth",  # EmailEngine's callback path: the same handler as /oauth/callback
+    # serviceUrl must equal the process's BASE_URL; webhooks and header names go through
+    # the outbound-URL and header rules that the schema does not spell out.
+    "POST /v1/settings",
+    # A partial oauth2 merges over the stored grant; a full one needs the stored account's app.
+    "PUT /v1/account/{account}",
 }
 # Elsewhere this refusal of valid data is expected too: a redirectUrl must be on BASE_URL or
 # on the settings' allow-list (POST /v1/account with `authorize: true`).

@@ -9,6 +9,7 @@
 -- KEYS[4] partition index of active accounts
 -- KEYS[5] partition index of reauth_required accounts
 -- KEYS[6] partition app counts (hash app id -> accounts)
+-- KEYS[7] partition search index (sorted set, score 0: see service/account_search.py)
 -- ARGV[1] account id
 -- ARGV[2] app id
 -- ARGV[3] status: 'active' (scheduled) or 'reauth_required' (not scheduled)
@@ -17,9 +18,31 @@
 -- ARGV[6] cache name to publish on the channel (CacheNames.account)
 -- ARGV[7..] field, value pairs: the whole record
 -- returns 'new' or 'existing'
+-- search entries of one text: lower(text) and each lower-cased part after . - _ @ +
+local function search_entries(text, id)
+  local low = string.lower(text)
+  local out = {low .. '\0' .. id}
+  for pos in string.gmatch(low, '[%.%-_@+]()') do
+    if pos <= #low then out[#out + 1] = string.sub(low, pos) .. '\0' .. id end
+  end
+  return out
+end
+local function search_add(key, user, id)
+  local args = {}
+  for _, list in ipairs({search_entries(user, id), search_entries(id, id)}) do
+    for _, member in ipairs(list) do args[#args + 1] = 0; args[#args + 1] = member end
+  end
+  redis.call('ZADD', key, unpack(args))
+end
+local function search_rem(key, user, id)
+  redis.call('ZREM', key, unpack(search_entries(user, id)))
+  redis.call('ZREM', key, unpack(search_entries(id, id)))
+end
 local id, app = ARGV[1], ARGV[2]
 local old_gen = tonumber(redis.call('HGET', KEYS[1], 'grantGen') or '0') or 0
 local old_app = redis.call('HGET', KEYS[1], 'app')
+local old_user = redis.call('HGET', KEYS[1], 'user')
+if old_user then search_rem(KEYS[7], old_user, id) end
 if old_app and old_app ~= app then
   if redis.call('HINCRBY', KEYS[6], old_app, -1) <= 0 then redis.call('HDEL', KEYS[6], old_app) end
 end
@@ -29,6 +52,8 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 local new_gen = tonumber(redis.call('HGET', KEYS[1], 'grantGen') or '0') or 0
 if old_app then redis.call('HSET', KEYS[1], 'grantGen', math.max(old_gen, new_gen) + 1) end
 redis.call('ZADD', KEYS[3], 0, id)
+local user = redis.call('HGET', KEYS[1], 'user') or ''
+search_add(KEYS[7], user, id)
 if ARGV[3] == 'reauth_required' then
   redis.call('ZREM', KEYS[2], id)
   redis.call('ZREM', KEYS[4], id)

@@ -7,6 +7,7 @@
 -- KEYS[5] partition index of active accounts
 -- KEYS[6] partition index of reauth_required accounts
 -- KEYS[7] partition app counts (hash app id -> accounts)
+-- KEYS[8] partition search index (sorted set, score 0: see service/account_search.py)
 -- ARGV[1] account id
 -- ARGV[2] app id
 -- ARGV[3] refresh due time, epoch ms
@@ -17,12 +18,34 @@
 -- ARGV[8..] field, value pairs to set on the account hash (updatedAt among them)
 -- returns {'new' | 'existing', grant generation now stored}, or
 --         {'app_mismatch', app id the account is on} (nothing written)
+-- search entries of one text: lower(text) and each lower-cased part after . - _ @ +
+local function search_entries(text, id)
+  local low = string.lower(text)
+  local out = {low .. '\0' .. id}
+  for pos in string.gmatch(low, '[%.%-_@+]()') do
+    if pos <= #low then out[#out + 1] = string.sub(low, pos) .. '\0' .. id end
+  end
+  return out
+end
+local function search_add(key, user, id)
+  local args = {}
+  for _, list in ipairs({search_entries(user, id), search_entries(id, id)}) do
+    for _, member in ipairs(list) do args[#args + 1] = 0; args[#args + 1] = member end
+  end
+  redis.call('ZADD', key, unpack(args))
+end
+local function search_rem(key, user, id)
+  redis.call('ZREM', key, unpack(search_entries(user, id)))
+  redis.call('ZREM', key, unpack(search_entries(id, id)))
+end
 local id = ARGV[1]
 local app = ARGV[2]
 local old_app = redis.call('HGET', KEYS[1], 'app')
 if old_app and old_app ~= app then return {'app_mismatch', old_app} end
 local existed = old_app ~= false
 local old_status = redis.call('HGET', KEYS[1], 'status')
+local old_user = redis.call('HGET', KEYS[1], 'user')
+if old_user then search_rem(KEYS[8], old_user, id) end
 if not existed then redis.call('HINCRBY', KEYS[7], app, 1) end
 redis.call('HDEL', KEYS[1], 'reason', 'lastError', 'accessToken', 'expiresAt', 'lifetimeMs',
   'previousRefreshToken', 'answerLostAt', 'missingScopes', 'tid', 'oid', 'sub', 'iss',
@@ -34,6 +57,8 @@ redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), id)
 redis.call('ZADD', KEYS[4], 0, id)
 redis.call('ZADD', KEYS[5], 0, id)
 redis.call('ZREM', KEYS[6], id)
+local user = redis.call('HGET', KEYS[1], 'user') or ''
+search_add(KEYS[8], user, id)
 if not existed and ARGV[5] ~= '' then
   redis.call('XADD', KEYS[3], '*', 'payload', ARGV[5])
 elseif existed and old_status == 'reauth_required' and ARGV[6] ~= '' then

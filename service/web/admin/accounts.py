@@ -18,19 +18,15 @@ from service.web.appkeys import CORE
 from service.web.consent import consent_request, direct_link
 
 PAGE_SIZE = 25
-SEARCH_LIMIT = 10_000  # a search reads at most this many accounts
 
 
 async def find_accounts(
     core: Core, status: str, search: str, page_no: int
 ) -> tuple[int, list[Account]]:
-    """One page of accounts with `status` whose id or user contains `search`."""
+    """One page of accounts with `status` whose id or user starts with `search` (the index)."""
     if not search:
         return await core.accounts.page(page_no, PAGE_SIZE, status)
-    _, found = await core.accounts.page(0, SEARCH_LIMIT, status)
-    needle = search.casefold()
-    hits = [a for a in found if needle in a.id.casefold() or needle in a.user.casefold()]
-    return len(hits), hits[page_no * PAGE_SIZE : (page_no + 1) * PAGE_SIZE]
+    return await core.accounts.find(search, page_no, PAGE_SIZE, status)
 
 
 @admin_page
