@@ -134,7 +134,7 @@ async def test_delete_during_refresh_revokes_the_rotated_token(
     idp.fault("answer_delay_ms", ms=HOLD_MS)  # rotated before the delete
     refresh = held_refresh(client, admin, "victim")
     await at_provider(idp, 1)
-    deleted = await client.delete("/v1/account/victim", headers=admin)
+    deleted = await client.delete("/v1/account/victim?revoke=true", headers=admin)
     assert (await deleted.json())["deleted"] is True
     resp = await refresh
     assert resp.status == 404 and (await resp.json())["code"] == "AccountNotFound"
