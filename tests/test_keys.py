@@ -53,3 +53,11 @@ def test_no_script_spells_a_cache_name() -> None:
     assert len(publishes) == 8  # account_update_profile too
     assert all(re.search(r"'PUBLISH', ARGV\[\d+\], ARGV\[\d+\]\)", line) for line in publishes)
     assert CacheNames.account("a") == "acct:a" and CacheNames.app("a") == "app:a"
+
+
+def test_scripts_have_their_includes_filled_in() -> None:
+    """A `-- include: X` line becomes X.lua's text: the search functions are written once."""
+    for name in ("account_save", "account_delete", "account_restore", "account_search_index"):
+        text = script_source(name)
+        assert "-- include:" not in text
+        assert text.count("local function search_entries") == 1, name

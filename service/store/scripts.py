@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from typing import Any
 
@@ -34,9 +35,20 @@ SCRIPT_NAMES = (
 )
 
 
+INCLUDE = re.compile(r"^-- include: (\w+)\b.*$", re.MULTILINE)
+
+
 def script_source(name: str) -> str:
-    """Return the text of service/store/lua/<name>.lua."""
-    return resources.files("service.store.lua").joinpath(f"{name}.lua").read_text()
+    """Return the text of service/store/lua/<name>.lua with its includes filled in.
+
+    A line `-- include: X` becomes the text of X.lua: Redis scripts cannot load one another,
+    so functions several scripts need are written once and put in at load time.
+    """
+    folder = resources.files("service.store.lua")
+    text = folder.joinpath(f"{name}.lua").read_text()
+    return INCLUDE.sub(
+        lambda m: folder.joinpath(f"{m.group(1)}.lua").read_text().rstrip("\n"), text
+    )
 
 
 class Scripts:

@@ -13,26 +13,7 @@
 -- ARGV[3] event JSON to append ('' = none)
 -- ARGV[4] cache name to publish on the channel (CacheNames.account)
 -- returns 1 when deleted, 0 when there was no such account
--- search entries of one text: lower(text) and each lower-cased part after . - _ @ +
-local function search_entries(text, id)
-  local low = string.lower(text)
-  local out = {low .. '\0' .. id}
-  for pos in string.gmatch(low, '[%.%-_@+]()') do
-    if pos <= #low then out[#out + 1] = string.sub(low, pos) .. '\0' .. id end
-  end
-  return out
-end
-local function search_add(key, user, id)
-  local args = {}
-  for _, list in ipairs({search_entries(user, id), search_entries(id, id)}) do
-    for _, member in ipairs(list) do args[#args + 1] = 0; args[#args + 1] = member end
-  end
-  redis.call('ZADD', key, unpack(args))
-end
-local function search_rem(key, user, id)
-  redis.call('ZREM', key, unpack(search_entries(user, id)))
-  redis.call('ZREM', key, unpack(search_entries(id, id)))
-end
+-- include: search_lib (search_entries, search_add, search_rem)
 local app = redis.call('HGET', KEYS[1], 'app')
 if not app then return 0 end
 local user = redis.call('HGET', KEYS[1], 'user') or ''

@@ -18,26 +18,7 @@
 -- ARGV[8..] field, value pairs to set on the account hash (updatedAt among them)
 -- returns {'new' | 'existing', grant generation now stored}, or
 --         {'app_mismatch', app id the account is on} (nothing written)
--- search entries of one text: lower(text) and each lower-cased part after . - _ @ +
-local function search_entries(text, id)
-  local low = string.lower(text)
-  local out = {low .. '\0' .. id}
-  for pos in string.gmatch(low, '[%.%-_@+]()') do
-    if pos <= #low then out[#out + 1] = string.sub(low, pos) .. '\0' .. id end
-  end
-  return out
-end
-local function search_add(key, user, id)
-  local args = {}
-  for _, list in ipairs({search_entries(user, id), search_entries(id, id)}) do
-    for _, member in ipairs(list) do args[#args + 1] = 0; args[#args + 1] = member end
-  end
-  redis.call('ZADD', key, unpack(args))
-end
-local function search_rem(key, user, id)
-  redis.call('ZREM', key, unpack(search_entries(user, id)))
-  redis.call('ZREM', key, unpack(search_entries(id, id)))
-end
+-- include: search_lib (search_entries, search_add, search_rem)
 local id = ARGV[1]
 local app = ARGV[2]
 local old_app = redis.call('HGET', KEYS[1], 'app')
