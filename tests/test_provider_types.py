@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from service.clock import SystemClock, iso
 from service.core import Core
-from tests.support.ee_transcript import entries, entry, same_shape
+from tests.support.ee_transcript import entry, same_shape
 from tests.support.idp import Idp
 
 Client = TestClient[web.Request, web.Application]
@@ -104,7 +104,6 @@ async def test_gmail_service_app_stored_and_shown(
     assert core.cipher.decrypt(stored, f"app:{app.id}:serviceKey") == pem.strip()
 
 
-@pytest.mark.skipif(not entries(), reason="EmailEngine fixtures not present")
 @pytest.mark.parametrize("name", ["oauth-token.cached.gmail", "oauth-token.cached.outlook-gcc"])
 async def test_token_endpoint_names_type_and_app(
     client: Client, admin: dict[str, str], core: Core, name: str

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-FIXTURES = Path("/work/shared/fixtures/emailengine")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "emailengine"
 TRANSCRIPT = FIXTURES / "transcript-A.jsonl"
 KINDS = {bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
 

@@ -1,26 +1,19 @@
-"""Entries of the recorded EmailEngine transcript (../shared/fixtures/emailengine), by name."""
+"""Entries of the recorded EmailEngine transcript (tests/fixtures/emailengine), by name."""
 
 from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(
-    os.environ.get(
-        "TOKENBROKER_EE_FIXTURES", Path(__file__).parents[3] / "shared/fixtures/emailengine"
-    )
-)
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "emailengine"
 TRANSCRIPT = FIXTURES / "transcript-A.jsonl"
 
 
 @functools.cache
 def entries() -> dict[str, dict[str, Any]]:
-    """Every exchange of transcript A by its unique name (empty when the file is absent)."""
-    if not TRANSCRIPT.exists():
-        return {}
+    """Every exchange of transcript A by its unique name."""
     lines = TRANSCRIPT.read_text(encoding="utf-8").splitlines()
     found = (json.loads(line) for line in lines if line.strip())
     return {entry["name"]: entry for entry in found}

@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-FIXTURES = Path("/work/shared/fixtures/emailengine")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "emailengine"
 MANIFEST = json.loads((FIXTURES / "manifest-A.json").read_text())
 EE_DB = 1  # EmailEngine's data sits in its own logical database of the test Redis
 

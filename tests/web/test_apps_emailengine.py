@@ -8,10 +8,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from tests.support.ee_transcript import entries, entry, named, same_shape
+from tests.support.ee_transcript import entry, named, same_shape
 
 Client = TestClient[web.Request, web.Application]
-pytestmark = pytest.mark.skipif(not entries(), reason="EmailEngine fixtures not present")
 CREATES = [n for n in named("oauth2.create.") if ".error." not in n and "transient" not in n]
 # Reviewed differences, each listed in docs/emailengine.md:
 # - `name` is optional here (the id stands in), so an empty body names only `provider`;
