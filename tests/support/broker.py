@@ -19,15 +19,15 @@ from typing import cast
 import aiohttp
 from redis.asyncio import Redis
 
-from service.accounts import Account, AccountWrite, account_from_hash
+from service.accounts import Account, account_from_hash
 from service.clock import SystemClock, iso
 from service.config import Config
 from service.core import Core, build_core
 from service.settings import OAUTH_TOKENS_API
 from service.store.connection import create_redis
 from service.store.embedded import RedisProcess, free_port
-from service.timing import due_ms
-from tests.support.idp import Idp
+from service.timing import next_refresh_ms
+from tests.support.idp import Idp, minted_write
 from tests.support.polling import Condition
 from tests.support.processes import (
     TOKENBROKER,
@@ -159,26 +159,11 @@ class Broker:
                 minted = await asyncio.to_thread(self.idp.mint, f"{account}-user", SCOPE)
             now = now_ms()
             expires = now + valid_ms + spread_ms * index // max(len(ids), 1)
-            write = AccountWrite(
-                app=APP_ID,
-                provider="oidc",
-                user=f"{account}@example.test",
-                access_token=str(minted["access_token"]),
-                refresh_token=str(minted["refresh_token"]),
-                scopes=SCOPE.split(),
-                expires_at_ms=expires,
-                lifetime_ms=lifetime_ms,
-            )
+            write = minted_write(APP_ID, account, minted, SCOPE, expires, lifetime_ms)
             due = (
                 now + due_in_ms
                 if due_in_ms is not None
-                else due_ms(
-                    now,
-                    expires,
-                    lifetime_ms,
-                    lead_s=config.refresh_lead_s,
-                    keepalive_s=config.keepalive_s,
-                )
+                else next_refresh_ms(config, now, expires, lifetime_ms)
             )
             await self.core.accounts.save(account, write, due, now, {"user": account})
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -73,7 +74,24 @@ def submit(driver: webdriver.Chrome, css: str) -> None:
     wait = WebDriverWait(driver, WAIT_S)
     button = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, css)))
     button.click()
-    wait.until(ec.staleness_of(button))
+    wait.until(lambda _: gone(button))
+
+
+def gone(element: WebElement) -> bool:
+    """True once `element` left the document (the page it was on was replaced).
+
+    Chromedriver reports an element caught mid-navigation either as stale or as a node that
+    "does not belong to the document"; selenium's staleness_of knows only the first.
+    """
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc.msg):
+            return True
+        raise
+    return False
 
 
 def fill(driver: webdriver.Chrome, fields: dict[str, str]) -> None:

@@ -22,6 +22,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self, cast
 
+from service.accounts import AccountWrite
+
 IDP_DIR = Path(__file__).resolve().parent.parent / "idp"
 SERVER_SCRIPT = IDP_DIR / "server.mjs"
 
@@ -532,3 +534,24 @@ def _http_json(method: str, url: str, body: object | None) -> tuple[int, JsonDic
     )
     status, _, raw = _send(request, HTTP_TIMEOUT_S)
     return status, _json_or_raw(raw)
+
+
+def minted_write(
+    app_id: str,
+    account: str,
+    minted: dict[str, object],
+    scope: str,
+    expires_at_ms: int,
+    lifetime_ms: int,
+) -> AccountWrite:
+    """An account imported with a grant minted at this provider (`Idp.mint`)."""
+    return AccountWrite(
+        app=app_id,
+        provider="oidc",
+        user=f"{account}@example.test",
+        access_token=str(minted["access_token"]),
+        refresh_token=str(minted["refresh_token"]),
+        scopes=scope.split(),
+        expires_at_ms=expires_at_ms,
+        lifetime_ms=lifetime_ms,
+    )

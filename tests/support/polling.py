@@ -10,6 +10,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.support.idp import Idp
 
 Condition = Callable[[], Awaitable[bool] | bool]
 
@@ -69,3 +73,14 @@ def _missed(
     if time.monotonic() - start > within_s:
         details = f"\n{diagnostics()}" if diagnostics is not None else ""
         raise AssertionError(f"timed out after {within_s} s waiting for {what}{details}")
+
+
+async def refreshes_reach(
+    idp: Idp, count: int, *, within_s: float = 10, check: Callable[[], None] | None = None
+) -> None:
+    """Wait until the test provider has received `count` refresh requests in all."""
+
+    async def arrived() -> bool:
+        return (await asyncio.to_thread(idp.stats))["refresh_requests"] >= count
+
+    await eventually(arrived, within_s, f"{count} refresh requests at the provider", check=check)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ import aiohttp
 import yaml
 
 from service.store.embedded import free_port
+from tests.support.polling import eventually
 from tests.support.processes import die_with_parent, tail
 from tests.support.promql import ALERTS, ROOT
 
@@ -134,8 +134,15 @@ class Prometheus:
 
     async def wait_up(self, jobs: set[str], timeout_s: float = 30.0) -> None:
         """Poll until every job was scraped successfully; fail with the log otherwise."""
-        deadline = time.monotonic() + timeout_s
-        while not await self.targets_up(jobs):
+
+        def alive() -> None:
             assert self.process.poll() is None, self.tail()
-            assert time.monotonic() < deadline, f"{jobs} never scraped\n{self.tail()}"
-            await asyncio.sleep(0.1)
+
+        await eventually(
+            lambda: self.targets_up(jobs),
+            timeout_s,
+            f"{jobs} to be scraped",
+            every_s=0.1,
+            check=alive,
+            diagnostics=self.tail,
+        )

@@ -10,11 +10,11 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from service.accounts import AccountWrite
 from service.clock import ManualClock, SystemClock, iso
 from service.config import Config
 from service.store.connection import create_redis
-from tests.support.idp import Idp
+from service.timing import next_refresh_ms
+from tests.support.idp import Idp, minted_write
 from workers.worker import Worker
 
 SCOPE = "openid email profile offline_access mail.read"
@@ -79,25 +79,8 @@ def add_account(
         minted = idp.mint(f"{account}-user", scope)
         core, now = worker.core, clock.now_ms()
         expires = now + expires_in_s * 1000
-        write = AccountWrite(
-            app=app_id,
-            provider="oidc",
-            user=f"{account}@example.test",
-            access_token=str(minted["access_token"]),
-            refresh_token=str(minted["refresh_token"]),
-            scopes=scope.split(),
-            expires_at_ms=expires,
-            lifetime_ms=expires_in_s * 1000,
-        )
-        from service.timing import due_ms
-
-        due = due_ms(
-            now,
-            expires,
-            expires_in_s * 1000,
-            lead_s=core.config.refresh_lead_s,
-            keepalive_s=core.config.keepalive_s,
-        )
+        write = minted_write(app_id, account, minted, scope, expires, expires_in_s * 1000)
+        due = next_refresh_ms(core.config, now, expires, expires_in_s * 1000)
         await core.accounts.save(account, write, due, now, {"user": account})
         return minted
 

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from service.clock import ManualClock
 from service.ratelimit import AppRateLimit
 from tests.support.idp import Idp
-from tests.support.polling import eventually
+from tests.support.polling import refreshes_reach
 from workers.worker import Worker
 
 Adder = Callable[..., Awaitable[dict[str, Any]]]
@@ -238,13 +238,10 @@ async def test_an_account_deleted_during_its_refresh_is_an_ordinary_outcome(
     with capture_logs() as logs:
         run = asyncio.create_task(worker.run(burst=True))
 
-        async def at_provider() -> bool:
-            return (await asyncio.to_thread(idp.stats))["refresh_requests"] > requests
-
         def running() -> None:
             assert not run.done(), "the worker finished before reaching the provider"
 
-        await eventually(at_provider, 10, "the refresh at the provider", check=running)
+        await refreshes_reach(idp, requests + 1, check=running)
         account = await worker.core.accounts.require("a1")
         assert await worker.core.accounts.delete(account, clock.now_ms())
         await run

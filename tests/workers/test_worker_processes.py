@@ -25,15 +25,15 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from service.accounts import Account, AccountWrite, account_from_hash
+from service.accounts import Account, account_from_hash
 from service.clock import SystemClock, iso
 from service.config import Config
 from service.core import Core, build_core
 from service.store.connection import create_redis
 from service.store.embedded import RedisProcess
-from service.timing import due_ms
+from service.timing import next_refresh_ms
 from tests.conftest import TEST_SECRET
-from tests.support.idp import Idp
+from tests.support.idp import Idp, minted_write
 from tests.support.polling import Condition
 from tests.support.processes import (
     TOKENBROKER,
@@ -127,7 +127,7 @@ class Stack:
     ) -> dict[str, int]:
         """Import accounts of an app with tokens minted at its provider; id -> stored expiry.
 
-        The due time is the broker's own (`due_ms`) unless `due_in_ms` sets it.
+        The due time is the service's own (`next_refresh_ms`) unless `due_in_ms` sets it.
         """
         slots, idp = asyncio.Semaphore(6), self.apps[app_id]
 
@@ -141,26 +141,11 @@ class Stack:
         for account, tokens in zip(ids, minted, strict=True):
             now = now_ms()
             expires = now + expires_in_ms
-            write = AccountWrite(
-                app=app_id,
-                provider="oidc",
-                user=f"{account}@example.test",
-                access_token=str(tokens["access_token"]),
-                refresh_token=str(tokens["refresh_token"]),
-                scopes=SCOPE.split(),
-                expires_at_ms=expires,
-                lifetime_ms=lifetime_ms,
-            )
+            write = minted_write(app_id, account, tokens, SCOPE, expires, lifetime_ms)
             due = (
                 now + due_in_ms
                 if due_in_ms is not None
-                else due_ms(
-                    now,
-                    expires,
-                    lifetime_ms,
-                    lead_s=self.config.refresh_lead_s,
-                    keepalive_s=self.config.keepalive_s,
-                )
+                else next_refresh_ms(self.config, now, expires, lifetime_ms)
             )
             await accounts.save(account, write, due, now, {"user": account})
             expiries[account] = expires
