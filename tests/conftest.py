@@ -20,6 +20,7 @@ from service.web.app import create_app
 from service.web.appkeys import CORE
 from tests.support.idp import Idp
 from tests.support.polling import eventually
+from tests.support.receiver import Receiver, serving_receiver
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 TEST_SECRET = bytes(range(32))
@@ -181,3 +182,10 @@ def _idp_clean(request: pytest.FixtureRequest) -> None:
 
 
 os.environ.setdefault("TOKENBROKER_LOG_FORMAT", "json")
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A real webhook receiver on a loopback port, recording every request."""
+    async with serving_receiver() as rec:
+        yield rec

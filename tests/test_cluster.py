@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import dataclasses
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from service.clock import ManualClock, SystemClock, iso
@@ -28,7 +28,7 @@ from tests.support.cluster import RedisClusterProcesses
 from tests.support.idp import Idp
 from tests.support.polling import eventually
 from tests.support.processes import running
-from tests.workers.test_webhooks import Receiver
+from tests.support.receiver import Receiver
 from workers.worker import Worker
 
 Client = TestClient[web.Request, web.Application]
@@ -52,19 +52,6 @@ async def cluster_config(config: Config, cluster: RedisClusterProcesses) -> Conf
     await store.flushall()  # every master
     await store.aclose()
     return cfg
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A webhook receiver on a loopback port."""
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/hooks", rec.handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    rec.url = str(server.make_url("/hooks"))
-    yield rec
-    await server.close()
 
 
 def spread_ids(keys: Keys) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -10,7 +11,10 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.client import Pipeline, PubSub
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import SSLConnection
-from redis.exceptions import WatchError
+from redis.exceptions import AskError, MovedError, TryAgainError, WatchError
+
+REDIRECTS = 16  # as many redirections as redis-py follows for one command
+TRY_AGAIN_S = 0.05  # a slot in the middle of a migration: wait this long, then again
 
 
 class ClusterClient(RedisCluster):
@@ -60,7 +64,7 @@ class ClusterClient(RedisCluster):
         """WATCH `watches`, run `func`, EXEC; again from the start when a watched key changed."""
         value_from_callable = kwargs.pop("value_from_callable", False)
         async with SlotTransaction(self) as pipe:
-            while True:
+            for _ in range(REDIRECTS):
                 try:
                     await pipe.watch(*watches)
                     value = await func(pipe)
@@ -68,6 +72,17 @@ class ClusterClient(RedisCluster):
                     return value if value_from_callable else result
                 except WatchError:
                     continue
+                except (MovedError, AskError, TryAgainError) as err:
+                    await pipe.reset()  # type: ignore[no-untyped-call]  # the watch is gone: start again on the slot's owner
+                    await self.follow(err)
+            raise WatchError("the watched keys kept moving between nodes")
+
+    async def follow(self, err: MovedError | AskError | TryAgainError) -> None:
+        """Learn where a slot went (MOVED: reread the slot map) or wait out a migration."""
+        if isinstance(err, MovedError):
+            await self.nodes_manager.initialize()
+        else:
+            await asyncio.sleep(TRY_AGAIN_S)
 
     def pubsub(self, **kwargs: Any) -> Any:  # type: ignore[override]
         """A subscription on one node (a random known one, so a retry may pick another)."""
@@ -99,11 +114,40 @@ class SlotTransaction(Pipeline):
         return await super().watch(*names)
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
-        """EXEC on the node owning the first key (PUBLISH names a channel, not a key)."""
-        keys = [args[1] for args, _ in self.command_stack if str(args[0]).upper() != "PUBLISH"]
-        if keys:
-            await self._bind(str(keys[0]))
-        return await super().execute(raise_on_error)
+        """EXEC on the node owning the first key (PUBLISH names a channel, not a key).
+
+        A slot that moved (MOVED) is followed to its new owner, one being migrated (ASK)
+        to the importing node with ASKING before MULTI, and TRYAGAIN waited out; the
+        queued commands are sent again each time. Under WATCH nothing is sent again: the
+        watch was on the old node, so the caller starts over (WatchError).
+        """
+        stack = list(self.command_stack)
+        keys = [args[1] for args, _ in stack if str(args[0]).upper() != "PUBLISH"]
+        for _ in range(REDIRECTS):
+            if keys:
+                await self._bind(str(keys[0]))
+            watched = self.watching
+            try:
+                return await super().execute(raise_on_error)
+            except (MovedError, AskError, TryAgainError) as err:
+                if watched:
+                    await self._cluster.follow(err)
+                    raise WatchError("the watched slot moved") from err
+                self.command_stack = list(stack)  # execute() emptied it
+                await self._redirect(err)
+        raise TryAgainError("the slot kept moving between nodes")
+
+    async def _redirect(self, err: MovedError | AskError | TryAgainError) -> None:
+        """Prepare the next attempt: the new owner, the importing node (ASKING), or a pause."""
+        if not isinstance(err, AskError):
+            await self._cluster.follow(err)
+            return
+        node = self._cluster.nodes_manager.get_node(host=err.host, port=err.port)
+        self.connection_pool = self._cluster._pool(node or ClusterNode(err.host, err.port))
+        conn = await self.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+        await conn.send_command("ASKING")  # kept by the server through MULTI ... EXEC
+        await conn.read_response()
+        self.connection = conn  # execute() uses it and reset() returns it to the pool
 
 
 def cluster_client(nodes: list[ClusterNode], ssl: bool, **options: Any) -> ClusterClient:

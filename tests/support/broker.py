@@ -218,14 +218,18 @@ def start_web(env: dict[str, str], port: int, cwd: Path, log: Path) -> subproces
 
 
 @asynccontextmanager
-async def running_broker(tmp: Path, idp: Idp, **env: str) -> AsyncIterator[Broker]:
+async def running_broker(
+    tmp: Path, idp: Idp, *, redis_url: str | None = None, **env: str
+) -> AsyncIterator[Broker]:
     """A private Redis, an app at `idp`, the token API on, an API token; processes stopped after.
 
+    `redis_url` names a Redis of the caller's (a cluster, say) instead of a private one;
     `env` overrides the processes' environment (the service's defaults otherwise).
     """
     server = RedisProcess(tmp / "redis")
-    await asyncio.to_thread(server.start)
-    environ = {**worker_env(server.url, SECRET_B64, tmp), **DEFAULTS, **env}
+    if redis_url is None:
+        await asyncio.to_thread(server.start)
+    environ = {**worker_env(redis_url or server.url, SECRET_B64, tmp), **DEFAULTS, **env}
     config = Config.from_env(environ)
     redis = create_redis(config, retries=3)
     http = aiohttp.ClientSession()
@@ -244,7 +248,8 @@ async def running_broker(tmp: Path, idp: Idp, **env: str) -> AsyncIterator[Broke
                 await asyncio.to_thread(process.process.wait)
         await http.close()
         await redis.aclose()
-        await asyncio.to_thread(server.stop)
+        if redis_url is None:
+            await asyncio.to_thread(server.stop)
 
 
 def oidc_app(idp: Idp) -> dict[str, object]:

@@ -1,4 +1,4 @@
-"""A 3-master Redis Cluster on loopback ports (port and port + 10000 free), for tests."""
+"""A Redis Cluster on loopback ports, for tests: create (with replicas), reshard, fail over."""
 
 from __future__ import annotations
 
@@ -44,11 +44,13 @@ def _node(port: int) -> redis.Redis:
 
 
 def _ready(port: int, what: str) -> bool:
-    """PING answered ("up") or cluster_state:ok ("ok") on one node; False while refused."""
+    """PING answered ("up"), cluster_state:ok ("ok") or a replica's link up ("synced")."""
     try:
         with _node(port) as client:
             if what == "up":
                 return bool(client.ping())
+            if what == "synced":
+                return bool(client.info("replication").get("master_link_status") == "up")
             info = client.execute_command("CLUSTER INFO")  # parsed into a dict by redis-py
             return isinstance(info, dict) and info.get("cluster_state") == "ok"
     except redis.ConnectionError:
@@ -56,17 +58,22 @@ def _ready(port: int, what: str) -> bool:
 
 
 class RedisClusterProcesses:
-    """Three cluster-enabled redis-servers (AOF on) joined into one cluster, no replicas."""
+    """Cluster-enabled redis-servers (AOF on) joined into one cluster: masters (and replicas)."""
 
-    def __init__(self, data_dir: Path, masters: int = 3) -> None:
+    def __init__(self, data_dir: Path, masters: int = 3, replicas: int = 0) -> None:
         self.data_dir = data_dir
-        self.ports = cluster_ports(masters)
+        self.replicas = replicas
+        self.ports = cluster_ports(masters * (1 + replicas))
         self.processes: list[subprocess.Popen[bytes]] = []
 
     @property
     def url(self) -> str:
         """The REDIS_URL of the cluster: every node as a startup node."""
         return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports)
+
+    def masters(self) -> list[int]:
+        """The ports of the nodes that are masters now."""
+        return sorted({port for _, _, port in self.shards()})
 
     def start(self, timeout_s: float = 30.0) -> None:
         """Start the nodes, assign the slots, and wait until every node says cluster_state:ok."""
@@ -82,6 +89,8 @@ class RedisClusterProcesses:
                 "--dir", str(node_dir),
                 "--bind", "127.0.0.1",
                 "--save", "",
+                "--repl-diskless-sync-delay", "0",  # a replica syncs at once, not after 5 s
+                "--cluster-allow-replica-migration", "no",  # an emptied master keeps its replica
             ]  # fmt: skip
             self.processes.append(
                 subprocess.Popen(
@@ -98,17 +107,20 @@ class RedisClusterProcesses:
         self._create()
         for port in self.ports:
             self._wait(deadline, port, "ok")
+            if self._replica_of(port) is not None:
+                self._wait(deadline, port, "synced")
 
     def _create(self) -> None:
         """Assign the slots: redis-cli --cluster create, else ADDSLOTSRANGE and MEET."""
         nodes = [f"127.0.0.1:{p}" for p in self.ports]
         if shutil.which("redis-cli"):
             subprocess.run(
-                ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", "0",
-                 "--cluster-yes"],
+                ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas",
+                 str(self.replicas), "--cluster-yes"],
                 capture_output=True, timeout=60, check=True,
             )  # fmt: skip
             return
+        assert not self.replicas, "replicas need redis-cli (Debian's redis-tools)"
         share = SLOTS // len(self.ports)
         for i, port in enumerate(self.ports):
             last = SLOTS - 1 if i == len(self.ports) - 1 else (i + 1) * share - 1
@@ -143,6 +155,43 @@ class RedisClusterProcesses:
         with _node(self.ports[0]) as client:
             slot = int(client.execute_command("CLUSTER KEYSLOT", key))
         return next(port for low, high, port in self.shards() if low <= slot <= high)
+
+    def reshard(self, source: int, target: int, slots: int) -> None:
+        """Move `slots` slots and their keys from master `source` to master `target`.
+
+        `redis-cli --cluster reshard`, as an operator runs it: slot by slot MIGRATING and
+        IMPORTING, MIGRATE of the keys in batches, then SETSLOT NODE on every master.
+        """
+        subprocess.run(
+            ["redis-cli", "--cluster", "reshard", f"127.0.0.1:{source}",
+             "--cluster-from", self.node_id(source), "--cluster-to", self.node_id(target),
+             "--cluster-slots", str(slots), "--cluster-pipeline", "10", "--cluster-yes"],
+            capture_output=True, timeout=120, check=True,
+        )  # fmt: skip
+
+    def fail_over(self, master: int, timeout_s: float = 30.0) -> int:
+        """CLUSTER FAILOVER on a replica of `master`; return the replica's port, now master."""
+        replica = next(p for p in self.ports if self._replica_of(p) == master)
+        with _node(replica) as client:
+            client.execute_command("CLUSTER FAILOVER")
+        eventually_blocking(
+            lambda: replica in self.masters() and master not in self.masters(),
+            timeout_s,
+            f"replica {replica} takes over from {master}",
+            every_s=0.05,
+        )
+        return replica
+
+    def node_id(self, port: int) -> str:
+        """The cluster node id of the node on `port`."""
+        with _node(port) as client:
+            return str(client.execute_command("CLUSTER MYID"))
+
+    def _replica_of(self, port: int) -> int | None:
+        """The port of the master that the node on `port` replicates, None for a master."""
+        with _node(port) as client:
+            info = client.info("replication")
+        return int(info["master_port"]) if info.get("role") == "slave" else None
 
     def stop(self) -> None:
         """Stop every node and wait for it to exit."""

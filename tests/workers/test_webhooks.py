@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import orjson
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 from standardwebhooks.webhooks import Webhook
 from yarl import URL
@@ -22,64 +20,11 @@ from service.webhooks.headers import WebhookHeaders
 from service.webhooks.secrets import WebhookSecrets
 from tests.support.idp import Idp
 from tests.support.polling import eventually
+from tests.support.receiver import HUGE, Receiver
 from tests.test_signing import verify
 from workers.worker import Worker
 
 Adder = Callable[..., Awaitable[dict[str, Any]]]
-HUGE = 50 * 1024 * 1024
-
-
-@dataclasses.dataclass
-class Receiver:
-    """A webhook receiver that records every request and answers `status`."""
-
-    status: int = 200
-    got: list[tuple[dict[str, str], bytes]] = dataclasses.field(default_factory=list)
-    url: str = ""
-    sent: int = 0  # bytes of the huge answer written
-    finished: bool = False  # the huge answer was written in full
-    ended: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        """Record the request and answer the configured status."""
-        self.got.append((dict(request.headers), await request.read()))
-        return web.Response(status=self.status)
-
-    async def huge(self, request: web.Request) -> web.StreamResponse:
-        """Record the request and answer 200 with a 50 MB body; note how much got out."""
-        self.got.append((dict(request.headers), await request.read()))
-        response = web.StreamResponse(status=200)
-        response.content_length = HUGE
-        await response.prepare(request)
-        try:
-            while self.sent < HUGE:
-                await response.write(b"x" * 65536)
-                self.sent += 65536
-            await response.write_eof()
-            self.finished = True
-        except OSError:  # the sender hung up
-            pass
-        finally:
-            self.ended.set()
-        return response
-
-    def events(self) -> list[dict[str, Any]]:
-        """The bodies received, parsed."""
-        return [orjson.loads(body) for _, body in self.got]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A real HTTP receiver on a loopback port."""
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/hooks", rec.handle)
-    app.router.add_post("/huge", rec.huge)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    rec.url = str(server.make_url("/hooks"))
-    yield rec
-    await server.close()
 
 
 @pytest.fixture

@@ -22,18 +22,14 @@ from tests import test_secrets_at_rest as at_rest
 from tests.support.ee_receiver import ee_verify, recorded_secret, recorded_shapes, shape
 from tests.support.idp import Idp
 from tests.support.logs import Lines
+from tests.support.receiver import Receiver
 from tests.workers import test_webhooks as standard_tests
 from workers.worker import Worker
 
-Receiver = standard_tests.Receiver
 Secrets, dump_redis = at_rest.Secrets, at_rest.dump_redis
 fast_retries = standard_tests.fast_retries
-# the fixtures this module shares: the receiver, the captured log and published messages
-receiver, captured_log, published = (
-    standard_tests.receiver,
-    at_rest.captured_log,
-    at_rest.published,
-)
+# the fixtures this module shares: the captured log and published messages
+captured_log, published = at_rest.captured_log, at_rest.published
 Adder = Callable[..., Awaitable[dict[str, Any]]]
 DATE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 

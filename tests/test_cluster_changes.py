@@ -1,0 +1,127 @@
+"""A Redis Cluster that changes under load: slots resharded, a master failed over, nothing lost.
+
+Web and worker run as `tokenbroker` processes on a 3-master cluster with one replica each;
+token requests, refreshes (rotating refresh tokens) and account imports through the API go on
+while `redis-cli --cluster reshard` moves every slot of one master to another and that master
+is then failed over to its replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from service.clock import iso
+from service.store.keys import Keys
+from service.webhooks.secrets import WebhookSecrets
+from tests.support.broker import APP_ID, SCOPE, Broker, running_broker
+from tests.support.cluster import RedisClusterProcesses
+from tests.support.idp import Idp
+from tests.support.load import LoadResult, TokenClient
+from tests.support.polling import eventually, refreshes_reach
+from tests.support.processes import now_ms, running
+from tests.support.receiver import Receiver
+
+TTL_S = 20  # the provider's access tokens: the worker refreshes each account every ~10 s
+PARTITIONS = 8
+SLOTS = 16_384
+
+
+@pytest.fixture(scope="module")
+def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcesses]:
+    """Three masters with a replica each, on loopback ports."""
+    path = Path(tmp_path_factory.mktemp("replicated"))
+    with running(RedisClusterProcesses(path, masters=3, replicas=1)) as nodes:
+        yield nodes
+
+
+@pytest.fixture(scope="module")
+def short_idp() -> Iterator[Idp]:
+    """A provider of its own whose access tokens live 20 s (refresh tokens rotate on use)."""
+    provider = Idp.start(access_token_ttl_s=TTL_S)
+    yield provider
+    provider.stop()
+
+
+async def add_accounts(broker: Broker, ids: list[str], failed: list[int]) -> None:
+    """Import accounts through the web API one after another (each queues accountAdded)."""
+    headers = {"Authorization": f"Bearer {broker.api_token}"}
+    for account in ids:
+        minted = await asyncio.to_thread(broker.idp.mint, f"{account}-user", SCOPE)
+        oauth2 = {
+            "provider": APP_ID,
+            "auth": {"user": f"{account}@example.test"},
+            "refreshToken": minted["refresh_token"],
+            "accessToken": minted["access_token"],
+            "expires": iso(now_ms() + TTL_S * 1000),
+        }
+        body = {"account": account, "oauth2": oauth2}
+        async with broker.http.post(
+            f"{broker.base_url}/v1/account", json=body, headers=headers
+        ) as resp:
+            if resp.status != 200:
+                failed.append(resp.status)
+
+
+async def scheduled(redis: Redis, keys: Keys) -> list[str]:
+    """Every account id in every partition's schedule (a member twice shows up twice)."""
+    found: list[str] = []
+    for part in range(keys.partitions):
+        found += [str(m) for m in await redis.zrange(keys.schedule(part), 0, -1)]
+    return found
+
+
+@pytest.mark.timeout(240)
+async def test_reshard_and_failover_under_load_lose_nothing(
+    tmp_path: Path, replicated: RedisClusterProcesses, short_idp: Idp, receiver: Receiver
+) -> None:
+    """Slots move and a master fails over under load: no failed request, lost grant or event."""
+    env = {"TOKENBROKER_SCHEDULE_PARTITIONS": str(PARTITIONS), "TOKENBROKER_APP_RATE_PER_S": "1000"}
+    async with running_broker(tmp_path, short_idp, redis_url=replicated.url, **env) as broker:
+        core = broker.core
+        await core.settings.update({"webhooks": receiver.url, "webhooksEnabled": True})
+        await WebhookSecrets(core.redis, core.keys, core.cipher).rotate(now_ms())
+        ids = [f"moving{i:02d}" for i in range(40)]
+        life_ms = TTL_S * 1000
+        await broker.import_accounts(ids, valid_ms=life_ms // 2, spread_ms=life_ms // 2,
+                                     lifetime_ms=life_ms)  # fmt: skip
+        await broker.start_web()
+        broker.spawn_worker("worker")
+        await refreshes_reach(short_idp, 10, within_s=30)  # the worker is refreshing
+
+        added = [f"added{i:02d}" for i in range(30)]
+        failed: list[int] = []
+        async with TokenClient(broker.base_url, broker.api_token, min_validity_s=5) as client:
+            load = asyncio.create_task(client.steady(ids, 50.0, 25.0))
+            adding = asyncio.create_task(add_accounts(broker, added, failed))
+            source, target = replicated.masters()[:2]
+            slots = sum(hi - lo + 1 for lo, hi, port in replicated.shards() if port == source)
+            await asyncio.to_thread(replicated.reshard, source, target, slots)
+            promoted = await asyncio.to_thread(replicated.fail_over, target)
+            before = short_idp.stats()["refresh_requests"]
+            await refreshes_reach(short_idp, before + 10, within_s=30)  # refreshing goes on
+            result: LoadResult = await load
+            await adding
+        assert source not in replicated.masters() and promoted in replicated.masters()
+
+        every = ids + added
+        await eventually(
+            lambda: _events_for(receiver) >= set(added), 30, "an accountAdded for every import"
+        )
+        await broker.quiet(timeout_s=30)
+        loss = await broker.loss(every)
+        in_schedule = await scheduled(broker.redis, broker.core.keys)
+
+    assert not failed, f"imports refused: {failed}"
+    assert set(result.statuses) == {200}, result.summary()
+    assert not loss.lost and loss.stale == 0, loss.summary()
+    assert sorted(in_schedule) == sorted(every)  # every account once, no stray entry
+
+
+def _events_for(receiver: Receiver) -> set[str]:
+    """The accounts named by accountAdded events the receiver got."""
+    return {e["account"] for e in receiver.events() if e.get("event") == "accountAdded"}
