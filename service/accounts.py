@@ -36,6 +36,7 @@ from service.crypto.cipher import Cipher
 from service.store.cache import Invalidate, forget_nothing
 from service.store.connection import read_hash
 from service.store.keys import CacheNames, Keys
+from service.store.replicas import ReplicaWait
 from service.store.scripts import Scripts
 from service.webhooks.events import Wanted, always, wanted_event
 
@@ -163,8 +164,11 @@ class AccountStore:
         due_ms: int,
         missing: list[str],
         now_ms: int,
+        wait: ReplicaWait | None = None,
     ) -> Stored:
         """Write a refresh's result and release the lock, fenced on the grant generation.
+
+        With `wait`, a rotated refresh token is waited on until a replica holds it (bounded).
 
         Returns OK, LATE (the lock had passed on; written all the same), GONE or SUPERSEDED
         (the grant was replaced since `account` was read: nothing written).
@@ -198,7 +202,10 @@ class AccountStore:
             CacheNames.account(account_id),
             *flat(pairs),
         ]
-        result = stored(await self.scripts.run("account_store_tokens", keys, args))
+        if wait is not None and F.REFRESH_TOKEN in pairs:  # rotated: a failover must keep it
+            result = stored((await wait.run("account_store_tokens", keys, args))[0])
+        else:
+            result = stored(await self.scripts.run("account_store_tokens", keys, args))
         self.notify(CacheNames.account(account_id))
         return result
 

@@ -56,6 +56,7 @@ class Config:
     redis_timeout_s: float = t.REDIS_TIMEOUT_S.default
     provider_timeout_s: float = t.PROVIDER_TIMEOUT_S.default
     lock_ms: int = t.LOCK_MS.default
+    replica_wait_ms: int = t.REPLICA_WAIT_MS.default
     refresh_lead_s: int = t.REFRESH_LEAD_S.default
     keepalive_s: int = t.KEEPALIVE_S.default
     cache_ttl_s: float = t.CACHE_TTL_S.default

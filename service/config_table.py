@@ -120,6 +120,11 @@ LOCK_MS = Setting(
     "lifetime of the per-account refresh lock (extended while a sent refresh awaits its answer); must exceed 2 × `TOKENBROKER_PROVIDER_TIMEOUT_S` + 5 s (a discovery fetch and a token call)",
     low=100, high=600_000,
 )  # fmt: skip
+REPLICA_WAIT_MS = Setting(
+    "TOKENBROKER_REPLICA_WAIT_MS", "replica_wait_ms", "integer", 500,
+    "after storing a rotated refresh token, wait this long at most for a replica of its Redis node to hold it (`WAIT`; only where replicas exist; timeouts are counted, not fatal); 0 = never wait",
+    low=0, high=10_000,
+)  # fmt: skip
 REFRESH_LEAD_S = Setting(
     "TOKENBROKER_REFRESH_LEAD_S", "refresh_lead_s", "integer", 300,
     "refresh this long before expiry (bounded by 10–50 % of the lifetime)",
@@ -209,7 +214,7 @@ SETTINGS: tuple[Setting[object], ...] = (
     REDIS_URL, REDIS_MODE, SECRET, OLD_SECRETS, HOST, PORT, BASE_URL, REDIS_PREFIX,
     SCHEDULE_PARTITIONS, LOG_FORMAT, ENABLE_OAUTH_TOKENS_API, ALLOW_ENDPOINT_OVERRIDES,
     ALLOW_PRIVATE_URLS, TRUSTED_PROXIES, REDIS_TIMEOUT_S, PROVIDER_TIMEOUT_S,
-    PROVIDER_ANSWER_MAX_S, LOCK_MS, REFRESH_LEAD_S, KEEPALIVE_S, CACHE_TTL_S,
+    PROVIDER_ANSWER_MAX_S, LOCK_MS, REPLICA_WAIT_MS, REFRESH_LEAD_S, KEEPALIVE_S, CACHE_TTL_S,
     WORKER_CONCURRENCY, APP_RATE_PER_S, WEB_REFRESH_CONCURRENCY, LEASE_MS, POLL_MS,
     SHUTDOWN_GRACE_S, WORKER_HEALTH_FILE, WORKER_METRICS_PORT, WORKER_METRICS_HOST,
     WEBHOOK_TIMEOUT_S, WEBHOOK_RETRY_BUDGET_S, WEBHOOK_RETRY_BASE_MS, WEBHOOK_LEASE_MS,

@@ -14,8 +14,10 @@ LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 INCIDENT_KINDS = (
     "answer_abandoned",
     "refused_after_lost_answer",
+    "refused_trying_previous",
     "recovered_with_previous",
     "orphan_revoked",
+    "replica_wait_timeout",
 )
 TOKEN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -47,7 +49,8 @@ class Metrics:
         self.incidents = Counter(
             "tokenbroker_refresh_incidents",
             "Refresh incidents: answer_abandoned, refused_after_lost_answer, "
-            "recovered_with_previous, orphan_revoked",
+            "refused_trying_previous, recovered_with_previous, orphan_revoked, "
+            "replica_wait_timeout",
             ["kind"],
             registry=self.registry,
         )

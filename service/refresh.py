@@ -191,7 +191,7 @@ class Refresher:
             return await self.results.fail(account, app, lock, ENDPOINTS_CHANGED)
         sent = self.accounts.refresh_token(account)
         result = await self._call(app, sent, lock)
-        if isinstance(result, Failure) and result.kind == "permanent" and account.answer_lost_ms:
+        if isinstance(result, Failure) and _worth_the_previous(result, account):
             result, sent = await self._try_previous(account, app, lock, result, sent)
         if isinstance(result, Granted):
             outcome = await self.results.store(account, app, lock, result, sent)
@@ -212,15 +212,21 @@ class Refresher:
     async def _try_previous(
         self, account: Account, app: App, lock: HeldLock, failure: Failure, sent: str
     ) -> tuple[RefreshResult, str]:
-        """After a lost answer, a refused refresh token gets one more check: the previous one."""
+        """A refused refresh token gets one more check: the previous one, kept beside it.
+
+        It rescues a grant whose latest rotation was lost (an answer that never came, a
+        write a failover dropped) or that came back from an older backup, wherever the
+        provider still honours the token before (Microsoft does not retire it on use).
+        """
         previous = self.accounts.previous_refresh_token(account)
+        lost = account.answer_lost_ms is not None
         log.warning(
-            "refresh_refused_after_lost_answer",
+            "refresh_refused_after_lost_answer" if lost else "refresh_refused_trying_previous",
             account=account.id,
             error=failure.error,
             previous=previous is not None,
         )
-        self._incident("refused_after_lost_answer")
+        self._incident("refused_after_lost_answer" if lost else "refused_trying_previous")
         if previous is None or previous == sent:
             return failure, sent
         result = await self._call(app, previous, lock)
@@ -229,6 +235,13 @@ class Refresher:
             self._incident("recovered_with_previous")
             return result, previous
         return failure, sent
+
+
+def _worth_the_previous(failure: Failure, account: Account) -> bool:
+    """A refused refresh token (invalid_grant, or anything final after a lost answer)."""
+    if failure.kind != "permanent":
+        return False
+    return account.answer_lost_ms is not None or failure.error == "invalid_grant"
 
 
 def _reauth_failure(account: Account) -> Failure:

@@ -26,6 +26,7 @@ from service.oauth.client import Failure, Granted, OAuthClient
 from service.providers import missing_scopes
 from service.refresh_lock import HeldLock
 from service.store.connection import STORE_ERRORS
+from service.store.replicas import ReplicaWait
 from service.timing import next_refresh_ms, refresh_retry_ms
 
 log = structlog.get_logger("refresh")
@@ -75,6 +76,12 @@ class ResultWriter:
     ) -> None:
         self.accounts, self.apps, self.oauth = accounts, apps, oauth
         self.clock, self.config, self.incident = clock, config, incident
+        self.replica_wait = ReplicaWait(
+            accounts.redis,
+            accounts.scripts,
+            config.replica_wait_ms,
+            on_timeout=lambda: incident("replica_wait_timeout"),
+        )
 
     async def store(
         self, account: Account, app: App, lock: HeldLock, granted: Granted, sent: str
@@ -152,7 +159,7 @@ class ResultWriter:
         for attempt in itertools.count(1):
             try:
                 return await self.accounts.store_tokens(
-                    account, lock.value, pairs, due, missing, now
+                    account, lock.value, pairs, due, missing, now, self.replica_wait
                 )
             except STORE_ERRORS as exc:
                 if time.monotonic() > deadline:

@@ -9,6 +9,8 @@ is then failed over to its replica.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +18,11 @@ import pytest
 from redis.asyncio import Redis
 
 from service.clock import iso
+from service.config import Config
+from service.store.connection import create_redis
 from service.store.keys import Keys
+from service.store.replicas import Ack, ReplicaWait
+from service.store.scripts import Scripts
 from service.webhooks.secrets import WebhookSecrets
 from tests.support.broker import APP_ID, SCOPE, Broker, running_broker
 from tests.support.cluster import RedisClusterProcesses
@@ -125,3 +131,30 @@ async def test_reshard_and_failover_under_load_lose_nothing(
 def _events_for(receiver: Receiver) -> set[str]:
     """The accounts named by accountAdded events the receiver got."""
     return {e["account"] for e in receiver.events() if e.get("event") == "accountAdded"}
+
+
+async def test_a_rotated_write_waits_for_a_replica(
+    config: Config, replicated: RedisClusterProcesses
+) -> None:
+    """WAIT after a durable write: acknowledged with a live replica, counted when it is stuck."""
+    redis = create_redis(dataclasses.replace(config, redis_url=replicated.url))
+    timeouts: list[int] = []
+    wait = ReplicaWait(redis, Scripts(redis), 300, on_timeout=lambda: timeouts.append(1))
+    key = "{tb:wait}:probe"
+    try:
+        await redis.hset(key, "f", "0")
+        swapped, ack = await wait.run("hash_swap_fields", [key], ["f", "0", "1"])
+        assert swapped == 1 and ack is Ack.ACKED and not timeouts
+        master = replicated.owner(key)
+        replica = next(p for p in replicated.ports if replicated.replica_of(p) == master)
+        process = replicated.processes[replicated.ports.index(replica)]
+        process.send_signal(signal.SIGSTOP)  # the replica hears nothing until SIGCONT
+        try:
+            swapped, ack = await wait.run("hash_swap_fields", [key], ["f", "1", "2"])
+        finally:
+            process.send_signal(signal.SIGCONT)
+        assert swapped == 1 and ack is Ack.TIMED_OUT and timeouts == [1]  # written all the same
+        assert await redis.hget(key, "f") == "2"
+    finally:
+        await redis.delete(key)
+        await redis.aclose()

@@ -115,18 +115,32 @@ async def test_after_a_lost_answer_the_previous_token_gets_one_more_check(
     assert account.status == "active" and account.answer_lost_ms is None
 
 
-async def test_without_a_lost_answer_invalid_grant_is_final(
+async def test_without_a_lost_answer_the_previous_token_rescues_the_grant(
     make_client: MakeClient, config: Config, idp: Idp
 ) -> None:
-    """With no lost answer on record, a refused token means re-consent at once."""
+    """invalid_grant with the current token (a lost rotation, an old backup): previous works."""
     _, core = await slow_setup(make_client, config, idp)
     dead = str(idp.mint("slow", SCOPE)["refresh_token"])
     await asyncio.to_thread(idp.revoke, dead)
     await save(core, dead, previous=str(idp.mint("slow", SCOPE)["refresh_token"]))
+    outcome: Any = await core.refresher.refresh("slow", 60_000)
+    assert isinstance(outcome, Refreshed) and outcome.called
+    assert (await core.accounts.require("slow")).status == "active"
+
+
+async def test_invalid_grant_with_both_tokens_is_final(
+    make_client: MakeClient, config: Config, idp: Idp
+) -> None:
+    """Current and previous refused: re-consent after exactly one more provider call."""
+    _, core = await slow_setup(make_client, config, idp)
+    dead, older = (str(idp.mint("slow", SCOPE)["refresh_token"]) for _ in range(2))
+    for token in (dead, older):
+        await asyncio.to_thread(idp.revoke, token)
+    await save(core, dead, previous=older)
     requests = (await asyncio.to_thread(idp.stats))["refresh_requests"]
     outcome: Any = await core.refresher.refresh("slow", 60_000)
     assert isinstance(outcome, RefreshFailed) and outcome.failure.kind == "permanent"
-    assert (await asyncio.to_thread(idp.stats))["refresh_requests"] == requests + 1
+    assert (await asyncio.to_thread(idp.stats))["refresh_requests"] == requests + 2
 
 
 async def test_on_demand_refreshes_share_the_apps_slots(

@@ -107,7 +107,7 @@ class RedisClusterProcesses:
         self._create()
         for port in self.ports:
             self._wait(deadline, port, "ok")
-            if self._replica_of(port) is not None:
+            if self.replica_of(port) is not None:
                 self._wait(deadline, port, "synced")
 
     def _create(self) -> None:
@@ -171,7 +171,7 @@ class RedisClusterProcesses:
 
     def fail_over(self, master: int, timeout_s: float = 30.0) -> int:
         """CLUSTER FAILOVER on a replica of `master`; return the replica's port, now master."""
-        replica = next(p for p in self.ports if self._replica_of(p) == master)
+        replica = next(p for p in self.ports if self.replica_of(p) == master)
         with _node(replica) as client:
             client.execute_command("CLUSTER FAILOVER")
         eventually_blocking(
@@ -187,7 +187,7 @@ class RedisClusterProcesses:
         with _node(port) as client:
             return str(client.execute_command("CLUSTER MYID"))
 
-    def _replica_of(self, port: int) -> int | None:
+    def replica_of(self, port: int) -> int | None:
         """The port of the master that the node on `port` replicates, None for a master."""
         with _node(port) as client:
             info = client.info("replication")
