@@ -9,6 +9,7 @@ from service.web import (
     apps,
     consent,
     ee_account_update,
+    ee_form,
     ee_tokens,
     health,
     metrics,
@@ -44,7 +45,7 @@ def add_routes(app: web.Application) -> None:
             ),
             web.post(
                 "/v1/authentication/form",
-                consent.authentication_form,
+                ee_form.authentication_form,
                 name="authentication_form",
             ),
             web.get("/oauth/start", consent.open_link, name="oauth_start"),
