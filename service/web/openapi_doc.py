@@ -241,7 +241,7 @@ ROUTES = (
         "AppInUse OperatorAuthorityRequired",
         body="AppUpdate",
     ),
-    Route("app_delete", f"DELETE {P}", "Delete an OAuth2 app", "AppDeleted", "AppInUse"),
+    Route("app_delete", f"DELETE {P}", "Delete an OAuth2 app and its accounts", "AppDeleted"),
     Route(
         "settings_get",
         f"GET {S}",
