@@ -243,6 +243,14 @@ ROUTES = (
     ),
     Route("app_delete", f"DELETE {P}", "Delete an OAuth2 app and its accounts", "AppDeleted"),
     Route(
+        "app_verify",
+        f"POST {P}/verify",
+        "Check an OAuth2 app's set-up step by step",
+        "AppVerified",
+        "AppNotFound",
+        body="AppVerify",
+    ),
+    Route(
         "settings_get",
         f"GET {S}",
         "Read the settings (with query keys: those, in EmailEngine's form)",
