@@ -91,8 +91,10 @@ def _flag(body: dict[str, Any], key: str) -> bool:
     value = body.get(key)
     if value is None or isinstance(value, bool):
         return bool(value)
-    if value in TRUE_WORDS or value in FALSE_WORDS or value in (0, 1):
-        return value in TRUE_WORDS or value == 1
+    if type(value) is int and value in (0, 1):
+        return value == 1
+    if isinstance(value, str) and (value in TRUE_WORDS or value in FALSE_WORDS):
+        return value in TRUE_WORDS
     raise errors.InvalidInput(f"{key} must be true or false", details={"field": key})
 
 

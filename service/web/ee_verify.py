@@ -37,9 +37,9 @@ async def verify_app(request: web.Request) -> web.Response:
 
 
 def _test_connection(value: object) -> None:
-    if value is None or isinstance(value, bool) or value in (0, 1):
+    if value is None or isinstance(value, bool) or (type(value) is int and value in (0, 1)):
         return
-    if value in TRUE_WORDS or value in FALSE_WORDS:
+    if isinstance(value, str) and (value in TRUE_WORDS or value in FALSE_WORDS):
         return
     raise errors.InvalidInput(
         "testConnection must be true or false", details={"field": "testConnection"}

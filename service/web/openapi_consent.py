@@ -55,7 +55,10 @@ def consent_schemas(url_pattern: str, account_pattern: str, app_pattern: str) ->
                 description="the mailbox address kept on the account",
             ),
             "delegated": {
-                "type": ["boolean", "null"],
+                "anyOf": [
+                    {"type": ["boolean", "null"]},
+                    {"enum": ["Y", "true", "1", "N", "false", "0", "", 0, 1]},
+                ],
                 "description": "a shared mailbox (Microsoft): `email` is its address, asked for "
                 "on the link's page when absent",
             },
