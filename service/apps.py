@@ -292,9 +292,9 @@ class AppStore:
             raise errors.AppNotFound(f"no OAuth2 app with id {app.id!r}")
         return await self.require(app.id)
 
-    async def delete(self, app_id: str) -> None:
-        """Delete an app that no account uses."""
-        if await self.account_count(app_id) > 0:
+    async def delete(self, app_id: str, *, with_accounts: bool = False) -> None:
+        """Delete an app that no account uses (`with_accounts`: whose accounts go next)."""
+        if not with_accounts and await self.account_count(app_id) > 0:
             raise errors.AppInUse("the app has accounts; delete them first")
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(self.keys.app(app_id))

@@ -13,6 +13,7 @@ import structlog
 from redis.asyncio import Redis
 
 from service import errors
+from service.account_record import F
 from service.accounts import AccountStore, AccountWrite
 from service.apps import App, AppStore
 from service.clock import Clock
@@ -57,6 +58,8 @@ class ConsentRequest:
     redirect_url: str | None = None
     expected_user: str | None = None
     name: str | None = None
+    email: str | None = None  # the mailbox address kept on the account (EmailEngine's `email`)
+    delegated: bool = False  # a shared mailbox (Microsoft): `email` is its address
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ConsentRequest:
@@ -67,6 +70,8 @@ class ConsentRequest:
             redirect_url=data.get("redirect_url"),
             expected_user=data.get("expected_user"),
             name=data.get("name"),
+            email=data.get("email"),
+            delegated=bool(data.get("delegated")),
         )
 
 
@@ -80,11 +85,21 @@ class Connected:
 
 
 class CallbackError(Exception):
-    """A refused callback: the error to show, and the redirectUrl when one is known."""
+    """A refused callback: the error to show and where the user may go from there.
 
-    def __init__(self, error: errors.ApiError, redirect_url: str | None) -> None:
+    `redirect_url` when one is known; `retry` the hosted link the consent came from when
+    the user may use it again (set `retry_url` to its URL once it is restored).
+    """
+
+    def __init__(
+        self,
+        error: errors.ApiError,
+        redirect_url: str | None,
+        retry: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(error.message)
-        self.error, self.redirect_url = error, redirect_url
+        self.error, self.redirect_url, self.retry = error, redirect_url, retry
+        self.retry_url: str | None = None
 
 
 def code_challenge(verifier: str) -> str:
@@ -127,10 +142,14 @@ class ConsentFlow:
                 details={"app": existing.app},
             )
 
-    async def start(self, request: ConsentRequest, binding: str) -> str:
+    async def start(
+        self, request: ConsentRequest, binding: str, link: dict[str, Any] | None = None
+    ) -> str:
         """Store a single-use state for `request` and return the provider's consent URL.
 
         Only the browser holding `binding` (service/binding.py) can finish the consent.
+        `link` describes the hosted link it came from (HostedLinks.retry_info), given back
+        when the user backs out at the provider so that the link can be used again.
         """
         app = await self.apps.require(request.app)
         require_consentable(app)
@@ -141,6 +160,7 @@ class ConsentFlow:
             "request": asdict(request),
             "nonce": oidc_nonce,
             "verifier": self.cipher.encrypt(verifier, f"state:{nonce}:verifier"),
+            **({"link": link} if link else {}),
         }
         state = await self.states.put(nonce, record, binding, request.redirect_url)
         existing = await self.accounts.get(request.account)
@@ -166,17 +186,19 @@ class ConsentFlow:
         `binding` is the browser's binding cookie (None: it sent none).
         """
         redirect_url: str | None = None
+        retry: dict[str, Any] | None = None
         try:
             claims = self.states.claims(query.get("state"))
             redirect_url = claims.get("r") if isinstance(claims.get("r"), str) else None
             record = await self.states.take(claims, binding)
             request = ConsentRequest.from_dict(record["request"])
             if "error" in query:
+                retry = record.get("link")  # nothing was granted: the link may be used again
                 raise _denied(query)
             return await self._complete(request, record, str(claims["n"]), query)
         except errors.ApiError as exc:
             log.info("consent_refused", code=exc.code)
-            raise CallbackError(exc, redirect_url) from None
+            raise CallbackError(exc, redirect_url, retry) from None
 
     async def _complete(
         self, request: ConsentRequest, record: dict[str, Any], nonce: str, query: Mapping[str, str]
@@ -241,7 +263,10 @@ class ConsentFlow:
             app_endpoints=app.endpoints_fingerprint,
             # the verified pin (tid/oid, or sub/iss) and the expectedUser, which every later
             # consent of this account must match (service/oauth/claims.py)
-            identity=identity_fields(identity, request.expected_user),
+            identity={
+                **identity_fields(identity, request.expected_user),
+                **_mailbox_fields(request),
+            },
         )
         due = next_refresh_ms(self.config, now, granted.expires_at_ms, lifetime_ms)
         data = {"user": identity.user, "provider": app.provider}
@@ -277,6 +302,14 @@ class ConsentFlow:
                 "the app has no authorizationUrl (set it, or an issuer to discover it from)"
             )
         return url
+
+
+def _mailbox_fields(request: ConsentRequest) -> dict[str, str]:
+    """The account's `email` and, for a shared mailbox, its `delegatedUser`."""
+    fields = {F.EMAIL: request.email} if request.email else {}
+    if request.delegated and request.email:
+        fields[F.DELEGATED_USER] = request.email
+    return fields
 
 
 def _denied(query: Mapping[str, str]) -> errors.ApiError:

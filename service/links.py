@@ -25,6 +25,7 @@ class Link:
 
     id: str
     direct: bool  # an API or settings-page start, not a link sent to a user
+    exp_s: int = 0  # when its signature expires (epoch seconds)
 
 
 class HostedLinks:
@@ -66,7 +67,8 @@ class HostedLinks:
         if expired(claims, self.clock.now_ms()):
             await self.redis.delete(self.keys.link(link_id))
             raise errors.LinkExpired("the link has expired; ask for a new one")
-        return Link(link_id, claims.get("d") == 1)
+        exp = claims.get("exp")
+        return Link(link_id, claims.get("d") == 1, exp if isinstance(exp, int) else 0)
 
     async def peek(self, link: Link) -> ConsentRequest:
         """The request behind a link that is not used yet; raise LinkUsed."""
@@ -75,6 +77,28 @@ class HostedLinks:
     async def spend(self, link: Link) -> ConsentRequest:
         """The request behind a link, which is used up; raise LinkUsed."""
         return _request(await self.redis.getdel(self.keys.link(link.id)))
+
+    @staticmethod
+    def retry_info(link: Link, request: ConsentRequest) -> dict[str, object] | None:
+        """What restore() needs to make a spent hosted link usable again (None: direct)."""
+        if link.direct:
+            return None
+        return {"id": link.id, "exp": link.exp_s, "request": asdict(request)}
+
+    async def restore(self, info: dict[str, object]) -> str | None:
+        """Make a spent hosted link usable again for the rest of its life; its URL.
+
+        For a user who backed out at the provider: nothing was granted, so the link they
+        were given still connects the account. None when the link has expired meanwhile.
+        """
+        link_id, exp_s = str(info["id"]), int(str(info["exp"]))
+        left_ms = exp_s * 1000 - self.clock.now_ms()
+        if left_ms <= 0:
+            return None
+        record = orjson.dumps(info["request"])
+        await self.redis.set(self.keys.link(link_id), record, px=left_ms + GRACE_MS, nx=True)
+        token = self.signer.sign({"l": link_id, "exp": exp_s})
+        return with_query(f"{self.base_url}{LINK_PATH}", link=token)
 
 
 def _request(raw: bytes | str | None) -> ConsentRequest:

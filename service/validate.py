@@ -29,7 +29,8 @@ def account_id(value: object) -> str:
     if not isinstance(value, str) or not ACCOUNT_ID.fullmatch(value):
         raise errors.InvalidAccountId(
             f"account id must be 1-{ACCOUNT_ID_MAX} characters of A-Z a-z 0-9 . _ @ + - "
-            "starting with a letter or digit"
+            "starting with a letter or digit",
+            details={"field": "account"},
         )
     return value
 
@@ -47,7 +48,8 @@ def app_id(value: object) -> str:
 def obj(value: object, where: str = "body") -> dict[str, Any]:
     """Return a JSON object or raise InvalidInput."""
     if not isinstance(value, dict):
-        raise errors.InvalidInput(f"{where} must be a JSON object")
+        details = {"field": where.rsplit(".", 1)[-1]} if where != "body" else None
+        raise errors.InvalidInput(f"{where} must be a JSON object", details=details)
     return value
 
 

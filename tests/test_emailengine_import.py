@@ -116,6 +116,8 @@ def check_dry_run(dry: dict[str, Any]) -> None:
     skipped = {(s["what"], s["id"]): s["reason"] for s in dry["notImported"]}
     assert "not an OAuth2 account" in skipped[("account", "a-imap-password-1")]
     assert "no longer exists" in skipped[("account", "a-orphan-1")]
+    assert "a-mailru-1" in dry["accounts"]  # Mail.ru apps and accounts come over
+    assert {a["provider"] for a in MANIFEST["apps"] if a["id"] in supported} >= {"mailRu"}
     for app in MANIFEST["apps"]:
         if app["id"] not in supported:
             assert app["provider"] in skipped[("app", app["id"])]

@@ -2,7 +2,11 @@
 
 The rules, per provider type:
 
-- gmail, mailRu, oidc: the user is the `email` of a claim set whose `email_verified` is true (JSON
+- mailRu: Mail.ru has no OpenID Connect. Its userinfo (asked with the fresh access token,
+  server to server, as EmailEngine does) names the mailbox's `email`, which is the Mail.ru
+  login itself, and a stable `id`: the user is that email, pinned by the id (`sub` when the
+  endpoint speaks OpenID Connect) with Mail.ru's issuer.
+- gmail, oidc: the user is the `email` of a claim set whose `email_verified` is true (JSON
   true or the string "true"); an email without it is not trusted, and the user is then the
   provider's stable `sub`. `preferred_username`, `upn` and `name` are never the user: no
   provider vouches for them. The identity is pinned by `sub` (and the `iss` it came from).
@@ -28,6 +32,7 @@ SUBJECT_PIN = (F.SUBJECT, F.ISSUER)
 PIN_FIELDS = (*MICROSOFT_PIN, *SUBJECT_PIN)  # account hash fields that pin an identity
 EXPECTED_USER_FIELD = F.EXPECTED_USER  # account hash field: the user every consent must be
 GOOGLE_ISSUER = "https://accounts.google.com"  # its id_tokens also say it without https://
+MAIL_RU_ISSUER = "https://oauth.mail.ru"  # no OpenID Connect: the pin's issuer is ours to name
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,17 @@ def subject_identity(
     source = "id_token" if info is None else "userinfo"
     email = next((e for e in map(verified_email, sets) if e), None)
     return Identity(email or sub, pin, source)
+
+
+def mailru_identity(info: Mapping[str, Any], issuer: str | None) -> Identity | None:
+    """A Mail.ru user from its userinfo: the email, pinned by `id` (None: no email or id)."""
+    email = _text(info.get("email"))
+    subject = info.get("id", info.get("sub"))
+    subject = str(subject) if isinstance(subject, (str, int)) and subject != "" else None
+    if email is None or "@" not in email or subject is None:
+        return None
+    pin = {F.SUBJECT: subject, F.ISSUER: issuer or MAIL_RU_ISSUER}
+    return Identity(email, pin, "userinfo")
 
 
 def check_identity(

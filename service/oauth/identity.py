@@ -14,11 +14,18 @@ import orjson
 from service import errors
 from service.apps import App
 from service.clock import Clock
-from service.oauth.claims import Identity, microsoft_identity, subject_identity, verified_email
+from service.oauth.claims import (
+    Identity,
+    mailru_identity,
+    microsoft_identity,
+    subject_identity,
+    verified_email,
+)
 from service.oauth.discovery import Discovery
 from service.oauth.jose import JoseFailure, verify_id_token
 from service.outbound.session import read_capped
 from service.providers import GOOGLE_KINDS, MICROSOFT_KINDS
+from service.redirects import with_query
 
 JWKS_MAX_AGE_S = 3600.0
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
@@ -47,6 +54,8 @@ class IdentityVerifier:
         verified email is enough; otherwise userinfo is asked (it must describe the
         id_token's subject), and without a verified email the user is the `sub`.
         """
+        if app.provider == "mailRu":
+            return await self._mailru(app, access_token)
         claims: dict[str, Any] | None = None
         if id_token is not None and await self._can_verify(app):
             claims = await self.verify(app, id_token, nonce, access_token)
@@ -70,6 +79,17 @@ class IdentityVerifier:
         if claims is not None and info.get("sub") != claims.get("sub"):
             raise errors.IdentityUnavailable("userinfo describes another user than the id_token")
         return _found(subject_identity(claims, info, issuer))
+
+    async def _mailru(self, app: App, access_token: str) -> Identity:
+        """Mail.ru's userinfo takes the token as the `access_token` query parameter."""
+        url = await self.discovery.lookup(app, "userinfo_url")
+        if url is None:
+            raise errors.IdentityUnavailable("the Mail.ru app has no userinfo endpoint")
+        info = await self._get_json(with_query(url, access_token=access_token), None, "userinfo")
+        found = mailru_identity(info, _pin_issuer(app))
+        if found is None:
+            raise errors.IdentityUnavailable("Mail.ru's userinfo named no email address and id")
+        return found
 
     async def verify(
         self, app: App, id_token: str, nonce: str, access_token: str | None

@@ -160,3 +160,12 @@ def _reason(exc: JOSEError) -> str:
 
 def _derive(secret: bytes) -> bytes:
     return hmac.new(secret, KEY_LABEL, hashlib.sha256).digest()
+
+
+def can_sign_rs256(pem: str) -> bool:
+    """Whether `pem` is a private key that signs a JWT assertion (RS256), as Google's needs."""
+    try:
+        jwt.encode({"iss": "check", "aud": "check"}, pem, algorithm="RS256")
+    except (JOSEError, ValueError, TypeError):
+        return False
+    return True

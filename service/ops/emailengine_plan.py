@@ -18,8 +18,9 @@ from service.webhooks.events import EVENTS
 PROVIDER_NAMES: dict[str, tuple[str, ...]] = {
     "gmail": ("gmail", "google"),
     "outlook": ("outlook", "microsoft"),
-    # mailRu, gmailService and outlookService are left out until their tokens can be minted
-    # and checked here (service-account tokens: issue 11); the dry run says so.
+    "mailRu": ("mailRu",),
+    # gmailService and outlookService are left out until their tokens can be minted here
+    # (service-account tokens: issue 11); the dry run says so.
 }
 MICROSOFT_LIKE = frozenset({"outlook", "microsoft", "outlookService"})
 CLOUDS = {"global": "global", "gcc-high": "usgov", "china": "china"}  # EmailEngine -> ours

@@ -184,7 +184,12 @@ async def get_account(request: web.Request) -> web.Response:
     account_id = account_param(request)
     await authorize(request, "api", account_id)
     known_query(request, set())
-    return json_response(account_view(await request.app[CORE].accounts.require(account_id)))
+    core = request.app[CORE]
+    account = await core.accounts.require(account_id)
+    app = await core.apps.get(account.app)
+    preset = "imap" if app and app.provider != "oidc" else None  # EmailEngine's default
+    base_scopes = app.fields.get("baseScopes", preset) if app else None
+    return json_response(account_view(account, base_scopes))
 
 
 def revoke_param(request: web.Request) -> bool:

@@ -92,11 +92,11 @@ async def update_app(request: web.Request) -> web.Response:
 
 
 async def delete_app(request: web.Request) -> web.Response:
-    """Delete an OAuth2 app that has no accounts; a missing one answers deleted: false."""
+    """Delete an OAuth2 app and its accounts; a missing one answers deleted: false."""
     await authorize(request, "api")
     app_id = validate.app_id(request.match_info["app"])
     try:
-        await request.app[CORE].apps.delete(app_id)
+        removed = await request.app[CORE].removal.delete_app(app_id)
     except errors.AppNotFound:
         return json_response({"id": app_id, "deleted": False, "accounts": 0})
-    return json_response({"id": app_id, "deleted": True, "accounts": 0})
+    return json_response({"id": app_id, "deleted": True, "accounts": removed})

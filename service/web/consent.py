@@ -6,23 +6,24 @@ sets the binding cookie (service/binding.py) whose hash the state keeps.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from service import binding, errors, limits, validate
+from service.apps import App
 from service.consent import CallbackError, ConsentRequest, require_consentable
 from service.consent_state import STATE_TTL_S
 from service.core import Core
 from service.redirects import check_redirect_url, with_query
 from service.store.connection import STORE_ERRORS
 from service.web.appkeys import CORE
-from service.web.io import authorize, json_body, json_response
 
-FORM_FIELDS = {"account", "app", "name", "redirectUrl", "expectedUser", "ttl"}
 NO_STORE = {"Cache-Control": "no-store"}
 PROVIDER_NAMES = {
     "gmail": "Google",
@@ -31,6 +32,7 @@ PROVIDER_NAMES = {
     "outlookService": "Microsoft",
     "mailRu": "Mail.ru",
 }
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 PageHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -43,51 +45,29 @@ async def consent_request(
     expected_user: str | None = None,
     name: str | None = None,
 ) -> ConsentRequest:
-    """A checked ConsentRequest: the app exists, the redirectUrl is allowed, an account id."""
+    """A checked ConsentRequest: the app exists, the redirectUrl is allowed, an account id.
+
+    An empty `app` leaves the choice to the user, on the hosted link's page.
+    """
     account_id = secrets.token_hex(8) if account is None else validate.account_id(account)
-    require_consentable(await core.apps.require(app))
+    if app:
+        require_consentable(await core.apps.require(app))
     if redirect_url is not None:
         allowed = await core.cached_settings.get("allowedRedirectUrls")
         check_redirect_url(redirect_url, core.config.base_url, list(allowed or []))
     return ConsentRequest(account_id, app, redirect_url, expected_user, name)
 
 
-async def authentication_form(request: web.Request) -> web.Response:
-    """Create a hosted link (signed, expiring, single-use) that starts a consent."""
-    await authorize(request, "api")
-    body = await json_body(request)
-    validate.no_unknown(body, FORM_FIELDS)
-    core = request.app[CORE]
-    bounds = limits.LINK_TTL_S
-    ttl = body.get("ttl", bounds.default)
-    if isinstance(ttl, bool) or not isinstance(ttl, int) or not bounds.low <= ttl <= bounds.high:
-        raise errors.InvalidInput(
-            f"ttl must be an integer from {bounds.low} to {bounds.high} seconds",
-            details={"field": "ttl"},
-        )
-    consent = await consent_request(
-        core,
-        account=body.get("account"),
-        app=await _app_of(core, body),
-        redirect_url=validate.string(body, "redirectUrl", required=True, max_len=limits.URL_MAX),
-        expected_user=validate.string(body, "expectedUser", max_len=limits.USER_MAX),
-        name=validate.string(body, "name", max_len=limits.NAME_MAX),
-    )
-    return json_response({"url": await core.links.create(consent, ttl)})
-
-
-async def _app_of(core: Core, body: dict[str, Any]) -> str:
-    """The app named in the body; else the existing account's; else the only app there is."""
-    if body.get("app") is not None:
-        return validate.app_id(body["app"])
-    if body.get("account") is not None:
-        account = await core.accounts.get(validate.account_id(body["account"]))
-        if account is not None:
-            return account.app
-    apps = await core.apps.all()
-    if len(apps) != 1:
-        raise errors.InvalidInput("app is required (name the OAuth2 app)", details={"field": "app"})
-    return apps[0].id
+async def consentable_apps(core: Core) -> list[App]:
+    """The apps a user may connect an account to (enabled, interactive), by id."""
+    found = []
+    for app in await core.apps.all():
+        try:
+            require_consentable(app)
+        except errors.ApiError:
+            continue
+        found.append(app)
+    return sorted(found, key=lambda app: app.id)
 
 
 def page_errors(handler: PageHandler) -> PageHandler:
@@ -97,7 +77,7 @@ def page_errors(handler: PageHandler) -> PageHandler:
         try:
             return await handler(request)
         except CallbackError as exc:
-            return _error_page(request, exc.error, exc.redirect_url)
+            return _error_page(request, exc.error, exc.redirect_url, exc.retry_url)
         except errors.ApiError as exc:
             return _error_page(request, exc, None)
         except STORE_ERRORS:
@@ -117,12 +97,15 @@ async def direct_link(core: Core, consent: ConsentRequest) -> str:
 
 
 async def start_in_browser(
-    request: web.Request, consent: ConsentRequest, status: int
+    request: web.Request,
+    consent: ConsentRequest,
+    status: int,
+    link: dict[str, object] | None = None,
 ) -> web.Response:
     """Start `consent` bound to this browser: set the binding cookie, go to the provider."""
     core = request.app[CORE]
     bound = browser_binding(request)
-    response = _redirect(await core.consent.start(consent, bound), status)
+    response = _redirect(await core.consent.start(consent, bound, link), status)
     set_binding(response, core.config.base_url, bound)
     return response
 
@@ -157,12 +140,16 @@ async def open_link(request: web.Request) -> web.StreamResponse:
     if link.direct and request.method == "GET":  # a HEAD spends nothing
         return await start_in_browser(request, await core.links.spend(link), 302)
     consent = await core.links.peek(link)
-    app = await core.apps.require(consent.app)
     bound = browser_binding(request)
+    apps = [await core.apps.require(consent.app)] if consent.app else await consentable_apps(core)
+    if not apps:
+        raise errors.AppNotFound("no OAuth2 app can connect an account now")
     context = {
         "link": token,
         "token": binding.form_token(bound, link.id),
-        "provider": PROVIDER_NAMES.get(app.provider) or app.fields.get("name") or "your provider",
+        "provider": _provider_name(apps[0]) if len(apps) == 1 else "your provider",
+        "choices": [] if consent.app else [(app.id, _provider_name(app)) for app in apps],
+        "ask_email": consent.delegated and not consent.email,
     }
     response = _page(request, "consent_start.html", context, 200)
     set_binding(response, core.config.base_url, bound)
@@ -187,14 +174,44 @@ async def start_link(request: web.Request) -> web.StreamResponse:
         raise errors.FormTokenInvalid(
             "this page has expired or did not come from this service; open the link again"
         )
-    return await start_in_browser(request, await core.links.spend(link), 303)
+    await _chosen(core, await core.links.peek(link), form)  # a bad choice spends nothing
+    spent = await core.links.spend(link)
+    retry = core.links.retry_info(link, spent)
+    return await start_in_browser(request, await _chosen(core, spent, form), 303, retry)
+
+
+async def _chosen(core: Core, consent: ConsentRequest, form: Any) -> ConsentRequest:
+    """The link's request with what the user chose on its page: the app, a shared mailbox."""
+    if not consent.app:
+        app = validate.app_id(_text(form.get("app")))
+        require_consentable(await core.apps.require(app))
+        consent = replace(consent, app=app)
+    if consent.delegated and not consent.email:
+        email = (_text(form.get("email")) or "").strip()
+        if not EMAIL.search(email) or len(email) > limits.USER_MAX:
+            raise errors.InvalidInput("enter the shared mailbox's email address")
+        consent = replace(consent, email=email)
+    return consent
+
+
+def _provider_name(app: App) -> str:
+    return PROVIDER_NAMES.get(app.provider) or str(app.fields.get("name") or app.id)
 
 
 @page_errors
 async def oauth_callback(request: web.Request) -> web.StreamResponse:
-    """Finish a consent: check the answer, save the account, send the user back."""
+    """Finish a consent: check the answer, save the account, send the user back.
+
+    A user who backed out at the provider gets the hosted link back, to try again.
+    """
+    core = request.app[CORE]
     bound = binding.usable(request.cookies.get(binding.COOKIE))
-    done = await request.app[CORE].consent.finish(request.query, bound)
+    try:
+        done = await core.consent.finish(request.query, bound)
+    except CallbackError as exc:
+        if exc.retry:
+            exc.retry_url = await core.links.restore(exc.retry)
+        raise
     if done.redirect_url:
         target = with_query(done.redirect_url, account=done.account, state=done.state)
         return _redirect(target, 303)
@@ -211,7 +228,10 @@ def _redirect(location: str, status: int) -> web.Response:
 
 
 def _error_page(
-    request: web.Request, error: errors.ApiError, redirect_url: str | None
+    request: web.Request,
+    error: errors.ApiError,
+    redirect_url: str | None,
+    retry_url: str | None = None,
 ) -> web.Response:
     back = with_query(redirect_url, error=error.code) if redirect_url else None
     details = error.details or {}
@@ -220,6 +240,7 @@ def _error_page(
         "message": error.message,
         "missing": details.get("missingScopes", []),
         "back": back,
+        "retry": retry_url,
     }
     return _page(request, "consent_error.html", context, error.status)
 

@@ -62,8 +62,11 @@ def list_item(account: Account) -> dict[str, Any]:
     }
 
 
-def account_view(account: Account) -> dict[str, Any]:
-    """GET /v1/account/{id}: EmailEngine's keys (IMAP ones as an API-only account has them)."""
+def account_view(account: Account, base_scopes: str | None) -> dict[str, Any]:
+    """GET /v1/account/{id}: EmailEngine's keys (IMAP ones as an API-only account has them).
+
+    `base_scopes` is the app's scope preset (None: the app is gone).
+    """
     return {
         **list_item(account),
         "logs": False,
@@ -74,4 +77,7 @@ def account_view(account: Account) -> dict[str, Any]:
         "imapIndexer": "full",
         "oauth2": oauth2_view(account),
         "smtpStatus": None,
+        "imap": False,  # no IMAP or SMTP settings: tokenbroker keeps tokens only
+        "smtp": False,
+        "baseScopes": base_scopes,
     }

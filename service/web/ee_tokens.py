@@ -83,6 +83,8 @@ async def create_token(request: web.Request) -> web.Response:
     scopes = body.get("scopes")
     if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
         raise errors.InvalidInput("scopes must be a list", details={"field": "scopes"})
+    if "api" in scopes and "oauth-tokens" not in scopes:
+        scopes = [*scopes, "oauth-tokens"]  # EmailEngine's `api` includes the token endpoint
     description = validate.string(body, "description", max_len=limits.DESCRIPTION_MAX)
     token, meta = await core.tokens.create(scopes, account, description, None, core.clock.now_ms())
     return json_response({"token": token, "id": meta.id})

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.limits import LINK_TTL_S, NAME_MAX, URL_MAX, USER_MAX
+from service.limits import LINK_TTL_S, NAME_MAX, SCOPES_MAX, URL_MAX, USER_MAX
 
 Schema = dict[str, Any]
 PAGE_TYPE = "text/html"
+MAILBOX_NOTE = "EmailEngine's mailbox setting: checked, without effect (no mailbox is opened)"
 
 
 def _string(*, nullable: bool = False, **keywords: Any) -> Schema:
@@ -35,6 +36,50 @@ def consent_schemas(url_pattern: str, account_pattern: str, app_pattern: str) ->
                 "under an allowedRedirectUrls prefix, else 400 RedirectUrlNotAllowed",
             },
             "expectedUser": _string(nullable=True, minLength=1, maxLength=USER_MAX),
+            "expectedEmail": _string(
+                nullable=True,
+                minLength=1,
+                maxLength=USER_MAX,
+                description="EmailEngine's name of expectedUser",
+            ),
+            "type": _string(
+                nullable=True,
+                pattern=app_pattern,
+                description="EmailEngine's name of app (`imap` is refused: OAuth2 accounts only)",
+            ),
+            "email": _string(
+                nullable=True,
+                minLength=1,
+                maxLength=USER_MAX,
+                pattern=r"^[^@\s]+@[^@\s]+$",
+                description="the mailbox address kept on the account",
+            ),
+            "delegated": {
+                "anyOf": [
+                    {"type": ["boolean", "null"]},
+                    {"enum": ["Y", "true", "1", "N", "false", "0", "", 0, 1]},
+                ],
+                "description": "a shared mailbox (Microsoft): `email` is its address, asked for "
+                "on the link's page when absent",
+            },
+            **{
+                key: _string(nullable=True, format="date-time", description=MAILBOX_NOTE)
+                for key in ("syncFrom", "notifyFrom")
+            },
+            **{
+                key: {
+                    "anyOf": [
+                        _string(nullable=True, minLength=1, maxLength=NAME_MAX),
+                        {
+                            "type": "array",
+                            "maxItems": SCOPES_MAX,
+                            "items": _string(minLength=1, maxLength=NAME_MAX),
+                        },
+                    ],
+                    "description": MAILBOX_NOTE,
+                }
+                for key in ("path", "subconnections")
+            },
             "ttl": {
                 "type": ["integer", "null"],
                 "minimum": LINK_TTL_S.low,
@@ -60,6 +105,8 @@ def consent_schemas(url_pattern: str, account_pattern: str, app_pattern: str) ->
         "properties": {
             "link": _string(description="the hosted link's signed token"),
             "token": _string(description="the form token of the link's page, for this browser"),
+            "app": _string(description="the app the user chose (a link made without one)"),
+            "email": _string(description="the shared mailbox's address (a delegated link)"),
         },
         "required": ["link", "token"],
         "additionalProperties": False,

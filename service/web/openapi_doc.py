@@ -241,7 +241,15 @@ ROUTES = (
         "AppInUse OperatorAuthorityRequired",
         body="AppUpdate",
     ),
-    Route("app_delete", f"DELETE {P}", "Delete an OAuth2 app", "AppDeleted", "AppInUse"),
+    Route("app_delete", f"DELETE {P}", "Delete an OAuth2 app and its accounts", "AppDeleted"),
+    Route(
+        "app_verify",
+        f"POST {P}/verify",
+        "Check an OAuth2 app's set-up step by step",
+        "AppVerified",
+        "AppNotFound",
+        body="AppVerify",
+    ),
     Route(
         "settings_get",
         f"GET {S}",

@@ -55,6 +55,9 @@ def ee_account_view(account: Schema) -> Schema:
         "path": _t("string"),
         "imapIndexer": _t("string"),
         "smtpStatus": _t("null"),
+        "imap": _t("boolean", const=False),
+        "smtp": _t("boolean", const=False),
+        "baseScopes": _t("string", "null", description="the app's scope preset"),
         "oauth2": oauth2,
     }
     props = {**account["properties"], **extra}

@@ -266,6 +266,39 @@ def _app_schemas() -> Schema:
         "AppDeleted": _obj(
             {"id": schema_type("string"), "deleted": schema_type("boolean"), "accounts": count}
         ),
+        "AppVerify": _obj(
+            {
+                "account": {"type": ["string", "null"], "maxLength": USER_MAX},
+                "testConnection": {
+                    "anyOf": [
+                        {"type": ["boolean", "null"]},
+                        {"enum": ["Y", "true", "1", "on", "N", "false", "0", "", 0, 1]},
+                    ]
+                },
+            },
+            required=(),
+            closed=True,
+        ),
+        "AppVerified": _obj(
+            {
+                "app": schema_type("string"),
+                "provider": schema_type("string"),
+                "authMethod": {"type": ["string", "null"]},
+                "account": {"type": ["string", "null"]},
+                "ok": schema_type("boolean"),
+                "steps": schema_type(
+                    "array",
+                    items=_obj(
+                        {
+                            **_each("id label message", "string"),
+                            "status": schema_type("string", enum=["ok", "fail", "skip"]),
+                            "hint": schema_type("string"),
+                        },
+                        required=("id", "label", "status", "message"),
+                    ),
+                ),
+            }
+        ),
         "AppCreate": _app_input_schema(create=True),
         "AppUpdate": _app_input_schema(create=False),
     }

@@ -6,7 +6,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from service.web.consent import FORM_FIELDS
+from service.web.ee_form import FORM_FIELDS
 from service.web.openapi_doc import build_document
 
 

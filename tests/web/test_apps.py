@@ -100,7 +100,7 @@ async def test_frozen_while_in_use_and_delete(
     admin: dict[str, str],
     import_account: Callable[..., Awaitable[Any]],
 ) -> None:
-    """Endpoints cannot change and the app cannot be deleted while accounts use it."""
+    """Endpoints cannot change while accounts use the app; deleting it deletes them."""
     await import_account()
     resp = await client.put(
         "/v1/oauth2/idp", json={"tokenUrl": "http://127.0.0.1:1/t"}, headers=admin
@@ -109,12 +109,16 @@ async def test_frozen_while_in_use_and_delete(
     assert (await resp.json())["code"] == "AppInUse"
     resp = await client.put("/v1/oauth2/idp", json={"name": "renamed"}, headers=admin)
     assert resp.status == 200
-    resp = await client.delete("/v1/oauth2/idp", headers=admin)
-    assert resp.status == 409
-    await client.delete("/v1/account/example", headers=admin)
+    await import_account("second")
     resp = await client.delete("/v1/oauth2/idp", headers=admin)
     assert resp.status == 200
+    assert await resp.json() == {"id": "idp", "deleted": True, "accounts": 2}
     assert (await client.get("/v1/oauth2/idp", headers=admin)).status == 404
+    for account in ("example", "second"):
+        gone = await client.get(f"/v1/account/{account}", headers=admin)
+        assert gone.status == 404, account
+    listed = await client.get("/v1/accounts", headers=admin)
+    assert (await listed.json())["total"] == 0
 
 
 OIDC = {"id": "corp", "provider": "oidc", "clientId": "c", "clientSecret": "s"}

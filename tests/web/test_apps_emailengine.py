@@ -14,9 +14,7 @@ Client = TestClient[web.Request, web.Application]
 CREATES = [n for n in named("oauth2.create.") if ".error." not in n and "transient" not in n]
 # Reviewed differences, each listed in docs/emailengine.md:
 # - `name` is optional here (the id stands in), so an empty body names only `provider`;
-# - deleting an app that has accounts is refused (409 AppInUse), not done leaving them;
 # - error bodies carry `code` and `details` in place of Joi's `fields` list.
-REFUSED_DELETE = "oauth2.delete.with-accounts"
 
 
 async def replay(

@@ -24,7 +24,7 @@ IMPORTS = [
     "account.import.duplicate-oauth2-user-accepted",
 ]
 # The recorded accounts had IMAP workers; ours have none: their counters and IMAP errors differ.
-# baseScopes is the app's (EmailEngine's scope presets, added with its app types).
+# baseScopes is null for the oidc test app (no presets; the conformance test has EE's apps).
 # API tokens: no client IP is kept, and last use is written in batches (so null at first).
 SKIP = frozenset(
     {"counters.events", "lastError", "accounts[].counters.events", "accounts[].lastError"}

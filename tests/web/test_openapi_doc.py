@@ -222,8 +222,8 @@ def test_account_views_match_the_account_schema() -> None:
     items = [list_item(full), list_item(bare)]
     page = {"total": 2, "page": 0, "pages": 1, "query": False, "state": "*", "accounts": items}
     assert _errors_of("AccountPage", page) == []
-    for account in (full, bare):
-        assert _errors_of("AccountView", account_view(account)) == []
+    for account, preset in ((full, "imap"), (bare, None)):
+        assert _errors_of("AccountView", account_view(account, preset)) == []
 
 
 def test_app_views_match_the_app_schema() -> None:
