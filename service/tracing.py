@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Protocol
 
@@ -23,7 +23,17 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import (
+    Span as OtelSpan,
+)
+from opentelemetry.trace import (
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+    get_current_span,
+    set_span_in_context,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from service.config import Config
@@ -52,6 +62,36 @@ class _NoSpan:
         return None
 
 
+class _LiveSpan:
+    """A started span made current while the block runs, then ended.
+
+    A failure marks it as an error naming only the exception's type: an exception's text may
+    quote what a span must not carry.
+    """
+
+    __slots__ = ("span", "token")
+
+    def __init__(self, span: OtelSpan) -> None:
+        self.span = span
+        self.token: object = None
+
+    def __enter__(self) -> OtelSpan:
+        self.token = otel_context.attach(set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if kind is not None:
+            self.span.set_status(Status(StatusCode.ERROR, kind.__name__))
+        otel_context.detach(self.token)  # type: ignore[arg-type]
+        self.span.end()
+
+
+def _unsampled_parent() -> bool:
+    """Whether the current span is a real one that is not being recorded (not sampled)."""
+    current = get_current_span()
+    return current.get_span_context().is_valid and not current.is_recording()
+
+
 class Tracing:
     """Starts spans when on; when off, every method is a constant-time no-op."""
 
@@ -78,10 +118,13 @@ class Tracing:
     def span(
         self, name: str, *, start_ns: int | None = None
     ) -> contextlib.AbstractContextManager[Span]:
-        """A child of the current span (a root when there is none), current while open."""
-        if self._tracer is None:
+        """A child of the current span (a root when there is none), current while open.
+
+        Under a span that is not sampled, no child is made: it would not be recorded either.
+        """
+        if self._tracer is None or _unsampled_parent():
             return self._off
-        return self._live(name, SpanKind.INTERNAL, None, start_ns)
+        return _LiveSpan(self._tracer.start_span(name, start_time=start_ns))
 
     def server_span(
         self, name: str, headers: Mapping[str, str]
@@ -90,31 +133,12 @@ class Tracing:
         if self._tracer is None:
             return self._off
         parent = self._propagator.extract(headers)
-        return self._live(name, SpanKind.SERVER, parent, None)
+        return _LiveSpan(self._tracer.start_span(name, parent, SpanKind.SERVER))
 
     def child_at(self, name: str, start_ns: int, end_ns: int) -> None:
         """A finished child of the current span that covered [start_ns, end_ns] (e.g. a claim)."""
-        if self._tracer is not None and start_ns:
+        if self._tracer is not None and start_ns and not _unsampled_parent():
             self._tracer.start_span(name, start_time=start_ns).end(end_time=end_ns)
-
-    @contextlib.contextmanager
-    def _live(
-        self, name: str, kind: SpanKind, parent: otel_context.Context | None, start_ns: int | None
-    ) -> Iterator[Span]:
-        assert self._tracer is not None  # noqa: S101 - only called when on
-        with self._tracer.start_as_current_span(
-            name,
-            context=parent,
-            kind=kind,
-            start_time=start_ns,
-            record_exception=False,  # an exception's text may quote what it should not
-            set_status_on_exception=False,
-        ) as span:
-            try:
-                yield span
-            except BaseException as exc:
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                raise
 
     def shutdown(self) -> None:
         """Send the spans still buffered, then stop the exporter (a no-op when off)."""

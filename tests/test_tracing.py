@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 from service.config import Config, ConfigError
 from service.store.embedded import free_port
@@ -72,6 +76,34 @@ def test_tracing_off_costs_one_shared_no_op_span() -> None:
         span.set_attribute("account.id", "x")
     assert trace_configs(config) == []
     tracing.shutdown()
+
+
+def _in_memory() -> tuple[Tracing, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return Tracing(provider), exporter
+
+
+def test_an_unsampled_caller_gets_no_child_spans() -> None:
+    """Under a traceparent whose sampled flag is off, spans are the shared no-op (nothing sent)."""
+    tracing, exporter = _in_memory()
+    trace_id, span_id = _incoming()
+    with tracing.server_span("GET /x", {"traceparent": f"00-{trace_id}-{span_id}-00"}):
+        assert tracing.span("auth") is tracing.span("cache")
+        tracing.child_at("claim", 1, 2)
+    assert exporter.get_finished_spans() == ()
+
+
+def test_a_failed_span_names_only_the_exception_type() -> None:
+    """A span whose block raises is an error described by the exception's type, not its text."""
+    tracing, exporter = _in_memory()
+    with pytest.raises(ValueError, match="sk-secret"), tracing.span("refresh"):
+        raise ValueError("sk-secret")
+    (span,) = exporter.get_finished_spans()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.status.description == "ValueError"
+    assert not span.events
 
 
 def test_only_the_http_protobuf_protocol_is_accepted() -> None:

@@ -1,7 +1,8 @@
 """`make bench`: wrk against GET /v1/account/{id}/oauth-token and against a bare aiohttp handler.
 
-The token endpoint is measured twice: tracing off (the default), and on, exporting to a
-counting OTLP/HTTP sink (tests/bench/otlp_sink.py) with the SDK's default batching.
+The token endpoint is measured three times: tracing off (the default); on, exporting every
+trace to a counting OTLP/HTTP sink (tests/bench/otlp_sink.py) with the SDK's default
+batching; and on with 1 % of the traces sampled (OTEL_TRACES_SAMPLER, as the README shows).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ APP_ID = "idp"
 THREADS, CONNECTIONS, WARMUP_S, DURATION_S = 2, 64, 2, 10
 START_TIMEOUT_S = 20.0
 TARGET_RATIO, TARGET_P99_MS = 0.50, 20.0
+SAMPLED_RATIO = "0.01"
 UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 
 # One prebuilt request per account; each wrk thread picks one at random per request.
@@ -293,6 +295,7 @@ class Results:
     bare: WrkResult
     token: WrkResult
     traced: WrkResult  # the token endpoint with tracing on
+    sampled: WrkResult  # the same with SAMPLED_RATIO of the traces sampled
     size: int  # bytes of one token answer
     spans: int  # spans the sink received from the traced run
 
@@ -329,6 +332,14 @@ def run(stack: contextlib.ExitStack, profile: Path | None) -> Results:
     traced_web, _ = start_server(
         stack, [str(TOKENBROKER), "web", "--port"], traced_env, tmp / "traced.log"
     )
+    sampled_env = {
+        **traced_env,
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": SAMPLED_RATIO,
+    }
+    sampled_web, _ = start_server(
+        stack, [str(TOKENBROKER), "web", "--port"], sampled_env, tmp / "sampled.log"
+    )
     script = tmp / "accounts.lua"
     script.write_text(LUA.substitute(token=api_token, count=ACCOUNTS))
     idp.reset()
@@ -349,15 +360,19 @@ def run(stack: contextlib.ExitStack, profile: Path | None) -> Results:
         f"bench: wrk {WARMUP_S}+{DURATION_S} s against the token endpoint, traced", file=sys.stderr
     )
     traced_result = measure(traced_web, script)
+    spans = sink_spans(sink)
+    print(f"bench: wrk {WARMUP_S}+{DURATION_S} s, traced, {SAMPLED_RATIO} sampled", file=sys.stderr)
+    sampled_result = measure(sampled_web, script)
     refreshes = idp.stats()["refresh_requests"]
     if refreshes:
         raise BenchError(f"the benchmark triggered {refreshes} refreshes at the provider")
-    return Results(bare_result, token_result, traced_result, size, sink_spans(sink))
+    return Results(bare_result, token_result, traced_result, sampled_result, size, spans)
 
 
 def report(results: Results) -> str:
     """The result table."""
     bare, token, traced, size = results.bare, results.token, results.traced, results.size
+    sampled = results.sampled
     ratio = token.rps / bare.rps
 
     def verdict(ok: bool) -> str:
@@ -369,14 +384,18 @@ def report(results: Results) -> str:
         f"{'bare aiohttp':<22}{bare.rps:>10.0f}{bare.p50_ms:>10.2f}{bare.p99_ms:>10.2f}",
         f"{'token endpoint':<22}{token.rps:>10.0f}{token.p50_ms:>10.2f}{token.p99_ms:>10.2f}",
         f"{'token, traced':<22}{traced.rps:>10.0f}{traced.p50_ms:>10.2f}{traced.p99_ms:>10.2f}",
+        f"{'token, traced 1 %':<22}{sampled.rps:>10.0f}{sampled.p50_ms:>10.2f}"
+        f"{sampled.p99_ms:>10.2f}",
         f"ratio token/bare {ratio:.2f}  (target >= {TARGET_RATIO:.2f})  "
         + verdict(ratio >= TARGET_RATIO),
         f"token p99 {token.p99_ms:.2f} ms  (target < {TARGET_P99_MS:.0f} ms)  "
         + verdict(token.p99_ms < TARGET_P99_MS),
         f"ratio traced/bare {traced.rps / bare.rps:.2f}  (tracing on; the sink received "
         f"{results.spans} spans for {traced.requests} measured + warm-up requests)",
+        f"ratio traced 1 %/bare {sampled.rps / bare.rps:.2f}  (OTEL_TRACES_SAMPLER="
+        f"parentbased_traceidratio, OTEL_TRACES_SAMPLER_ARG={SAMPLED_RATIO})",
     ]
-    for name, result in (("bare", bare), ("token", token), ("traced", traced)):
+    for name, result in (("bare", bare), ("token", token), ("traced", traced), ("1 %", sampled)):
         if result.socket_errors:
             rows.append(f"{name}: socket errors: {result.socket_errors}")
     return "\n".join(rows)
