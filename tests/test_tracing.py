@@ -189,6 +189,7 @@ async def test_web_and_worker_send_linked_spans_without_secrets(
 
         await broker.wait_until(arrived, "the spans of every unit of work", 30)
         after = await _secrets_of(broker, ids)
+        broker.core.tracing.shutdown()  # the test's own core read the same environment
 
     requests = {s.trace_id: s for s in otlp.named(TOKEN_ROUTE)}
     for trace_id, caller in (cached_trace, stale_trace):
