@@ -76,6 +76,9 @@ class Config:
     webhook_retry_base_ms: int = t.WEBHOOK_RETRY_BASE_MS.default
     webhook_lease_ms: int = t.WEBHOOK_LEASE_MS.default
     webhook_concurrency: int = t.WEBHOOK_CONCURRENCY.default
+    otel_endpoint: str | None = t.OTEL_ENDPOINT.default  # None: tracing off
+    otel_service_name: str = t.OTEL_SERVICE_NAME.default
+    otel_protocol: str = t.OTEL_PROTOCOL.default
 
     def __post_init__(self) -> None:
         if self.shutdown_grace_s < self.provider_timeout_s:

@@ -210,6 +210,21 @@ WEBHOOK_CONCURRENCY = Setting(
     low=1, high=1024,
 )  # fmt: skip
 
+OTEL_ENDPOINT = Setting[str | None](
+    "OTEL_EXPORTER_OTLP_ENDPOINT", "otel_endpoint", "url", None,
+    "OpenTelemetry traces: the OTLP/HTTP collector's base URL (spans go to `<url>/v1/traces`); unset, tracing is off and costs nothing",
+    shown_default="(off)",
+)  # fmt: skip
+OTEL_SERVICE_NAME = Setting(
+    "OTEL_SERVICE_NAME", "otel_service_name", "text", "tokenbroker",
+    "the traces' `service.name`",
+)  # fmt: skip
+OTEL_PROTOCOL = Setting(
+    "OTEL_EXPORTER_OTLP_PROTOCOL", "otel_protocol", "choice", "http/protobuf",
+    "the OTLP transport; only `http/protobuf` is supported",
+    choices=("http/protobuf",),
+)  # fmt: skip
+
 SETTINGS: tuple[Setting[object], ...] = (
     REDIS_URL, REDIS_MODE, SECRET, OLD_SECRETS, HOST, PORT, BASE_URL, REDIS_PREFIX,
     SCHEDULE_PARTITIONS, LOG_FORMAT, ENABLE_OAUTH_TOKENS_API, ALLOW_ENDPOINT_OVERRIDES,
@@ -218,5 +233,5 @@ SETTINGS: tuple[Setting[object], ...] = (
     WORKER_CONCURRENCY, APP_RATE_PER_S, WEB_REFRESH_CONCURRENCY, LEASE_MS, POLL_MS,
     SHUTDOWN_GRACE_S, WORKER_HEALTH_FILE, WORKER_METRICS_PORT, WORKER_METRICS_HOST,
     WEBHOOK_TIMEOUT_S, WEBHOOK_RETRY_BUDGET_S, WEBHOOK_RETRY_BASE_MS, WEBHOOK_LEASE_MS,
-    WEBHOOK_CONCURRENCY,
+    WEBHOOK_CONCURRENCY, OTEL_ENDPOINT, OTEL_SERVICE_NAME, OTEL_PROTOCOL,
 )  # fmt: skip

@@ -25,6 +25,7 @@ from service.store.cache import LocalCache
 from service.store.keys import Keys
 from service.store.scripts import Scripts
 from service.tokens import TokenService
+from service.tracing import Tracing
 
 
 @dataclass
@@ -55,6 +56,7 @@ class Core:
     identity: IdentityVerifier
     consent: ConsentFlow
     links: HostedLinks
+    tracing: Tracing
 
 
 def build_core(config: Config, redis: Redis, http: aiohttp.ClientSession, clock: Clock) -> Core:
@@ -70,7 +72,8 @@ def build_core(config: Config, redis: Redis, http: aiohttp.ClientSession, clock:
     apps = AppStore(redis, keys, scripts, cipher, config, forget, wants, cache)
     accounts = AccountStore(redis, keys, scripts, cipher, forget, wants)
     oauth = OAuthClient(http, clock, config.provider_timeout_s)
-    refresher = Refresher(redis, keys, accounts, apps, oauth, clock, config)
+    tracing = Tracing.from_config(config)
+    refresher = Refresher(redis, keys, accounts, apps, oauth, clock, config, tracing)
     signer = Signer(config.secret_key, config.old_secret_keys)
     identity = IdentityVerifier(http, oauth.discovery, clock, oauth.timeout)
     consent = ConsentFlow(
@@ -92,11 +95,14 @@ def build_core(config: Config, redis: Redis, http: aiohttp.ClientSession, clock:
         oauth=oauth,
         refresher=refresher,
         removal=AccountRemoval(accounts, apps, oauth, clock),
-        token_service=TokenService(redis, keys, scripts, cache, accounts, refresher, clock),
+        token_service=TokenService(
+            redis, keys, scripts, cache, accounts, refresher, clock, tracing
+        ),
         signer=signer,
         identity=identity,
         consent=consent,
         links=HostedLinks(redis, keys, signer, clock, config.base_url),
+        tracing=tracing,
     )
 
 

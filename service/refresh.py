@@ -28,6 +28,7 @@ from service.refresh_results import (
     retry_delay_ms,
 )
 from service.store.keys import Keys
+from service.tracing import Tracing
 
 log = structlog.get_logger("refresh")
 LOCK_POLL_S = 0.02
@@ -53,9 +54,11 @@ class Refresher:
         oauth: OAuthClient,
         clock: Clock,
         config: Config,
+        tracing: Tracing | None = None,
     ) -> None:
         self.redis, self.keys, self.accounts, self.apps = redis, keys, accounts, apps
         self.oauth, self.clock, self.config = oauth, clock, config
+        self.tracing = tracing or Tracing()
         self.incident: Callable[[str], None] = lambda kind: None  # a metrics hook
         self.results = ResultWriter(accounts, apps, oauth, clock, config, self._incident)
         self.rate = AppRateLimit(keys, accounts.scripts, config.app_rate_per_s)
@@ -158,9 +161,11 @@ class Refresher:
         lock_key = self.keys.lock(account_id)
         while True:
             value = secrets.token_hex(16)
-            lock = await take(
-                self.redis, self.accounts.scripts, lock_key, value, self.config.lock_ms
-            )
+            with self.tracing.span("lock") as span:
+                lock = await take(
+                    self.redis, self.accounts.scripts, lock_key, value, self.config.lock_ms
+                )
+                span.set_attribute("lock.taken", lock is not None)
             if lock is not None:
                 try:
                     return await self._with_lock(account_id, lock, min_valid_ms, force)
@@ -193,21 +198,29 @@ class Refresher:
         result = await self._call(app, sent, lock)
         if isinstance(result, Failure) and _worth_the_previous(result, account):
             result, sent = await self._try_previous(account, app, lock, result, sent)
-        if isinstance(result, Granted):
-            outcome = await self.results.store(account, app, lock, result, sent)
-            if "error" in app.fields:  # the app's credentials work again
-                await self.apps.set_error(app, None, self.clock.now_ms())
-            return outcome
-        return await self.results.fail(account, app, lock, result)
+        with self.tracing.span("store") as span:
+            span.set_attribute("refresh.granted", isinstance(result, Granted))
+            if isinstance(result, Granted):
+                outcome = await self.results.store(account, app, lock, result, sent)
+                if "error" in app.fields:  # the app's credentials work again
+                    await self.apps.set_error(app, None, self.clock.now_ms())
+                return outcome
+            return await self.results.fail(account, app, lock, result)
 
     async def _call(self, app: App, refresh_token: str, lock: HeldLock) -> RefreshResult:
         """The provider call, awaited while the lock is ours (see HeldLock.hold_during)."""
-        call = self.oauth.refresh(app, self.apps.client_secret(app), refresh_token)
-        try:
-            return await lock.hold_during(call, self.config.provider_answer_max_s)
-        except AnswerAbandoned:
-            self._incident("answer_abandoned")
-            return Failure("transient", "timeout", "the provider did not answer in time", sent=True)
+        with self.tracing.span("provider call") as span:
+            span.set_attribute("app.id", app.id)
+            call = self.oauth.refresh(app, self.apps.client_secret(app), refresh_token)
+            try:
+                result = await lock.hold_during(call, self.config.provider_answer_max_s)
+            except AnswerAbandoned:
+                self._incident("answer_abandoned")
+                result = Failure(
+                    "transient", "timeout", "the provider did not answer in time", sent=True
+                )
+            span.set_attribute("refresh.result", _result_name(result))
+            return result
 
     async def _try_previous(
         self, account: Account, app: App, lock: HeldLock, failure: Failure, sent: str
@@ -244,6 +257,18 @@ def _worth_the_previous(failure: Failure, account: Account) -> bool:
     return account.answer_lost_ms is not None or failure.error == "invalid_grant"
 
 
+def _result_name(result: RefreshResult) -> str:
+    """A provider call's result for a span: `granted`, or the failure's kind and error code."""
+    return "granted" if isinstance(result, Granted) else f"{result.kind}:{result.error}"
+
+
+def outcome_name(outcome: Outcome) -> str:
+    """A refresh's outcome for a span or a log: refreshed, skipped, or the failure's kind."""
+    if isinstance(outcome, Refreshed):
+        return "refreshed" if outcome.called else "skipped"
+    return outcome.failure.kind
+
+
 def _reauth_failure(account: Account) -> Failure:
     error = account.last_error or {}
     return Failure(
@@ -254,4 +279,11 @@ def _reauth_failure(account: Account) -> Failure:
     )
 
 
-__all__ = ["Outcome", "RefreshFailed", "Refreshed", "Refresher", "retry_delay_ms"]
+__all__ = [
+    "Outcome",
+    "RefreshFailed",
+    "Refreshed",
+    "Refresher",
+    "outcome_name",
+    "retry_delay_ms",
+]

@@ -13,12 +13,13 @@ from service.apitokens import ApiToken, check_access, raw_digest, token_from_has
 from service.clock import Clock, iso
 from service.crypto.cipher import sha256_hex
 from service.providers import SERVICE_KINDS
-from service.refresh import Refreshed, Refresher
+from service.refresh import Refreshed, Refresher, outcome_name
 from service.refresh_errors import needs_reauth, reauth_required, refresh_error
 from service.store.cache import MISS, LocalCache
 from service.store.connection import read_hash
 from service.store.keys import CacheNames, Keys
 from service.store.scripts import Scripts
+from service.tracing import Tracing
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,11 @@ class TokenService:
         accounts: AccountStore,
         refresher: Refresher,
         clock: Clock,
+        tracing: Tracing | None = None,
     ) -> None:
         self.redis, self.keys, self.scripts, self.cache = redis, keys, scripts, cache
         self.accounts, self.refresher, self.clock = accounts, refresher, clock
+        self.tracing = tracing or Tracing()
         self.token_uses: dict[str, int] = {}  # API token digest -> last use (epoch ms)
 
     async def authorize(self, bearer: str | None, scope: str, account: str | None) -> ApiToken:
@@ -160,7 +163,9 @@ class TokenService:
         A failed refresh still serves a stored token that works (refresh_failed); otherwise
         it raises the failure's error (service/refresh_errors.py).
         """
-        view = await self.token_view(account_id)
+        with self.tracing.span("cache") as span:
+            view = await self.token_view(account_id)
+            span.set_attribute("account.id", account_id)
         if view.status != Status.ACTIVE:
             raise reauth_required(await self.accounts.require(account_id))
         now = self.clock.now_ms()
@@ -170,7 +175,11 @@ class TokenService:
             raise errors.ProviderTypeUnsupported(
                 f"tokens of {view.provider} apps cannot be minted yet; the stored one has expired"
             )
-        outcome = await self.refresher.refresh(account_id, min_valid_ms, app=view.app)
+        with self.tracing.span("refresh") as span:
+            span.set_attribute("account.id", account_id)
+            span.set_attribute("app.id", view.app)
+            outcome = await self.refresher.refresh(account_id, min_valid_ms, app=view.app)
+            span.set_attribute("refresh.outcome", outcome_name(outcome))
         if isinstance(outcome, Refreshed):
             fresh = self.view_of(outcome.account, outcome.access_token)
             return FreshToken(fresh, cached=not outcome.called)

@@ -56,6 +56,7 @@ class RefreshLoop:
         self.beats = 0  # successful claim rounds, for the heartbeat
         self._start = 0
         self._unfinished: ClaimPlan | None = None  # the round a store error interrupted
+        self.claimed_ns = (0, 0)  # when the last claim round started and ended (for its span)
 
     def stop(self) -> None:
         """Stop claiming; what is in flight finishes or is handed back."""
@@ -105,6 +106,7 @@ class RefreshLoop:
         now, lease = self.core.clock.now_ms(), self.config.lease_ms
         claimed: list[tuple[str, int]] = []
         share = max(1, free // len(plan.order))
+        started_ns = time.time_ns()
         try:
             for step, limit in enumerate((share, free)):
                 for part in plan.order:
@@ -116,6 +118,7 @@ class RefreshLoop:
             self._unfinished = plan
             raise
         self._unfinished = None
+        self.claimed_ns = (started_ns, time.time_ns())
         return claimed
 
     def _next_plan(self) -> ClaimPlan:
@@ -138,7 +141,7 @@ class RefreshLoop:
             await asyncio.wait(self.tasks)
 
     def _spawn(self, account: str, due: int) -> None:
-        task = asyncio.create_task(self._refresh_one(account, due))
+        task = asyncio.create_task(self._refresh_one(account, due, self.claimed_ns))
         self.tasks.add(task)
         task.add_done_callback(self._done)
 
@@ -147,7 +150,15 @@ class RefreshLoop:
         self.at_provider.discard(task)
         self.slot_free.set()
 
-    async def _refresh_one(self, account_id: str, due: int) -> None:
+    async def _refresh_one(self, account_id: str, due: int, claimed_ns: tuple[int, int]) -> None:
+        """Refresh one claimed account in a span that starts with its claim."""
+        tracing = self.core.tracing
+        with tracing.span("worker refresh", start_ns=claimed_ns[0] or None) as span:
+            span.set_attribute("account.id", account_id)
+            tracing.child_at("claim", *claimed_ns)
+            await self._refresh_logged(account_id, due)
+
+    async def _refresh_logged(self, account_id: str, due: int) -> None:
         structlog.contextvars.bind_contextvars(account=account_id)
         try:
             await self._process(account_id, due)

@@ -150,6 +150,19 @@ class WebhookLoop:
         return batch
 
     async def deliver(self, item: Delivery, url: str, frame: Frame) -> None:
+        """One attempt, in a span of its own; the receiver gets the span's `traceparent`."""
+        with self.core.tracing.span("webhook attempt") as span:
+            outcome = await self._attempt(item, url, frame)
+            if self.core.tracing.enabled:
+                payload = orjson.loads(item.payload)
+                span.set_attribute("webhook.id", item.msg_id)
+                span.set_attribute("webhook.event", str(payload.get("event", "unknown")))
+                span.set_attribute("webhook.attempt", len(item.attempts))
+                span.set_attribute("webhook.outcome", outcome)
+                if isinstance(payload.get("account"), str):
+                    span.set_attribute("account.id", payload["account"])
+
+    async def _attempt(self, item: Delivery, url: str, frame: Frame) -> str:
         """One attempt; record it as delivered, to retry, or dead past the budget."""
         structlog.contextvars.bind_contextvars(attempt=len(item.attempts) + 1)
         now = self.core.clock.now_ms()
@@ -174,6 +187,7 @@ class WebhookLoop:
             status=attempt.status,
             error=attempt.error,
         )
+        return outcome
 
     async def housekeeping(self) -> None:
         """Trim streams below what is delivered; refresh the backlog gauges."""

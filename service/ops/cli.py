@@ -93,9 +93,11 @@ async def _worker_resources(config: Config, only: str | None = None) -> AsyncIte
 
     redis = create_redis(config)
     http = outbound_session(config)
+    worker = Worker(config, redis, http, SystemClock(), only=only)
     try:
-        yield Worker(config, redis, http, SystemClock(), only=only)
+        yield worker
     finally:
+        await asyncio.to_thread(worker.core.tracing.shutdown)  # the spans still buffered
         await http.close()
         await redis.aclose()
 

@@ -20,6 +20,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from service.config import Config
 from service.outbound.addresses import refusal
+from service.tracing import trace_configs
 
 log = structlog.get_logger("outbound")
 MAX_ANSWER_BYTES = 1 << 20  # token, discovery, JWKS and userinfo answers are read up to this
@@ -107,7 +108,12 @@ def outbound_session(
             resolver=GuardedResolver(guard, resolver),
             socket_factory=guard.socket_factory,
         )
-    return aiohttp.ClientSession(connector=connector, raise_for_status=False, trust_env=False)
+    return aiohttp.ClientSession(
+        connector=connector,
+        raise_for_status=False,
+        trust_env=False,
+        trace_configs=trace_configs(config) or None,
+    )
 
 
 def refusal_in(exc: BaseException) -> str | None:

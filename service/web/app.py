@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -61,6 +62,7 @@ async def core_ctx(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(Exception):  # likewise: the next start finishes it
         await app[CORE].accounts.search.ensure_backfilled()
     yield
+    await asyncio.to_thread(app[CORE].tracing.shutdown)  # the spans still buffered
 
 
 async def admin_ctx(app: web.Application) -> AsyncIterator[None]:

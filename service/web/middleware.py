@@ -15,7 +15,8 @@ from aiohttp import web
 
 from service import errors
 from service.store.connection import STORE_ERRORS
-from service.web.appkeys import REQUEST_IDS
+from service.tracing import Tracing
+from service.web.appkeys import CORE, REQUEST_IDS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = structlog.get_logger("http")
@@ -73,22 +74,11 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
     try:
-        try:
-            response = await handler(request)
-        except errors.ApiError as exc:
-            response = error_response(exc)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            response = error_response(_from_http_exception(exc, request.method))
-            if "Allow" in exc.headers:
-                response.headers["Allow"] = exc.headers["Allow"]
-        except STORE_ERRORS as exc:
-            log.error("store_unavailable", error=type(exc).__name__)
-            response = error_response(errors.StoreUnavailable("the store (Redis) is unavailable"))
-        except Exception:
-            log.exception("unhandled_error", path=request.path)
-            response = error_response(errors.InternalError("internal error"))
+        core = request.app.get(CORE)
+        if core is not None and core.tracing.enabled:
+            response = await _traced(core.tracing, request, handler, request_id)
+        else:
+            response = await _answer(request, handler)
         response.headers["X-Request-Id"] = request_id
         log.info(
             "request",
@@ -100,3 +90,44 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         return response
     finally:
         structlog.contextvars.unbind_contextvars("request_id", "account")
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The handler's response, or the JSON error that stands for what it raised."""
+    try:
+        return await handler(request)
+    except errors.ApiError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = error_response(_from_http_exception(exc, request.method))
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except STORE_ERRORS as exc:
+        log.error("store_unavailable", error=type(exc).__name__)
+        return error_response(errors.StoreUnavailable("the store (Redis) is unavailable"))
+    except Exception:
+        log.exception("unhandled_error", path=request.path)
+        return error_response(errors.InternalError("internal error"))
+
+
+async def _traced(
+    tracing: Tracing, request: web.Request, handler: Handler, request_id: str
+) -> web.StreamResponse:
+    """_answer inside the request's span (the child of an incoming `traceparent`)."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else None
+    name = f"{request.method} {route}" if route else request.method
+    with tracing.server_span(name, request.headers) as span:
+        span.set_attribute("http.request.method", request.method)
+        if route:
+            span.set_attribute("http.route", route)
+        span.set_attribute("request.id", request_id)
+        account = request.match_info.get("account")
+        if account is not None:
+            span.set_attribute("account.id", account)
+        response = await _answer(request, handler)
+        span.set_attribute("http.response.status_code", response.status)
+        return response

@@ -17,7 +17,8 @@ async def oauth_token(request: web.Request) -> web.Response:
     """Serve the account's access token, refreshing it first when it expires too soon."""
     account_id = account_param(request)
     core = request.app[CORE]
-    await authorize(request, "oauth-tokens", account_id)
+    with core.tracing.span("auth"):
+        await authorize(request, "oauth-tokens", account_id)
     if not await core.cached_settings.get(OAUTH_TOKENS_API):
         raise errors.ApiEndpointDisabled(
             "the oauth-token endpoint is disabled; enable it on the settings page"

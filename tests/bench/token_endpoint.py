@@ -1,4 +1,9 @@
-"""`make bench`: wrk against GET /v1/account/{id}/oauth-token and against a bare aiohttp handler."""
+"""`make bench`: wrk against GET /v1/account/{id}/oauth-token and against a bare aiohttp handler.
+
+The token endpoint is measured three times: tracing off (the default); on, exporting every
+trace to a counting OTLP/HTTP sink (tests/bench/otlp_sink.py) with the SDK's default
+batching; and on with 1 % of the traces sampled (OTEL_TRACES_SAMPLER, as the README shows).
+"""
 
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ APP_ID = "idp"
 THREADS, CONNECTIONS, WARMUP_S, DURATION_S = 2, 64, 2, 10
 START_TIMEOUT_S = 20.0
 TARGET_RATIO, TARGET_P99_MS = 0.50, 20.0
+SAMPLED_RATIO = "0.01"
 UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 
 # One prebuilt request per account; each wrk thread picks one at random per request.
@@ -191,7 +197,7 @@ async def load_accounts(base: str, api_token: str, idp: Idp, grants: list[tuple[
     """Create the app, import every grant, and return the byte size of one token answer."""
     headers = {"Authorization": f"Bearer {api_token}"}
     async with aiohttp.ClientSession(base_url=base, headers=headers) as http:
-        await _post(http, "/v1/oauth2", oidc_app(idp), 201)
+        await _post(http, "/v1/oauth2", oidc_app(idp), 200)
         expires = iso(int(time.time() * 1000) + 3_600_000)
         limit = asyncio.Semaphore(IMPORT_CONCURRENCY)
 
@@ -282,8 +288,26 @@ def measure(
         return wrk(base, script, DURATION_S)
 
 
-def run(stack: contextlib.ExitStack, profile: Path | None) -> tuple[WrkResult, WrkResult, int]:
-    """Set everything up, measure bare then token; return (bare, token, answer size)."""
+@dataclass(frozen=True)
+class Results:
+    """What the whole benchmark measured."""
+
+    bare: WrkResult
+    token: WrkResult
+    traced: WrkResult  # the token endpoint with tracing on
+    sampled: WrkResult  # the same with SAMPLED_RATIO of the traces sampled
+    size: int  # bytes of one token answer
+    spans: int  # spans the sink received from the traced run
+
+
+def sink_spans(base: str) -> int:
+    """How many spans the OTLP sink has received."""
+    with urllib.request.urlopen(f"{base}/stats", timeout=5) as response:
+        return int(orjson.loads(response.read())["spans"])
+
+
+def run(stack: contextlib.ExitStack, profile: Path | None) -> Results:
+    """Set everything up, measure bare, token, then token with tracing on."""
     if shutil.which("wrk") is None:
         raise BenchError("wrk is not on PATH (apt-get install -y wrk)")
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tokenbroker-bench-")))
@@ -302,6 +326,20 @@ def run(stack: contextlib.ExitStack, profile: Path | None) -> tuple[WrkResult, W
     size = asyncio.run(load_accounts(web, api_token, idp, grants))
     bare_args = [sys.executable, "-m", "tests.bench.bare_app", "--size", str(size), "--port"]
     bare, _ = start_server(stack, bare_args, dict(os.environ), tmp / "bare.log")
+    sink_args = [sys.executable, "-m", "tests.bench.otlp_sink", "--port"]
+    sink, _ = start_server(stack, sink_args, dict(os.environ), tmp / "sink.log")
+    traced_env = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": sink, "OTEL_SERVICE_NAME": "bench"}
+    traced_web, _ = start_server(
+        stack, [str(TOKENBROKER), "web", "--port"], traced_env, tmp / "traced.log"
+    )
+    sampled_env = {
+        **traced_env,
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": SAMPLED_RATIO,
+    }
+    sampled_web, _ = start_server(
+        stack, [str(TOKENBROKER), "web", "--port"], sampled_env, tmp / "sampled.log"
+    )
     script = tmp / "accounts.lua"
     script.write_text(LUA.substitute(token=api_token, count=ACCOUNTS))
     idp.reset()
@@ -318,14 +356,23 @@ def run(stack: contextlib.ExitStack, profile: Path | None) -> tuple[WrkResult, W
         print(f"bench: the web cache went deaf {deaf} times under load", file=sys.stderr)
     if logged < token_result.requests:
         raise BenchError(f"the web process logged {logged} lines for more requests")
+    print(
+        f"bench: wrk {WARMUP_S}+{DURATION_S} s against the token endpoint, traced", file=sys.stderr
+    )
+    traced_result = measure(traced_web, script)
+    spans = sink_spans(sink)
+    print(f"bench: wrk {WARMUP_S}+{DURATION_S} s, traced, {SAMPLED_RATIO} sampled", file=sys.stderr)
+    sampled_result = measure(sampled_web, script)
     refreshes = idp.stats()["refresh_requests"]
     if refreshes:
         raise BenchError(f"the benchmark triggered {refreshes} refreshes at the provider")
-    return bare_result, token_result, size
+    return Results(bare_result, token_result, traced_result, sampled_result, size, spans)
 
 
-def report(bare: WrkResult, token: WrkResult, size: int) -> str:
+def report(results: Results) -> str:
     """The result table."""
+    bare, token, traced, size = results.bare, results.token, results.traced, results.size
+    sampled = results.sampled
     ratio = token.rps / bare.rps
 
     def verdict(ok: bool) -> str:
@@ -336,12 +383,19 @@ def report(bare: WrkResult, token: WrkResult, size: int) -> str:
         f"{'':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}",
         f"{'bare aiohttp':<22}{bare.rps:>10.0f}{bare.p50_ms:>10.2f}{bare.p99_ms:>10.2f}",
         f"{'token endpoint':<22}{token.rps:>10.0f}{token.p50_ms:>10.2f}{token.p99_ms:>10.2f}",
+        f"{'token, traced':<22}{traced.rps:>10.0f}{traced.p50_ms:>10.2f}{traced.p99_ms:>10.2f}",
+        f"{'token, traced 1 %':<22}{sampled.rps:>10.0f}{sampled.p50_ms:>10.2f}"
+        f"{sampled.p99_ms:>10.2f}",
         f"ratio token/bare {ratio:.2f}  (target >= {TARGET_RATIO:.2f})  "
         + verdict(ratio >= TARGET_RATIO),
         f"token p99 {token.p99_ms:.2f} ms  (target < {TARGET_P99_MS:.0f} ms)  "
         + verdict(token.p99_ms < TARGET_P99_MS),
+        f"ratio traced/bare {traced.rps / bare.rps:.2f}  (tracing on; the sink received "
+        f"{results.spans} spans for {traced.requests} measured + warm-up requests)",
+        f"ratio traced 1 %/bare {sampled.rps / bare.rps:.2f}  (OTEL_TRACES_SAMPLER="
+        f"parentbased_traceidratio, OTEL_TRACES_SAMPLER_ARG={SAMPLED_RATIO})",
     ]
-    for name, result in (("bare", bare), ("token", token)):
+    for name, result in (("bare", bare), ("token", token), ("traced", traced), ("1 %", sampled)):
         if result.socket_errors:
             rows.append(f"{name}: socket errors: {result.socket_errors}")
     return "\n".join(rows)
@@ -359,14 +413,14 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _terminated)
     try:
         with contextlib.ExitStack() as stack:
-            bare, token, size = run(stack, profile)
+            results = run(stack, profile)
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130
     except (RuntimeError, subprocess.SubprocessError) as exc:
         print(f"bench: FAILED: {exc}", file=sys.stderr)
         return 1
-    print(report(bare, token, size))
+    print(report(results))
     return 0
 
 

@@ -38,6 +38,8 @@
 //   POST /__test/faults  {faults: [fault, ...]}  -> {queued}
 //   GET  /__test/stats   -> {token_requests, refresh_requests, code_requests, revocations,
 //                            faults_pending}
+//   GET  /__test/traceparents -> {traceparents}: the W3C `traceparent` header of each
+//                        refresh_token request ('' when absent), oldest first, the last 100
 //   POST /__test/reset   -> {} (clears the fault queue, the counters, the delay window and
 //                        the rotation mode; tokens and grants are kept)
 //   POST /__test/revoke  {refresh_token} -> {revoked, grant_id}; revokes the whole grant
@@ -179,6 +181,8 @@ function resetStats() {
   });
 }
 resetStats();
+const traceparents = []; // of refresh_token requests, the last TRACEPARENTS_KEPT
+const TRACEPARENTS_KEPT = 100;
 let refreshInFlight = 0;
 let delayWindow = null; // {minMs, maxMs, until (epoch ms)} while refresh answers are slowed
 
@@ -418,6 +422,8 @@ async function tokenEndpointMiddleware(ctx, next) {
   if (grantType !== 'refresh_token') return applyFault(ctx, next, grantType);
 
   stats.refresh_requests += 1;
+  traceparents.push(ctx.get('traceparent'));
+  if (traceparents.length > TRACEPARENTS_KEPT) traceparents.shift();
   refreshInFlight += 1;
   // Koa never stops a handler whose client hung up: note it, and answer into the void.
   let hungUp = false;
@@ -626,8 +632,11 @@ async function handleTestRoute(provider, req, res) {
       return sendJson(res, 200, {
         ...stats, refresh_in_flight: refreshInFlight, faults_pending: faultQueue.length,
       });
+    case 'GET /__test/traceparents':
+      return sendJson(res, 200, { traceparents });
     case 'POST /__test/reset':
       faultQueue.length = 0;
+      traceparents.length = 0;
       resetStats();
       delayWindow = null;
       rotation.retireRotated = true;

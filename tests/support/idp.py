@@ -310,6 +310,11 @@ class Idp:
         payload = self._hook("GET", "stats")
         return {key: int(cast(int, value)) for key, value in payload.items()}
 
+    def traceparents(self) -> list[str]:
+        """The `traceparent` header of each refresh_token request ('' when absent), oldest first."""
+        payload = self._hook("GET", "traceparents")
+        return [str(value) for value in cast(list[object], payload["traceparents"])]
+
     def reset(self) -> None:
         """Clear the fault queue, counters, delay window and rotation mode (tokens stay)."""
         self._hook("POST", "reset", {})
