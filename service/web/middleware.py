@@ -5,19 +5,21 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from http import HTTPStatus
 from typing import Any
 
 import orjson
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware as AppMiddleware
 
-from service import errors
+from service import errors, logs
 from service.store.connection import STORE_ERRORS
+from service.web.admin.middleware import is_admin_path
+from service.web.admin.session import Handler, Middleware
 from service.web.appkeys import REQUEST_IDS
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = structlog.get_logger("http")
 
 
@@ -65,38 +67,56 @@ def _from_http_exception(exc: web.HTTPException, method: str) -> errors.ApiError
     return generic
 
 
-@web.middleware
-async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bind a request id, turn every error into JSON, and log one line per request."""
-    ids: Iterator[str] = request.app[REQUEST_IDS]
-    request_id = request.headers.get("X-Request-Id", "")[:64] or next(ids)
-    structlog.contextvars.bind_contextvars(request_id=request_id)
-    started = time.perf_counter()
-    try:
+def request_middleware(admin: Middleware) -> AppMiddleware:
+    """The app's one middleware; /admin requests also pass through `admin` (admin_site).
+
+    One middleware rather than three (the admin session and pages ones ran on every API
+    request only to pass it on): the token endpoint's hot path pays for one layer.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Bind a request id, turn every error into JSON, and log one line per request."""
+        ids: Iterator[str] = request.app[REQUEST_IDS]
+        request_id = request.headers.get("X-Request-Id", "")[:64] or next(ids)
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
         try:
-            response = await handler(request)
-        except errors.ApiError as exc:
-            response = error_response(exc)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            response = error_response(_from_http_exception(exc, request.method))
-            if "Allow" in exc.headers:
-                response.headers["Allow"] = exc.headers["Allow"]
-        except STORE_ERRORS as exc:
-            log.error("store_unavailable", error=type(exc).__name__)
-            response = error_response(errors.StoreUnavailable("the store (Redis) is unavailable"))
-        except Exception:
-            log.exception("unhandled_error", path=request.path)
-            response = error_response(errors.InternalError("internal error"))
-        response.headers["X-Request-Id"] = request_id
-        log.info(
-            "request",
-            method=request.method,
-            path=request.path,
-            status=response.status,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
+            response = await _answer(request, handler, admin)
+            response.headers["X-Request-Id"] = request_id
+            logs.request_line(
+                {
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                }
+            )
+            return response
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id", "account")
+
+    return middleware
+
+
+async def _answer(request: web.Request, handler: Handler, admin: Middleware) -> web.StreamResponse:
+    """The handler's answer, or the JSON error of what it raised."""
+    try:
+        if is_admin_path(request.path):
+            return await admin(request, handler)
+        return await handler(request)
+    except errors.ApiError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = error_response(_from_http_exception(exc, request.method))
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
         return response
-    finally:
-        structlog.contextvars.unbind_contextvars("request_id", "account")
+    except STORE_ERRORS as exc:
+        log.error("store_unavailable", error=type(exc).__name__)
+        return error_response(errors.StoreUnavailable("the store (Redis) is unavailable"))
+    except Exception:
+        log.exception("unhandled_error", path=request.path)
+        return error_response(errors.InternalError("internal error"))
