@@ -79,22 +79,21 @@ def request_middleware(admin: Middleware) -> AppMiddleware:
         """Bind a request id, turn every error into JSON, and log one line per request."""
         ids: Iterator[str] = request.app[REQUEST_IDS]
         request_id = request.headers.get("X-Request-Id", "")[:64] or next(ids)
+        # aiohttp runs each request in a task of its own, with a copy of the connection's
+        # context: what a request binds (request_id here, account in the handler) ends with it
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
-        try:
-            response = await _answer(request, handler, admin)
-            response.headers["X-Request-Id"] = request_id
-            logs.request_line(
-                {
-                    "method": request.method,
-                    "path": request.path,
-                    "status": response.status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                }
-            )
-            return response
-        finally:
-            structlog.contextvars.unbind_contextvars("request_id", "account")
+        response = await _answer(request, handler, admin)
+        response.headers["X-Request-Id"] = request_id
+        logs.request_line(
+            {
+                "method": request.method,
+                "path": request.path,
+                "status": response.status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            }
+        )
+        return response
 
     return middleware
 
