@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import contextlib
 import functools
-import io
 import logging
-import os
 import re
-import signal
 import sys
-import threading
 import time
-from collections.abc import Mapping, MutableMapping
-from types import FrameType
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, TextIO
 
 import orjson
 import structlog
 
-# Lines on stderr are written by the event loop at most this long after they were logged;
-# WARNING and above, lines logged outside an event loop and stdlib records at once.
-FLUSH_AFTER_S = 0.05
+from service.log_output import FLUSH_AFTER_S, Logger, Output, RecordHandler, TextOutput
+from service.log_output import stderr_output as _stderr_output
+
+__all__ = ["FLUSH_AFTER_S", "configure", "processors", "request_line"]
 SECRET_FIELDS = frozenset(
     {
         "accessToken",
@@ -136,115 +129,46 @@ def processors() -> list[Any]:
     ]
 
 
-class _TextOutput:
-    """A text stream (a terminal, a test's buffer): each line written and flushed."""
+class _RequestLine:
+    """The per-request line as one JSON line: the fields a structlog call would render.
 
-    def __init__(self, stream: TextIO) -> None:
-        self.stream, self.lock = stream, threading.Lock()
-
-    def line(self, data: Any) -> None:
-        self.text(data)
-
-    def text(self, line: str) -> None:
-        with self.lock:
-            self.stream.write(line + "\n")
-            self.stream.flush()
-
-    def flush(self) -> None:
-        """Each line is flushed as it is written."""
-
-
-class _StderrOutput:
-    """Bytes into a 64 KiB buffer on a dup of fd 2, written out by the event loop.
-
-    The token endpoint logs a line per request. Per line, with tests/bench/log_lines.py
-    (configure(), the request line 100k times in a running loop, best of 5, 2 shared vCPUs):
-    to a pipe 8.4 to 12.5 µs written at once against 5.5 µs buffered, to /dev/null 6.7
-    against 5.5 µs; a token request answered from the cache costs ~55 µs. So the buffer
-    stays, without a thread: the loop writes it out; WARNING and above are written at once;
-    normal exit, atexit and SIGTERM (when the process does not handle it) write the rest.
-    SIGKILL can lose the INFO lines of the last FLUSH_AFTER_S.
+    The same keys in the same order as `structlog.get_logger("http").info("request", …)`:
+    the fields, `event`, the bound context, `level`, `logger`, `timestamp`; secret fields
+    redacted. Built without the processor chain: at ~30 % of the token endpoint's CPU under
+    wrk, that chain was its largest single cost (tests/bench/token_endpoint.py --profile).
     """
 
-    def __init__(self, fd: int) -> None:
-        self.out = io.BufferedWriter(io.FileIO(os.dup(fd), "wb"), buffer_size=1 << 16)
-        self.loop: asyncio.AbstractEventLoop | None = None  # where a flush is scheduled
-        atexit.register(self.flush)
+    __slots__ = ("out", "stamp")
 
-    def line(self, data: bytes) -> None:
-        self.out.write(data)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop to flush later: now
-            self.flush()
-            return
-        if loop is not self.loop:
-            self.loop = loop
-            loop.call_later(FLUSH_AFTER_S, self._flush_scheduled)
+    def __init__(self, out: Output) -> None:
+        self.out, self.stamp = out, _Timestamp()
 
-    def text(self, line: str) -> None:
-        self.line(line.encode("utf-8", "backslashreplace") + b"\n")
-
-    def _flush_scheduled(self) -> None:
-        self.loop = None
-        self.flush()
-
-    def flush(self) -> None:
-        """Write out what is buffered."""
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe; at interpreter exit
-            self.out.flush()
-
-    def flush_on_sigterm(self) -> None:
-        """Flush before SIGTERM's default action, unless the process already handles it."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return
-
-        def flush_and_die(signum: int, _: FrameType | None) -> None:
-            self.flush()
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-
-        signal.signal(signal.SIGTERM, flush_and_die)
+    def __call__(self, fields: Event) -> None:
+        fields["event"] = "request"
+        for name, value in structlog.contextvars.get_contextvars().items():
+            fields.setdefault(name, value)
+        fields["level"], fields["logger"] = "info", "http"
+        self.out.record(_redact(None, "", self.stamp(None, "", fields)))
 
 
-_Output = _TextOutput | _StderrOutput  # `line`: what the renderer made; `text`: stdlib lines
+def _structlog_request_line(fields: Event) -> None:
+    """The request line through structlog (the console format: rendered for people)."""
+    structlog.get_logger("http").info("request", **fields)
 
 
-class _Logger:
-    """structlog's final logger: it has a name, and writes WARNING and above through at once."""
-
-    __slots__ = ("name", "out")
-
-    def __init__(self, out: _Output, name: str | None = None) -> None:
-        self.out, self.name = out, name
-
-    def msg(self, data: Any) -> None:
-        self.out.line(data)
-
-    def urgent(self, data: Any) -> None:
-        self.out.line(data)
-        self.out.flush()
-
-    debug = info = log = msg
-    warn = warning = error = err = critical = exception = fatal = failure = urgent
+def _no_request_line(_: Event) -> None:
+    """The configured level is above INFO."""
 
 
-class _RecordHandler(logging.Handler):
-    """The root handler: stdlib records rendered by structlog into the same output."""
+@functools.cache
+def _request_line() -> list[Callable[[Event], None]]:
+    """The writer of the request line configure() chose (one per process)."""
+    return [_structlog_request_line]
 
-    def __init__(self, out: _Output) -> None:
-        super().__init__()
-        self.out = out
 
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.out.text(self.format(record))
-            if record.levelno >= logging.WARNING:
-                self.out.flush()
-        except Exception:
-            self.handleError(record)
+def request_line(fields: Event) -> None:
+    """Log the one line of a request (method, path, status, duration_ms) at INFO."""
+    _request_line()[0](fields)
 
 
 def _dumps_line(value: Any, **_: Any) -> bytes:
@@ -253,14 +177,6 @@ def _dumps_line(value: Any, **_: Any) -> bytes:
 
 def _dumps_text(value: Any, **_: Any) -> str:
     return orjson.dumps(value, default=str).decode()
-
-
-@functools.cache
-def _stderr_output() -> _StderrOutput:
-    """The one buffered stderr of this process."""
-    out = _StderrOutput(sys.stderr.fileno())
-    out.flush_on_sigterm()
-    return out
 
 
 def configure(
@@ -276,7 +192,7 @@ def configure(
     """
     out_stream = stream or sys.stderr
     console = log_format == "console" or (log_format == "auto" and out_stream.isatty())
-    out: _Output
+    out: Output
     text_renderer: Any
     if console:
         # plain tracebacks: rich ones print local variables, which may hold secrets
@@ -286,16 +202,23 @@ def configure(
     else:
         text_renderer = structlog.processors.JSONRenderer(serializer=_dumps_text)
     if console or stream is not None:
-        out, renderer = _TextOutput(out_stream), text_renderer
+        out, renderer = TextOutput(out_stream), text_renderer
     else:
         out, renderer = _stderr_output(), structlog.processors.JSONRenderer(serializer=_dumps_line)
     structlog.configure(
         processors=[*processors(), renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=functools.partial(_Logger, out),
+        logger_factory=functools.partial(Logger, out),
         cache_logger_on_first_use=stream is None,  # tests reconfigure with their own stream
     )
-    handler = _RecordHandler(out)
+    _request_line()[0] = (
+        _structlog_request_line
+        if console
+        else _RequestLine(out)
+        if level <= logging.INFO
+        else _no_request_line
+    )
+    handler = RecordHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *processors(), _scrub_foreign],

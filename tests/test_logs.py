@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import io
 import logging
 import re
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -198,6 +201,22 @@ def test_info_lines_are_written_by_the_running_loop(child: Any) -> None:
     assert proc.poll() is None, "read before the child exited"
 
 
+def test_request_line_is_written_by_the_running_loop(child: Any) -> None:
+    """The request line goes through the buffered stderr too, written by the running loop."""
+    proc, log = child("request-line")
+    _ready(proc)
+    eventually_blocking(
+        lambda: bool(log.read_bytes()),
+        CHILD_TIMEOUT_S,
+        "the request line written",
+        every_s=logs.FLUSH_AFTER_S / 5,
+    )
+    (line,) = lines_of(log)
+    assert line["event"] == "request" and line["logger"] == "http", line
+    assert line["path"] == "/health" and line["level"] == "info", line
+    assert proc.poll() is None, "read before the child exited"
+
+
 def test_sigterm_writes_buffered_lines(child: Any) -> None:
     """SIGTERM to a process that does not handle it writes the buffered lines, then ends it."""
     proc, log = child("blocked")
@@ -205,3 +224,49 @@ def test_sigterm_writes_buffered_lines(child: Any) -> None:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(CHILD_TIMEOUT_S) == -signal.SIGTERM
     assert [line["event"] for line in lines_of(log)] == ["informed"]
+
+
+REQUEST: dict[str, Any] = {"method": "GET", "path": "/v1/account/alpha/oauth-token", "status": 200}
+
+
+@contextlib.contextmanager
+def _bound(**context: Any) -> Iterator[None]:
+    structlog.contextvars.bind_contextvars(**context)
+    try:
+        yield
+    finally:
+        structlog.contextvars.unbind_contextvars(*context)
+
+
+def test_request_line_is_the_line_structlog_renders(lines: Lines) -> None:
+    """The request line has the keys, order and values of structlog's line but the time."""
+    with _bound(request_id="f3a9c1d2-2a", account="alpha"):
+        logs.request_line({**REQUEST, "duration_ms": 1.25})
+        structlog.get_logger("http").info("request", **REQUEST, duration_ms=1.25)
+    direct, rendered = lines.all()
+    assert TIMESTAMP.fullmatch(direct.pop("timestamp")), direct
+    assert TIMESTAMP.fullmatch(rendered.pop("timestamp")), rendered
+    assert list(direct.items()) == list(rendered.items())
+    assert direct["request_id"] == "f3a9c1d2-2a" and direct["account"] == "alpha", direct
+
+
+def test_request_line_redacts_secret_context(lines: Lines) -> None:
+    """A secret-named field bound to the context is redacted on the request line as well."""
+    with _bound(token=SECRET):
+        logs.request_line(dict(REQUEST))
+    (line,) = lines.all()
+    assert line["token"] == "[redacted]" and SECRET not in lines.text, line
+
+
+def test_request_line_follows_the_level() -> None:
+    """Above INFO there is no request line; the console format renders it for people."""
+    buffer = io.StringIO()
+    try:
+        logs.configure("json", stream=buffer, level=logging.WARNING)
+        logs.request_line(dict(REQUEST))
+        assert buffer.getvalue() == ""
+        with logged_lines("console") as console:
+            logs.request_line(dict(REQUEST))
+        assert "request" in console.text and REQUEST["path"] in console.text, console.text
+    finally:
+        logs.configure("json", stream=sys.stderr)

@@ -19,8 +19,7 @@ from service.core import build_core, seed_settings
 from service.metrics import Metrics
 from service.outbound.session import outbound_session
 from service.store.connection import create_redis
-from service.web.admin.middleware import admin_middleware
-from service.web.admin.session import sessions
+from service.web.admin.middleware import admin_site
 from service.web.appkeys import (
     ADMIN,
     BACKGROUND,
@@ -81,7 +80,7 @@ async def background_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(config: Config, clock: Clock | None = None) -> web.Application:
     """Build the web application for `config`."""
-    middlewares = [request_middleware, sessions(config), admin_middleware]
+    middlewares = [request_middleware(admin_site(config))]
     app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[CLOCK] = clock or SystemClock()

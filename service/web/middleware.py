@@ -5,20 +5,22 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from http import HTTPStatus
 from typing import Any
 
 import orjson
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware as AppMiddleware
 
-from service import errors
+from service import errors, logs
 from service.store.connection import STORE_ERRORS
 from service.tracing import Tracing
+from service.web.admin.middleware import is_admin_path
+from service.web.admin.session import Handler, Middleware
 from service.web.appkeys import CORE, REQUEST_IDS
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = structlog.get_logger("http")
 
 
@@ -66,35 +68,46 @@ def _from_http_exception(exc: web.HTTPException, method: str) -> errors.ApiError
     return generic
 
 
-@web.middleware
-async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bind a request id, turn every error into JSON, and log one line per request."""
-    ids: Iterator[str] = request.app[REQUEST_IDS]
-    request_id = request.headers.get("X-Request-Id", "")[:64] or next(ids)
-    structlog.contextvars.bind_contextvars(request_id=request_id)
-    started = time.perf_counter()
-    try:
+def request_middleware(admin: Middleware) -> AppMiddleware:
+    """The app's one middleware; /admin requests also pass through `admin` (admin_site).
+
+    One middleware rather than three (the admin session and pages ones ran on every API
+    request only to pass it on): the token endpoint's hot path pays for one layer.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Bind a request id, turn every error into JSON, and log one line per request."""
+        ids: Iterator[str] = request.app[REQUEST_IDS]
+        request_id = request.headers.get("X-Request-Id", "")[:64] or next(ids)
+        # aiohttp runs each request in a task of its own, with a copy of the connection's
+        # context: what a request binds (request_id here, account in the handler) ends with it
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
         core = request.app.get(CORE)
         if core is not None and core.tracing.enabled:
-            response = await _traced(core.tracing, request, handler, request_id)
+            response = await _traced(core.tracing, request, handler, admin, request_id)
         else:
-            response = await _answer(request, handler)
+            response = await _answer(request, handler, admin)
         response.headers["X-Request-Id"] = request_id
-        log.info(
-            "request",
-            method=request.method,
-            path=request.path,
-            status=response.status,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        logs.request_line(
+            {
+                "method": request.method,
+                "path": request.path,
+                "status": response.status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            }
         )
         return response
-    finally:
-        structlog.contextvars.unbind_contextvars("request_id", "account")
+
+    return middleware
 
 
-async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The handler's response, or the JSON error that stands for what it raised."""
+async def _answer(request: web.Request, handler: Handler, admin: Middleware) -> web.StreamResponse:
+    """The handler's answer, or the JSON error of what it raised."""
     try:
+        if is_admin_path(request.path):
+            return await admin(request, handler)
         return await handler(request)
     except errors.ApiError as exc:
         return error_response(exc)
@@ -114,7 +127,11 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def _traced(
-    tracing: Tracing, request: web.Request, handler: Handler, request_id: str
+    tracing: Tracing,
+    request: web.Request,
+    handler: Handler,
+    admin: Middleware,
+    request_id: str,
 ) -> web.StreamResponse:
     """_answer inside the request's span (the child of an incoming `traceparent`)."""
     resource = request.match_info.route.resource
@@ -128,6 +145,6 @@ async def _traced(
         account = request.match_info.get("account")
         if account is not None:
             span.set_attribute("account.id", account)
-        response = await _answer(request, handler)
+        response = await _answer(request, handler, admin)
         span.set_attribute("http.response.status_code", response.status)
         return response

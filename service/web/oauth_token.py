@@ -23,7 +23,8 @@ async def oauth_token(request: web.Request) -> web.Response:
         raise errors.ApiEndpointDisabled(
             "the oauth-token endpoint is disabled; enable it on the settings page"
         )
-    min_validity = _min_validity(request.query.get("minValidity"))
+    query = request.query if request.query_string else None  # most requests carry none
+    min_validity = _min_validity(query.get("minValidity") if query else None)
     fresh = await core.token_service.fresh_token(account_id, min_validity * 1000)
     return json_response(fresh.body(), headers={"Cache-Control": "no-store"})
 

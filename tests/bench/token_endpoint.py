@@ -197,7 +197,7 @@ async def load_accounts(base: str, api_token: str, idp: Idp, grants: list[tuple[
     """Create the app, import every grant, and return the byte size of one token answer."""
     headers = {"Authorization": f"Bearer {api_token}"}
     async with aiohttp.ClientSession(base_url=base, headers=headers) as http:
-        await _post(http, "/v1/oauth2", oidc_app(idp), 200)
+        await _post(http, "/v1/oauth2", oidc_app(idp), 200)  # EmailEngine answers 200
         expires = iso(int(time.time() * 1000) + 3_600_000)
         limit = asyncio.Semaphore(IMPORT_CONCURRENCY)
 

@@ -84,12 +84,14 @@ async def _child(mode: str) -> None:
         log.warning("warned")
     elif mode == "stdlib-warning":
         logging.getLogger("redis.connection").warning("redis warned")
+    elif mode == "request-line":
+        logs.request_line({"method": "GET", "path": "/health", "status": 200, "duration_ms": 0.5})
     else:
         log.info("informed")
     if mode == "exit":
         return
     print(READY, flush=True)
-    if mode == "loop-runs":  # the loop keeps running while stdin is open
+    if mode in ("loop-runs", "request-line"):  # the loop keeps running while stdin is open
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     else:  # the loop is blocked: nothing it schedules runs
         sys.stdin.readline()

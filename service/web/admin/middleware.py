@@ -1,8 +1,8 @@
-"""Admin middleware: CSRF check on every POST, HTML error pages, no-store and framing headers."""
+"""Admin middleware: session, CSRF check on every POST, HTML error pages, no-store and framing."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import functools
 
 import aiohttp_jinja2
 import structlog
@@ -10,10 +10,10 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from service import errors
+from service.config import Config
 from service.store.connection import STORE_ERRORS
-from service.web.admin.session import CSRF_FIELD, csrf_ok
+from service.web.admin.session import CSRF_FIELD, Handler, Middleware, csrf_ok, sessions
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PREFIX = "/admin"
 HEADERS = {
     "Cache-Control": "no-store",
@@ -46,11 +46,23 @@ async def check_csrf(request: web.Request) -> None:
         raise CsrfFailed("the form has expired or did not come from this site; reload the page")
 
 
-@web.middleware
-async def admin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """For /admin paths: check CSRF on POST and answer errors with an HTML page."""
-    if request.path != PREFIX and not request.path.startswith(PREFIX + "/"):
-        return await handler(request)
+def is_admin_path(path: str) -> bool:
+    """True for the settings pages' paths: /admin and below."""
+    return path.startswith(PREFIX) and (len(path) == len(PREFIX) or path[len(PREFIX)] == "/")
+
+
+def admin_site(config: Config) -> Middleware:
+    """What /admin requests pass through (the request middleware sends only those here)."""
+    session = sessions(config)
+
+    async def admin(request: web.Request, handler: Handler) -> web.StreamResponse:
+        return await session(request, functools.partial(admin_pages, handler=handler))
+
+    return admin
+
+
+async def admin_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Check CSRF on POST and answer errors with an HTML page."""
     try:
         if request.method == "POST":
             await check_csrf(request)

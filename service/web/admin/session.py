@@ -23,6 +23,7 @@ from service.web.appkeys import ADMIN
 COOKIE = "tb_admin"
 CSRF_FIELD = "csrf"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
 def session_key(secret: bytes) -> Fernet:
@@ -31,10 +32,11 @@ def session_key(secret: bytes) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(hkdf.derive(secret)))
 
 
-def sessions(config: Config) -> Callable[..., Awaitable[web.StreamResponse]]:
+def sessions(config: Config) -> Middleware:
     """The session middleware of /admin only: HttpOnly, SameSite=Strict, Secure on https.
 
-    Other paths (the JSON API, the token endpoint's hot path) skip it entirely.
+    Only the settings pages run it (admin_site); the JSON API and the token endpoint's hot
+    path never reach it.
     """
     storage = EncryptedCookieStorage(
         session_key(config.secret_key),
@@ -45,15 +47,8 @@ def sessions(config: Config) -> Callable[..., Awaitable[web.StreamResponse]]:
         samesite="Strict",
         secure=config.base_url.startswith("https://"),
     )
-    inner = session_middleware(storage)
-
-    @web.middleware
-    async def admin_sessions(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path != "/admin" and not request.path.startswith("/admin/"):
-            return await handler(request)
-        return await inner(request, handler)
-
-    return admin_sessions
+    inner: Middleware = session_middleware(storage)
+    return inner
 
 
 def csrf_token(session: Session) -> str:
