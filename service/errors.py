@@ -280,6 +280,12 @@ class AccountAppMismatch(Conflict):
     code = "AccountAppMismatch"
 
 
+class NoNextCredential(Conflict):
+    """The app holds no next client secret or certificate to promote."""
+
+    code = "NoNextCredential"
+
+
 class WebhookNotConfigured(Conflict):
     """No webhook URL is set, so there is nothing to send a test event to."""
 

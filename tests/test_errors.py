@@ -22,7 +22,8 @@ CONTRACT = {
     "OperatorAuthorityRequired ScopesMissing SettingNotAllowed UserMismatch CsrfFailed",
     404: "AccountNotFound AppNotFound DeliveryNotFound RouteNotFound TokenNotFound",
     405: "MethodNotAllowed",
-    409: "AccountAppMismatch AppExists AppInUse ReauthRequired WebhookNotConfigured",
+    409: "AccountAppMismatch AppExists AppInUse NoNextCredential ReauthRequired "
+    "WebhookNotConfigured",
     410: "LinkExpired LinkUsed",
     413: "PayloadTooLarge",
     415: "UnsupportedMediaType",

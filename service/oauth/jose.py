@@ -1,4 +1,4 @@
-"""Every JOSE call: our own signed states and links, and id_token checks against a JWKS."""
+"""Every JOSE call: our own signed states and links, id_token checks, client assertions."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ PROVIDER_ALGORITHMS = {
     "ES384": "EC",
     "ES512": "EC",
 }
+ASSERTION_ALGORITHM = "RS256"  # what Microsoft accepts with an x5t header
 LEEWAY_S = 120  # clock skew tolerated on exp, iat and nbf of an id_token
 
 
@@ -145,6 +146,13 @@ def _select_key(jwks: Mapping[str, Any], kid: object, algorithm: str) -> Mapping
         and (kid is None or key.get("kid") == kid)
     ]
     return candidates[0] if len(candidates) == 1 else None
+
+
+def sign_client_assertion(
+    claims: Mapping[str, Any], key_pem: str, headers: Mapping[str, str]
+) -> str:
+    """A client assertion (RFC 7523 private_key_jwt) signed RS256 with the app's key."""
+    return str(jwt.encode(dict(claims), key_pem, algorithm=ASSERTION_ALGORITHM, headers=headers))
 
 
 def _reason(exc: JOSEError) -> str:

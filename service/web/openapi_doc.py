@@ -241,6 +241,13 @@ ROUTES = (
         "AppInUse OperatorAuthorityRequired",
         body="AppUpdate",
     ),
+    Route(
+        "app_credentials_promote",
+        f"POST {P}/credentials/promote",
+        "Make the next client secret or certificate the current one",
+        "CredentialsPromoted",
+        "NoNextCredential",
+    ),
     Route("app_delete", f"DELETE {P}", "Delete an OAuth2 app", "AppDeleted", "AppInUse"),
     Route(
         "settings_get",
