@@ -103,6 +103,11 @@ def decrypt(app: HasCredentials, slot: Slot, cipher: Cipher) -> ClientCredential
     return ClientCredential(slot, secret=secret)
 
 
+def kind(app: HasCredentials, slot: Slot) -> str:
+    """Certificate or secret (what the slot holds)."""
+    return "certificate" if FIELDS[slot].key in app.encrypted else "secret"
+
+
 def expiry_ms(app: HasCredentials, slot: Slot) -> int | None:
     """When the slot's credential dies: the recorded date, else the certificate's notAfter."""
     names = FIELDS[slot]
@@ -125,7 +130,7 @@ def describe(app: HasCredentials) -> dict[str, Any]:
             continue
         expires = expiry_ms(app, slot)
         entry: dict[str, Any] = {
-            "type": "certificate" if names.key in app.encrypted else "secret",
+            "type": kind(app, slot),
             "expires": iso(expires) if expires is not None else None,
         }
         if names.key in app.encrypted:
@@ -224,6 +229,7 @@ __all__ = [
     "has_slot",
     "in_use",
     "input_pairs",
+    "kind",
     "ordered",
     "promotion",
     "removed_fields",
