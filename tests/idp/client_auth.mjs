@@ -14,7 +14,7 @@
 // Test routes:
 //   POST /__test/clients/credentials {client_id, name, secret | certificate (PEM)} -> {name, x5t?}
 //   POST /__test/clients/expire      {client_id, name} -> {name}; that credential is refused
-//   GET  /__test/clients/log         -> {attempts: [{client_id, method, name, ok, error}]}
+//   GET  /__test/clients/log         -> {attempts: [{client_id, method, name, ok, error, assertion}]}
 // resetClientAuth() (called by /__test/reset) forgets every registered credential and the log.
 
 import { X509Certificate, constants, createHash, verify } from 'node:crypto';
@@ -170,7 +170,10 @@ export function clientAuthMiddleware(issuer, paths, readRawBody) {
       if (!cred) problem = '7000215: Invalid client secret provided.';
       else if (cred.expired) problem = `7000222: The provided client secret keys for app '${clientId}' are expired.`;
     }
-    attempts.push({ client_id: clientId, method, name: cred?.name ?? null, ok: !problem, error: problem || null });
+    attempts.push({
+      client_id: clientId, method, name: cred?.name ?? null, ok: !problem, error: problem || null,
+      assertion: assertion ?? null,
+    });
     if (problem) return refuse(ctx, problem);
     ['client_assertion', 'client_assertion_type'].forEach((name) => form.delete(name));
     form.set('client_id', clientId);
