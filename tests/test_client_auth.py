@@ -182,3 +182,25 @@ async def test_key_of_another_certificate_is_refused(
     assert resp.status == 400, await resp.text()
     answer = await resp.json()
     assert "does not belong" in answer["message"], answer
+
+
+async def test_outlook_app_with_certificate(
+    client: Client, admin: dict[str, str], core: Core, idp: Idp, cert: SelfSigned
+) -> None:
+    """An outlook app (its token URL pointed at the test provider) refreshes with a certificate."""
+    register_certificate(idp, "cert", cert.cert_pem)
+    body = {
+        "id": "ms",
+        "provider": "outlook",
+        "authority": "organizations",
+        "clientId": idp.client_id,
+        "clientCertificate": cert.cert_pem,
+        "clientCertificateKey": cert.key_pem,
+        "tokenUrl": idp.token_url,
+    }
+    resp = await client.post("/v1/oauth2", json=body, headers=admin)
+    assert resp.status == 200, await resp.text()
+    await _import(client, admin, idp, "ms")
+    resp = await client.post("/v1/account/cert/refresh", headers=admin)
+    assert resp.status == 200, await resp.text()
+    assert [a["method"] for a in auth_attempts(idp)] == ["certificate"]
