@@ -207,6 +207,11 @@ def _certificate_pairs(
             f"certificates (private_key_jwt) apply to {', '.join(sorted(CERTIFICATE_KINDS))} apps",
             details={"field": names.certificate},
         )
+    for name in (names.certificate, names.key):
+        if not isinstance(body.get(name), str) or not body[name].strip():
+            raise errors.InvalidCertificate(
+                f"{names.certificate} and {names.key} go together", details={"field": name}
+            )
     cert = validate.string(body, names.certificate, required=True, max_len=limits.CERTIFICATE_MAX)
     key = validate.string(body, names.key, required=True, max_len=limits.CERTIFICATE_MAX)
     cert, key = str(cert).strip(), str(key).strip()

@@ -98,6 +98,12 @@ class InvalidJson(InvalidInput):
     code = "InvalidJson"
 
 
+class InvalidCertificate(InvalidInput):
+    """A client certificate or its key does not parse, or the key is not the certificate's."""
+
+    code = "InvalidCertificate"
+
+
 class InvalidAccountId(InvalidInput):
     """An account id is empty, too long or has characters an id cannot have."""
 

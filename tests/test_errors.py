@@ -14,7 +14,8 @@ from service.web.admin.middleware import CsrfFailed
 
 # The API contract: codes clients see, by HTTP status (these never change).
 CONTRACT = {
-    400: "ConsentDenied InvalidAccountId InvalidAppId InvalidInput InvalidJson InvalidLink "
+    400: "ConsentDenied InvalidAccountId InvalidAppId InvalidCertificate InvalidInput "
+    "InvalidJson InvalidLink "
     "InvalidMinValidity InvalidState InvalidWebhookHeader RedirectUrlNotAllowed "
     "UnknownQueryParameter",
     401: "Unauthorized LoginFailed",

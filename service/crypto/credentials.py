@@ -53,11 +53,11 @@ class CertificateFacts:
 
 
 def certificate_facts(cert_pem: str, field_name: str = "clientCertificate") -> CertificateFacts:
-    """Parse a PEM certificate; InvalidInput when it is not one."""
+    """Parse a PEM certificate; InvalidCertificate when it is not one."""
     try:
         cert = x509.load_pem_x509_certificate(cert_pem.encode())
     except ValueError:
-        raise errors.InvalidInput(
+        raise errors.InvalidCertificate(
             f"{field_name} must be a PEM certificate", details={"field": field_name}
         ) from None
     der = cert.public_bytes(serialization.Encoding.DER)
@@ -75,16 +75,18 @@ def check_key_pair(cert_pem: str, key_pem: str, key_field: str) -> None:
     try:
         key = serialization.load_pem_private_key(key_pem.encode(), password=None)
     except (ValueError, TypeError):
-        raise errors.InvalidInput(
+        raise errors.InvalidCertificate(
             f"{key_field} must be an unencrypted PEM private key", details={"field": key_field}
         ) from None
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise errors.InvalidInput(f"{key_field} must be an RSA key", details={"field": key_field})
+        raise errors.InvalidCertificate(
+            f"{key_field} must be an RSA key", details={"field": key_field}
+        )
     public = cert.public_key()
     if not isinstance(public, rsa.RSAPublicKey) or (
         key.public_key().public_numbers() != public.public_numbers()
     ):
-        raise errors.InvalidInput(
+        raise errors.InvalidCertificate(
             f"{key_field} does not belong to the certificate", details={"field": key_field}
         )
 

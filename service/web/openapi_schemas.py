@@ -357,6 +357,12 @@ def _kind_rules() -> list[Schema]:
 
     no_tenant = {"properties": _each("authority tenant cloud", "null")}
     no_service = {"properties": _each("serviceClient serviceClientEmail serviceKey", "null")}
+    no_certificate = {
+        "properties": _each(
+            "clientCertificate clientCertificateKey nextClientCertificate nextClientCertificateKey",
+            "null",
+        )
+    }
     credentials = {
         "anyOf": [given("clientId", "clientSecret"), given("clientId", "clientCertificate")]
     }
@@ -374,6 +380,7 @@ def _kind_rules() -> list[Schema]:
             "else": {"allOf": [credentials, no_service]},
         },
         {"if": kind("outlookService"), "then": {"properties": no_named}},
+        {"if": kind("gmail", "gmailService", "mailRu"), "then": no_certificate},
         {"if": kind("oidc"), "then": {"anyOf": [given("issuer"), given("tokenUrl")]}},
     ]
 
