@@ -15,10 +15,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from service import app_credentials
 from service.clock import ManualClock, SystemClock, iso
 from service.config import Config
 from service.core import Core
 from service.credential_watch import DAY_MS, CredentialWatch
+from service.crypto.rotation import KeyRotation
+from service.sealed_records import SealedRecords
 from tests.support.certs import (
     auth_attempts,
     expire_credential,
@@ -28,6 +31,7 @@ from tests.support.certs import (
 )
 from tests.support.idp import Idp
 from tests.support.logs import Lines, logged_lines
+from tests.test_keyrotation import NEW, NEW_ONLY
 from tests.test_secrets_at_rest import dump_redis
 
 Client = TestClient[web.Request, web.Application]
@@ -113,3 +117,25 @@ async def test_no_credential_in_plaintext(
         assert raw not in dumped, f"{label[:20]} found in Redis"
         assert raw not in logged, f"{label[:20]} found in the log"
         assert all(raw.decode(errors="ignore") not in a for a in answers), label[:20]
+
+
+async def test_key_rotation_moves_every_credential(core: Core) -> None:
+    """`keys rotate` re-encrypts a certificate key and a next secret like any sealed field."""
+    cert = self_signed("rotated-cert")
+    body = {
+        "id": "sealed",
+        "provider": "oidc",
+        "clientId": "c",
+        "tokenUrl": "https://idp.example/token",
+        "clientCertificate": cert.cert_pem,
+        "clientCertificateKey": cert.key_pem,
+        "nextClientSecret": "next",
+    }
+    await core.apps.create(body, iso(SystemClock().now_ms()))
+    records = SealedRecords(core.redis, core.keys)
+    stats = await KeyRotation(core.redis, core.scripts, NEW, records).rotate(batch=10)
+    assert stats.complete and stats.rotated == 2
+    app = await core.apps.require("sealed")
+    current, nxt = app_credentials.ordered(app, NEW_ONLY)
+    assert current.certificate is not None and current.certificate.key_pem == cert.key_pem.strip()
+    assert nxt.secret == "next"
