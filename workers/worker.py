@@ -10,6 +10,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from service import errors
 from service.background import Background, stop_task
 from service.clock import Clock
 from service.config import Config
@@ -98,7 +99,7 @@ class Worker:
         while True:
             try:
                 await self.watch.check()
-            except (*STORE_ERRORS, RedisError) as exc:  # checked again next round
+            except (*STORE_ERRORS, RedisError, errors.ApiError) as exc:  # again next round
                 log.warning("credential_watch_failed", error=type(exc).__name__)
             await asyncio.sleep(self.config.credential_check_s)
 
