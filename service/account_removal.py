@@ -11,6 +11,7 @@ from service.account_record import F
 from service.accounts import Account, AccountStore
 from service.apps import AppStore
 from service.clock import Clock
+from service.credential_retry import with_credentials
 from service.oauth.client import OAuthClient, Revocation
 
 log = structlog.get_logger("accounts")
@@ -39,7 +40,9 @@ class AccountRemoval:
         app = await self.apps.get(account.app)
         if app is None:
             return deleted, Revocation(False, "appDeleted", "the account's app no longer exists")
-        outcome = await self.oauth.revoke(app, self.apps.client_secret(app), refresh_token)
+        outcome = await with_credentials(
+            self.apps, app, lambda credential: self.oauth.revoke(app, credential, refresh_token)
+        )
         log.info(
             "account_revoked" if outcome.revoked else "account_revoke_failed",
             account=account.id,

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from service import errors, limits, validate
+from service import app_credentials, errors, limits, validate
 from service.config import Config
 from service.crypto.cipher import Cipher
 from service.outbound.urls import check_outbound_url
@@ -20,7 +20,8 @@ from service.providers import (
     MICROSOFT_TENANTS,
 )
 
-SEALED_FIELDS = ("clientSecret", "serviceKey")  # encrypted at rest, bound to app:<id>:<field>
+INPUT_SEALED = ("clientSecret", "serviceKey")  # sealed here; the other credentials: app_credentials
+SEALED_FIELDS = (*INPUT_SEALED, *app_credentials.SEALED)  # encrypted, bound to app:<id>:<field>
 FROZEN_FIELDS = ("issuer", "tenant", "cloud", *ENDPOINT_FIELDS)
 SERVICE_FIELDS = ("serviceClient", "serviceClientEmail")  # gmailService only
 TEXT_FIELDS = (
@@ -30,7 +31,7 @@ TEXT_FIELDS = (
 LIST_FIELDS = {"extraScopes": "additionalScopes", "skipScopes": "skipScopes"}  # input -> hash
 INPUT_FIELDS = {
     "id", "provider", "enabled", "clientSecret", "serviceKey", "authority",
-    "additionalScopes", *LIST_FIELDS, *TEXT_FIELDS,
+    "additionalScopes", *LIST_FIELDS, *TEXT_FIELDS, *app_credentials.INPUT,
 }  # fmt: skip
 EE_CLOUDS = tuple(MICROSOFT_CLOUDS)
 
@@ -48,7 +49,10 @@ def require_create_fields(kind: object, body: dict[str, Any]) -> str:
         validate.string(body, "serviceKey", required=True, max_len=limits.CLIENT_SECRET_MAX)
     else:
         validate.string(body, "clientId", required=True, max_len=limits.APP_TEXT_MAX)
-        validate.string(body, "clientSecret", required=True, max_len=limits.CLIENT_SECRET_MAX)
+        certified = body.get("clientCertificate") is not None
+        validate.string(
+            body, "clientSecret", required=not certified, max_len=limits.CLIENT_SECRET_MAX
+        )
     if kind in MICROSOFT_KINDS and body.get("authority") is None and body.get("tenant") is None:
         raise errors.InvalidInput("authority is required", details={"field": "authority"})
     return kind
@@ -92,7 +96,7 @@ def sealed_pairs(kind: str, body: dict[str, Any], app_id: str, cipher: Cipher) -
             "serviceKey belongs to gmailService apps only", details={"field": "serviceKey"}
         )
     pairs: dict[str, str] = {}
-    for name in SEALED_FIELDS:
+    for name in INPUT_SEALED:
         if body.get(name) in (None, False):
             continue
         value = validate.string(body, name, max_len=limits.CLIENT_SECRET_MAX)

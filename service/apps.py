@@ -10,7 +10,7 @@ from typing import Any, cast
 import orjson
 from redis.asyncio import Redis
 
-from service import errors, validate
+from service import app_credentials, errors, validate
 from service.account_record import endpoints_fingerprint
 from service.app_input import (
     FROZEN_FIELDS,
@@ -25,6 +25,7 @@ from service.app_input import (
 )
 from service.config import Config
 from service.crypto.cipher import Cipher
+from service.crypto.credentials import ClientCredential, Slot
 from service.crypto.sealed import Record, bound_record
 from service.providers import (
     SERVICE_KINDS,
@@ -56,6 +57,7 @@ class App:
     encrypted_secret: str | None = field(default=None, repr=False)
     skip_scopes: list[str] = field(default_factory=list)
     encrypted_service_key: str | None = field(default=None, repr=False)
+    encrypted: dict[str, str] = field(default_factory=dict, repr=False)  # client credentials
 
     @property
     def cloud(self) -> str:
@@ -108,6 +110,7 @@ class App:
         ends = self.endpoints
         body: dict[str, Any] = {
             "clientSecretSet": self.encrypted_secret is not None,
+            "credentials": app_credentials.describe(self),
             "additionalScopes": self.additional_scopes,
             "scopes": self.scopes,
             "redirectUrl": self.callback_url(base_url),
@@ -163,7 +166,8 @@ def sealed_record(key: str, app_id: str) -> Record:
     return bound_record(key, f"app:{app_id}", SEALED_FIELDS)
 
 
-STORED = {*TEXT_FIELDS, "created", "updated", "error", "enabled"}
+STORED = {*TEXT_FIELDS, *app_credentials.PLAIN, "created", "updated", "error", "enabled"}
+CREDENTIALS = ("clientSecret", *app_credentials.SEALED)
 
 
 def app_from_hash(raw: dict[str, str]) -> App | None:
@@ -189,6 +193,7 @@ def app_from_hash(raw: dict[str, str]) -> App | None:
         encrypted_secret=raw.get("clientSecret"),
         skip_scopes=orjson.loads(raw.get("skipScopes", "[]")),
         encrypted_service_key=raw.get("serviceKey"),
+        encrypted={k: raw[k] for k in CREDENTIALS if k in raw},
     )
 
 
@@ -251,10 +256,32 @@ class AppStore:
         return sum(int(c) for c in counts if c)
 
     def client_secret(self, app: App) -> str | None:
-        """Decrypt the app's client secret (for calls to the provider only)."""
+        """Decrypt the app's current client secret (for calls to the provider only)."""
         if app.encrypted_secret is None:
             return None
         return self.cipher.decrypt(app.encrypted_secret, f"app:{app.id}:clientSecret")
+
+    def credentials(self, app: App) -> list[ClientCredential]:
+        """The app's client credentials, decrypted, the one in use first (provider calls only)."""
+        return app_credentials.ordered(app, self.cipher)
+
+    def credential(self, app: App) -> ClientCredential | None:
+        """The credential in use (None: the app sends its client id alone)."""
+        found = self.credentials(app)
+        return found[0] if found else None
+
+    async def use_slot(self, app: App, slot: Slot) -> None:
+        """Record which credential the provider accepted, so later calls try it first."""
+        if app_credentials.in_use(app) != slot:
+            await self._save(app.id, "update", {app_credentials.IN_USE: slot}, [])
+
+    async def promote(self, app: App, now: str) -> App:
+        """Make the next credential the current one (NoNextCredential when there is none)."""
+        pairs, removed = app_credentials.promotion(app, self.cipher)
+        pairs["updated"] = now
+        if not await self._save(app.id, "update", pairs, removed):
+            raise errors.AppNotFound(f"no OAuth2 app with id {app.id!r}")
+        return await self.require(app.id)
 
     async def create(self, body: dict[str, Any], now: str) -> App:
         """Validate and store a new app; raise AppExists when the id is taken."""
@@ -277,6 +304,7 @@ class AppStore:
         removed = [f for f in TEXT_FIELDS if f in body and body[f] is None]
         kept = {k: v for k, v in app.fields.items() if k not in removed}
         pairs = self._pairs(app.provider, body, app.id, kept)
+        removed += app_credentials.removed_fields(body, pairs)
         changed = [f for f in FROZEN_FIELDS if f in pairs and pairs[f] != app.fields.get(f)]
         changed += [f for f in FROZEN_FIELDS if f in removed and f in app.fields]
         if changed and await self.account_count(app.id) > 0:
@@ -338,4 +366,5 @@ class AppStore:
         check_kind_fields(kind, pairs, kept, self.config)
         pairs.update(list_pairs(body))
         pairs.update(sealed_pairs(kind, body, app_id, self.cipher))
+        pairs.update(app_credentials.input_pairs(kind, body, app_id, self.cipher))
         return pairs

@@ -59,6 +59,9 @@ class Config:
     replica_wait_ms: int = t.REPLICA_WAIT_MS.default
     refresh_lead_s: int = t.REFRESH_LEAD_S.default
     keepalive_s: int = t.KEEPALIVE_S.default
+    credential_warning_days: int = t.CREDENTIAL_WARNING_DAYS.default
+    credential_final_warning_days: int = t.CREDENTIAL_FINAL_WARNING_DAYS.default
+    credential_check_s: int = t.CREDENTIAL_CHECK_S.default
     cache_ttl_s: float = t.CACHE_TTL_S.default
     max_body_bytes: int = MAX_BODY_BYTES  # an input limit (service/limits.py), not a variable
     worker_concurrency: int = t.WORKER_CONCURRENCY.default

@@ -135,6 +135,21 @@ KEEPALIVE_S = Setting(
     "refresh tokens that never expire this often",
     low=60, high=90 * 86_400,
 )  # fmt: skip
+CREDENTIAL_WARNING_DAYS = Setting(
+    "TOKENBROKER_CREDENTIAL_WARNING_DAYS", "credential_warning_days", "integer", 14,
+    "an `appCredentialsExpiring` event and a dashboard warning this many days before an app's client secret or certificate expires",
+    low=1, high=365,
+)  # fmt: skip
+CREDENTIAL_FINAL_WARNING_DAYS = Setting(
+    "TOKENBROKER_CREDENTIAL_FINAL_WARNING_DAYS", "credential_final_warning_days", "integer", 3,
+    "a second `appCredentialsExpiring` event this many days before (0: none)",
+    low=0, high=365,
+)  # fmt: skip
+CREDENTIAL_CHECK_S = Setting(
+    "TOKENBROKER_CREDENTIAL_CHECK_S", "credential_check_s", "integer", 3600,
+    "how often the worker checks the expiry dates of apps' credentials",
+    low=1, high=86_400,
+)  # fmt: skip
 CACHE_TTL_S = Setting(
     "TOKENBROKER_CACHE_TTL_S", "cache_ttl_s", "number", 5.0,
     "safety-net TTL of the per-process cache",
@@ -229,7 +244,8 @@ SETTINGS: tuple[Setting[object], ...] = (
     REDIS_URL, REDIS_MODE, SECRET, OLD_SECRETS, HOST, PORT, BASE_URL, REDIS_PREFIX,
     SCHEDULE_PARTITIONS, LOG_FORMAT, ENABLE_OAUTH_TOKENS_API, ALLOW_ENDPOINT_OVERRIDES,
     ALLOW_PRIVATE_URLS, TRUSTED_PROXIES, REDIS_TIMEOUT_S, PROVIDER_TIMEOUT_S,
-    PROVIDER_ANSWER_MAX_S, LOCK_MS, REPLICA_WAIT_MS, REFRESH_LEAD_S, KEEPALIVE_S, CACHE_TTL_S,
+    PROVIDER_ANSWER_MAX_S, LOCK_MS, REPLICA_WAIT_MS, REFRESH_LEAD_S, KEEPALIVE_S,
+    CREDENTIAL_WARNING_DAYS, CREDENTIAL_FINAL_WARNING_DAYS, CREDENTIAL_CHECK_S, CACHE_TTL_S,
     WORKER_CONCURRENCY, APP_RATE_PER_S, WEB_REFRESH_CONCURRENCY, LEASE_MS, POLL_MS,
     SHUTDOWN_GRACE_S, WORKER_HEALTH_FILE, WORKER_METRICS_PORT, WORKER_METRICS_HOST,
     WEBHOOK_TIMEOUT_S, WEBHOOK_RETRY_BUDGET_S, WEBHOOK_RETRY_BASE_MS, WEBHOOK_LEASE_MS,

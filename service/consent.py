@@ -19,6 +19,7 @@ from service.apps import App, AppStore
 from service.clock import Clock
 from service.config import Config
 from service.consent_state import ConsentStates
+from service.credential_retry import with_credentials
 from service.crypto.cipher import Cipher
 from service.oauth.claims import (
     EXPECTED_USER_FIELD,
@@ -210,8 +211,13 @@ class ConsentFlow:
         _check_issuer(app, query.get("iss"))
         verifier = self.cipher.decrypt(record["verifier"], f"state:{nonce}:verifier")
         redirect_uri = app.callback_url(self.config.base_url)
-        secret = self.apps.client_secret(app)
-        result = await self.oauth.exchange_code(app, secret, code, verifier, redirect_uri)
+        result = await with_credentials(
+            self.apps,
+            app,
+            lambda credential: self.oauth.exchange_code(
+                app, credential, code, verifier, redirect_uri
+            ),
+        )
         if isinstance(result, Failure):
             raise errors.CodeExchangeFailed(
                 "the provider refused to exchange the authorization code", details=result.details()

@@ -98,6 +98,12 @@ class InvalidJson(InvalidInput):
     code = "InvalidJson"
 
 
+class InvalidCertificate(InvalidInput):
+    """A client certificate or its key does not parse, or the key is not the certificate's."""
+
+    code = "InvalidCertificate"
+
+
 class InvalidAccountId(InvalidInput):
     """An account id is empty, too long or has characters an id cannot have."""
 
@@ -278,6 +284,12 @@ class AccountAppMismatch(Conflict):
     """The account exists on another app; delete it to add it anew."""
 
     code = "AccountAppMismatch"
+
+
+class NoNextCredential(Conflict):
+    """The app holds no next client secret or certificate to promote."""
+
+    code = "NoNextCredential"
 
 
 class WebhookNotConfigured(Conflict):

@@ -26,6 +26,7 @@ NAME_MAX = 256  # an account's or a consent's display name
 URL_MAX = 2048  # a consent's or an imported account's redirectUrl
 APP_TEXT_MAX = 2048  # each text field of an app: name, clientId, tenant, cloud and its URLs
 CLIENT_SECRET_MAX = 4096
+CERTIFICATE_MAX = 16384  # an app's certificate or its private key, PEM
 REFRESH_TOKEN_MAX = 8192
 ACCESS_TOKEN_MAX = 16384
 SCOPE_MAX = 512  # one scope

@@ -118,6 +118,12 @@ class Metrics:
             ["app"],
             registry=self.registry,
         )
+        self.app_credential_expiry = Gauge(
+            "tokenbroker_app_credential_expiry_seconds",
+            "Seconds until the app's client secret or certificate expires (recorded dates only)",
+            ["app", "credential"],
+            registry=self.registry,
+        )
 
     def count_token_request(self, code: str, seconds: float) -> None:
         """Count one token endpoint answer (`ok` or an error code) and its duration."""

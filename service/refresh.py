@@ -16,6 +16,7 @@ from service.accounts import Account, AccountStore, Status
 from service.apps import App, AppStore
 from service.clock import Clock
 from service.config import Config
+from service.credential_retry import with_credentials
 from service.oauth.client import Failure, Granted, OAuthClient, RefreshResult
 from service.ratelimit import AppRateLimit
 from service.refresh_lock import AnswerAbandoned, HeldLock, take
@@ -211,7 +212,11 @@ class Refresher:
         """The provider call, awaited while the lock is ours (see HeldLock.hold_during)."""
         with self.tracing.span("provider call") as span:
             span.set_attribute("app.id", app.id)
-            call = self.oauth.refresh(app, self.apps.client_secret(app), refresh_token)
+            call = with_credentials(
+                self.apps,
+                app,
+                lambda credential: self.oauth.refresh(app, credential, refresh_token),
+            )
             try:
                 result = await lock.hold_during(call, self.config.provider_answer_max_s)
             except AnswerAbandoned:

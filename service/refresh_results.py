@@ -22,6 +22,7 @@ from service.accounts import Account, AccountStore, AccountWrite
 from service.apps import App, AppStore
 from service.clock import Clock, iso
 from service.config import Config
+from service.credential_retry import with_credentials
 from service.oauth.client import Failure, Granted, OAuthClient
 from service.providers import missing_scopes
 from service.refresh_lock import HeldLock
@@ -209,7 +210,10 @@ class ResultWriter:
         if granted.refresh_token is None:
             return
         self.incident("orphan_revoked")
-        outcome = await self.oauth.revoke(app, self.apps.client_secret(app), granted.refresh_token)
+        token = granted.refresh_token
+        outcome = await with_credentials(
+            self.apps, app, lambda credential: self.oauth.revoke(app, credential, token)
+        )
         log.info(
             "orphan_refresh_token_revoked" if outcome.revoked else "orphan_refresh_token_kept",
             why=why,

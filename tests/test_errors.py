@@ -14,7 +14,8 @@ from service.web.admin.middleware import CsrfFailed
 
 # The API contract: codes clients see, by HTTP status (these never change).
 CONTRACT = {
-    400: "ConsentDenied InvalidAccountId InvalidAppId InvalidInput InvalidJson InvalidLink "
+    400: "ConsentDenied InvalidAccountId InvalidAppId InvalidCertificate InvalidInput "
+    "InvalidJson InvalidLink "
     "InvalidMinValidity InvalidState InvalidWebhookHeader RedirectUrlNotAllowed "
     "UnknownQueryParameter",
     401: "Unauthorized LoginFailed",
@@ -22,7 +23,8 @@ CONTRACT = {
     "OperatorAuthorityRequired ScopesMissing SettingNotAllowed UserMismatch CsrfFailed",
     404: "AccountNotFound AppNotFound DeliveryNotFound RouteNotFound TokenNotFound",
     405: "MethodNotAllowed",
-    409: "AccountAppMismatch AppExists AppInUse ReauthRequired WebhookNotConfigured",
+    409: "AccountAppMismatch AppExists AppInUse NoNextCredential ReauthRequired "
+    "WebhookNotConfigured",
     410: "LinkExpired LinkUsed",
     413: "PayloadTooLarge",
     415: "UnsupportedMediaType",

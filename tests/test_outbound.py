@@ -18,12 +18,15 @@ from service import errors
 from service.apps import App
 from service.clock import SystemClock
 from service.config import Config
+from service.crypto.credentials import ClientCredential
 from service.oauth.client import Failure, OAuthClient
 from service.oauth.discovery import Discovery
 from service.oauth.identity import IdentityVerifier
 from service.outbound.addresses import host_refusal
 from service.outbound.session import MAX_ANSWER_BYTES, outbound_session, refusal_in
 from service.outbound.urls import check_outbound_url
+
+SECRET = ClientCredential("current", secret="secret")
 
 BIG = 50 * 1024 * 1024  # an answer far beyond every cap
 # Hosts that all lead to 127.0.0.1, in the notations the resolver or the client accept.
@@ -205,7 +208,7 @@ async def test_token_answer_capped(config: Config, listener: Listener) -> None:
     app = App("big", "oidc", "client", {"tokenUrl": f"http://127.0.0.1:{listener.port}/big"})
     async with outbound_session(config) as http:
         started = time.monotonic()
-        result = await OAuthClient(http, SystemClock(), 10.0).refresh(app, "secret", "rt")
+        result = await OAuthClient(http, SystemClock(), 10.0).refresh(app, SECRET, "rt")
     assert isinstance(result, Failure) and result.kind == "transient"
     assert result.error == "network" and result.description == "AnswerTooLarge"
     await wait_ended(listener)

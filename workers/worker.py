@@ -10,10 +10,12 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from service import errors
 from service.background import Background, stop_task
 from service.clock import Clock
 from service.config import Config
 from service.core import build_core
+from service.credential_watch import CredentialWatch
 from service.metrics import WorkerMetrics
 from service.store.connection import STORE_ERRORS
 from workers.health import beat
@@ -44,6 +46,7 @@ class Worker:
         self.core.refresher.incident = self.metrics.count_incident
         self.refresh = RefreshLoop(self.core, self.metrics, config)
         self.webhooks = WebhookLoop(self.core, self.metrics, config, http)
+        self.watch = CredentialWatch(self.core.apps, config, clock)
         self.loops = [only] if only else list(LOOPS)
         self.idle = asyncio.Event()  # set while run() is not running
         self.idle.set()
@@ -69,6 +72,7 @@ class Worker:
         runs = []
         if "refresh" in self.loops:
             runs.append(self.refresh.run())
+            background.tasks.append(asyncio.create_task(self._watch(), name="credential-watch"))
         if "webhooks" in self.loops:
             runs.append(self.webhooks.run())
         try:
@@ -89,6 +93,15 @@ class Worker:
         """
         self.stop()
         await self.idle.wait()
+
+    async def _watch(self) -> None:
+        """Check the apps' credential expiry dates every credential_check_s (until stopped)."""
+        while True:
+            try:
+                await self.watch.check()
+            except (*STORE_ERRORS, RedisError, errors.ApiError) as exc:  # again next round
+                log.warning("credential_watch_failed", error=type(exc).__name__)
+            await asyncio.sleep(self.config.credential_check_s)
 
     async def _heartbeat(self) -> None:
         """Beat the health file whenever the loop made progress since the last beat.

@@ -11,6 +11,7 @@ import orjson
 
 from service.apps import App
 from service.clock import Clock
+from service.oauth.client_auth import ClientCredential, attach
 from service.oauth.discovery import Discovery
 from service.outbound.session import read_capped
 from service.timing import lifetime_s
@@ -144,14 +145,16 @@ class OAuthClient:
         self.revoke_timeout = aiohttp.ClientTimeout(total=min(timeout_s, REVOKE_TIMEOUT_S))
         self.discovery = Discovery(http, self.timeout)
 
-    async def refresh(self, app: App, secret: str | None, refresh_token: str) -> RefreshResult:
+    async def refresh(
+        self, app: App, credential: ClientCredential | None, refresh_token: str
+    ) -> RefreshResult:
         """Run the refresh_token grant; never raises for provider or network trouble."""
         # No `scope`: the refreshed token carries what the grant holds. Microsoft would
         # refuse a refresh asking for more than was granted (a migrated grant, changed extra
         # scopes), and EmailEngine sends none on an Outlook refresh either.
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
         sent_at = self.clock.now_ms()
-        answer = await self._token_call(app, secret, form, self.refresh_timeout)
+        answer = await self._token_call(app, credential, form, self.refresh_timeout)
         if isinstance(answer, Failure):
             return answer
         status, body, retry_after = answer
@@ -160,7 +163,12 @@ class OAuthClient:
         return classify(status, body, retry_after)
 
     async def exchange_code(
-        self, app: App, secret: str | None, code: str, verifier: str, redirect_uri: str
+        self,
+        app: App,
+        credential: ClientCredential | None,
+        code: str,
+        verifier: str,
+        redirect_uri: str,
     ) -> CodeGrant | Failure:
         """Run the authorization_code grant with the PKCE verifier; never raises."""
         form = {
@@ -170,7 +178,7 @@ class OAuthClient:
             "code_verifier": verifier,
         }
         sent_at = self.clock.now_ms()
-        answer = await self._token_call(app, secret, form, self.timeout)
+        answer = await self._token_call(app, credential, form, self.timeout)
         if isinstance(answer, Failure):
             return answer
         status, body, retry_after = answer
@@ -182,7 +190,9 @@ class OAuthClient:
         id_token = body.get("id_token") if isinstance(body, dict) else None
         return CodeGrant(granted, id_token if isinstance(id_token, str) else None)
 
-    async def revoke(self, app: App, secret: str | None, refresh_token: str) -> Revocation:
+    async def revoke(
+        self, app: App, credential: ClientCredential | None, refresh_token: str
+    ) -> Revocation:
         """Revoke a refresh token (RFC 7009), once, with a short timeout; never raises."""
         try:
             url = await self.discovery.endpoint(app, "revocation_url")
@@ -192,9 +202,8 @@ class OAuthClient:
             return Revocation(False, "unsupported", "the provider offers no revocation endpoint")
         form = {"token": refresh_token, "token_type_hint": "refresh_token"}
         try:
-            status, body, _ = await self._post(
-                url, _with_client(app, secret, form), self.revoke_timeout
-            )
+            form = attach(app.client_id, credential, form, url)
+            status, body, _ = await self._post(url, form, self.revoke_timeout)
         except TimeoutError:
             return Revocation(False, "timeout", "the provider did not answer in time")
         except (aiohttp.ClientError, OSError) as exc:
@@ -205,7 +214,11 @@ class OAuthClient:
         return Revocation(False, str(error or f"http_{status}"), f"the provider answered {status}")
 
     async def _token_call(
-        self, app: App, secret: str | None, form: dict[str, str], limits: aiohttp.ClientTimeout
+        self,
+        app: App,
+        credential: ClientCredential | None,
+        form: dict[str, str],
+        limits: aiohttp.ClientTimeout,
     ) -> tuple[int, object, str | None] | Failure:
         """POST to the app's token endpoint; a network failure drops a discovered endpoint.
 
@@ -218,7 +231,7 @@ class OAuthClient:
             if url is None:
                 return Failure("transient", "no_token_url", "the app has no token URL")
             sent = True
-            return await self._post(url, _with_client(app, secret, form), limits)
+            return await self._post(url, attach(app.client_id, credential, form, url), limits)
         except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
             failure = Failure("transient", "network", type(exc).__name__)
             if isinstance(exc, TimeoutError):
@@ -245,14 +258,6 @@ class OAuthClient:
         ) as response:
             body = _json_or_none(await read_capped(response))
             return response.status, body, response.headers.get("Retry-After")
-
-
-def _with_client(app: App, secret: str | None, form: dict[str, str]) -> dict[str, str]:
-    """The form with client authentication in the body (client_secret_post)."""
-    auth = {"client_id": app.client_id}
-    if secret is not None:
-        auth["client_secret"] = secret
-    return {**form, **auth}
 
 
 def _json_or_none(raw: bytes) -> object:

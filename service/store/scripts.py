@@ -32,6 +32,7 @@ SCRIPT_NAMES = (
     "login_succeeded",
     "account_search_index",
     "account_update_profile",
+    "app_credential_notice",
 )
 
 

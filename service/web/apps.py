@@ -1,4 +1,4 @@
-"""OAuth2 app routes: list, create, show, partial update, delete."""
+"""OAuth2 app routes: list, create, show, partial update, delete, credential promotion."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from aiohttp import web
 
 from service import errors, limits, validate
 from service.apitokens import ApiToken
+from service.app_credentials import describe
 from service.apps import App
 from service.clock import iso
 from service.providers import ENDPOINT_FIELDS
@@ -89,6 +90,16 @@ async def update_app(request: web.Request) -> web.Response:
     require_operator(token, body, app)
     updated = await core.apps.update(app, body, iso(core.clock.now_ms()))
     return json_response({"id": updated.id, "updated": True})
+
+
+async def promote_credentials(request: web.Request) -> web.Response:
+    """Make the app's next client secret or certificate the current one (409 when none)."""
+    await authorize(request, "api")
+    core = request.app[CORE]
+    app = await core.apps.require(validate.app_id(request.match_info["app"]))
+    promoted = await core.apps.promote(app, iso(core.clock.now_ms()))
+    body = {"id": promoted.id, "promoted": True, "credentials": describe(promoted)}
+    return json_response(body)
 
 
 async def delete_app(request: web.Request) -> web.Response:

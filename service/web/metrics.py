@@ -11,6 +11,7 @@ from aiohttp import web
 
 from service import errors
 from service.core import Core
+from service.credential_watch import expiries
 from service.metrics import Metrics
 from service.schedule import Schedule
 from service.store.connection import STORE_ERRORS
@@ -43,11 +44,18 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def _app_credentials(core: Core, registry: Metrics) -> None:
-    """One series per app: 1 while its credentials are flagged as rejected (deleted apps go)."""
-    flagged = {app.id: "error" in app.fields for app in await core.apps.all()}
+    """Per app: 1 while its credentials are rejected; each credential's seconds to expiry.
+
+    Deleted apps' series go; a dead credential's seconds are negative.
+    """
+    apps = await core.apps.all()
+    now = core.clock.now_ms()
     registry.app_credentials_error.clear()  # no await from here on: a scrape sees all or none
-    for app_id, error in flagged.items():
-        registry.app_credentials_error.labels(app_id).set(1 if error else 0)
+    registry.app_credential_expiry.clear()
+    for app in apps:
+        registry.app_credentials_error.labels(app.id).set(1 if "error" in app.fields else 0)
+        for expiry in expiries(app, now, core.config):
+            registry.app_credential_expiry.labels(app.id, expiry.slot).set(expiry.left_ms / 1000)
 
 
 def counted(handler: Handler) -> Handler:

@@ -251,6 +251,13 @@ ROUTES = (
         body="AppVerify",
     ),
     Route(
+        "app_credentials_promote",
+        f"POST {P}/credentials/promote",
+        "Make the next client secret or certificate the current one",
+        "CredentialsPromoted",
+        "NoNextCredential",
+    ),
+    Route(
         "settings_get",
         f"GET {S}",
         "Read the settings (with query keys: those, in EmailEngine's form)",

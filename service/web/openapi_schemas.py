@@ -8,6 +8,7 @@ from service.accounts import STATUSES
 from service.limits import (
     ACCESS_TOKEN_MAX,
     APP_TEXT_MAX,
+    CERTIFICATE_MAX,
     CLIENT_SECRET_MAX,
     HEADER_VALUE_MAX,
     NAME_MAX,
@@ -232,6 +233,7 @@ def _app_schemas() -> Schema:
         "enabled": schema_type("boolean"),
         "includeInListing": schema_type("boolean"),
         "clientSecretSet": schema_type("boolean"),
+        "credentials": _credentials_schema(),
         "additionalScopes": _strings(),
         "scopes": _strings(description="what a consent asks for: baseScopes, extra, skipped"),
         **{name: _time("null") for name in ("created", "updated")},
@@ -262,6 +264,13 @@ def _app_schemas() -> Schema:
         ),
         "AppUpdated": _obj(
             {"id": schema_type("string"), "updated": schema_type("boolean", const=True)}
+        ),
+        "CredentialsPromoted": _obj(
+            {
+                "id": schema_type("string"),
+                "promoted": schema_type("boolean", const=True),
+                "credentials": _credentials_schema(),
+            }
         ),
         "AppDeleted": _obj(
             {"id": schema_type("string"), "deleted": schema_type("boolean"), "accounts": count}
@@ -304,6 +313,27 @@ def _app_schemas() -> Schema:
     }
 
 
+def _credentials_schema() -> Schema:
+    """The current and next client credential as shown: kind, expiry, thumbprints; no secret."""
+    slot = _obj(
+        {
+            "type": schema_type("string", enum=["secret", "certificate"]),
+            "expires": _time("null"),
+            **_each("x5t x5tS256 subject", "string"),
+        },
+        required=("type", "expires"),
+    )
+    nullable_slot = {"anyOf": [slot, schema_type("null")]}
+    return _obj(
+        {
+            "inUse": schema_type("string", enum=["current", "next"]),
+            "current": nullable_slot,
+            "next": dict(nullable_slot),
+        },
+        required=("inUse", "current", "next"),
+    )
+
+
 def _app_input_schema(*, create: bool) -> Schema:
     """Create and update bodies; on update a null text field resets it, a null secret is kept."""
     url = schema_type("string", "null", maxLength=APP_TEXT_MAX, pattern=URL_PATTERN)
@@ -317,6 +347,17 @@ def _app_input_schema(*, create: bool) -> Schema:
         "clientId": _text(APP_TEXT_MAX),
         "clientSecret": _text(CLIENT_SECRET_MAX, nullable=True),
         "serviceKey": _text(CLIENT_SECRET_MAX, nullable=True),
+        "nextClientSecret": _text(CLIENT_SECRET_MAX, nullable=True),
+        **{
+            name: _text(CERTIFICATE_MAX, nullable=True)
+            for name in (
+                "clientCertificate",
+                "clientCertificateKey",
+                "nextClientCertificate",
+                "nextClientCertificateKey",
+            )
+        },
+        **{name: _time("null") for name in ("credentialExpires", "nextCredentialExpires")},
         "baseScopes": schema_type("string", "null", enum=[*BASE_SCOPES, "none", None]),
         "extraScopes": _scopes_input()["anyOf"][0],
         "skipScopes": _scopes_input()["anyOf"][0],
@@ -349,7 +390,15 @@ def _kind_rules() -> list[Schema]:
 
     no_tenant = {"properties": _each("authority tenant cloud", "null")}
     no_service = {"properties": _each("serviceClient serviceClientEmail serviceKey", "null")}
-    credentials = given("clientId", "clientSecret")
+    no_certificate = {
+        "properties": _each(
+            "clientCertificate clientCertificateKey nextClientCertificate nextClientCertificateKey",
+            "null",
+        )
+    }
+    credentials = {
+        "anyOf": [given("clientId", "clientSecret"), given("clientId", "clientCertificate")]
+    }
     named = {"not": {"enum": list(MICROSOFT_TENANTS)}}  # outlookService needs a tenant id
     no_named = {"authority": named, "tenant": named}
     return [
@@ -364,6 +413,7 @@ def _kind_rules() -> list[Schema]:
             "else": {"allOf": [credentials, no_service]},
         },
         {"if": kind("outlookService"), "then": {"properties": no_named}},
+        {"if": kind("gmail", "gmailService", "mailRu"), "then": no_certificate},
         {"if": kind("oidc"), "then": {"anyOf": [given("issuer"), given("tokenUrl")]}},
     ]
 

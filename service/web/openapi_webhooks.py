@@ -118,6 +118,15 @@ EVENT_EXAMPLES: dict[str, Schema] = {
         "error_description": "AADSTS7000222: secret expired",
         "reason": "appCredentials",
     },
+    "appCredentialsExpiring": {
+        "provider": "outlook",
+        "clientId": "00000000-0000-0000-0000-000000000000",
+        "credential": "current",
+        "type": "secret",
+        "expires": "2026-12-20T00:00:00.000Z",
+        "daysLeft": 14,
+        "next": False,
+    },
 }
 
 
@@ -141,7 +150,7 @@ def webhook_events() -> Schema:
             "id": "msg_2b7Zq4y9KcR1",
             "event": event,
             "date": "2026-11-29T18:25:27.780Z",
-            "account": None if event == "appCredentialsError" else "example",
+            "account": None if event.startswith("appCredentials") else "example",
             "app": "gmail",
             "data": data,
         }

@@ -59,6 +59,11 @@ def add_routes(app: web.Application) -> None:
             web.put("/v1/oauth2/{app}", apps.update_app, name="app_update"),
             web.delete("/v1/oauth2/{app}", apps.delete_app, name="app_delete"),
             web.post("/v1/oauth2/{app}/verify", ee_verify.verify_app, name="app_verify"),
+            web.post(
+                "/v1/oauth2/{app}/credentials/promote",
+                apps.promote_credentials,
+                name="app_credentials_promote",
+            ),
             web.get("/v1/settings", settings.get_settings, name="settings_get"),
             web.put("/v1/settings", settings.put_settings, name="settings_put"),
             web.post("/v1/settings", settings.post_settings_ee, name="settings_post"),

@@ -17,6 +17,7 @@ EVENTS = (
     "authenticationSuccess",
     "scopesMissing",
     "appCredentialsError",
+    "appCredentialsExpiring",
 )
 
 

@@ -13,6 +13,7 @@ from service.apps import App
 from service.clock import SystemClock, iso
 from service.config import Config
 from service.core import Core
+from service.crypto.credentials import ClientCredential
 from service.oauth.client import Failure, OAuthClient
 from service.outbound.session import outbound_session
 from tests.support.consent import Client
@@ -51,7 +52,7 @@ async def test_unreachable_issuer(
         resp = await flow_client.post("/v1/account", json=request, headers=flow_admin)
         assert resp.status == 503 and (await resp.json())["code"] == "ProviderUnavailable"
     app = await flow_core.apps.require("dark")
-    failure = await flow_core.oauth.refresh(app, "s", "rt")
+    failure = await flow_core.oauth.refresh(app, ClientCredential("current", "s"), "rt")
     assert failure.kind == "transient" and failure.error == "network"  # type: ignore[union-attr]
 
 
@@ -111,7 +112,8 @@ async def test_discovered_loopback_token_endpoint_refused(config: Config, issuer
     """
     guarded = dataclasses.replace(config, allow_private_urls=False)
     app = App("evil", "oidc", "client", {"issuer": issuer.url})
-    exchange = ("the-secret", "the-code", "the-verifier", "http://127.0.0.1:8080/oauth/callback")
+    secret = ClientCredential("current", "the-secret")
+    exchange = (secret, "the-code", "the-verifier", "http://127.0.0.1:8080/oauth/callback")
     async with outbound_session(guarded, exempt=frozenset({("127.0.0.1", issuer.port)})) as http:
         result = await OAuthClient(http, SystemClock(), 3.0).exchange_code(app, *exchange)
     assert isinstance(result, Failure) and result.error == "network"

@@ -62,6 +62,8 @@
 // Stats also count refresh_ok (200 answers to refresh_token requests), refresh_unheard
 // (those whose client had hung up before the answer: rotations nobody learned) and
 // refresh_in_flight (refresh_token requests being handled now).
+//   /__test/clients/...  client secrets that expire and private_key_jwt with certificates
+//                        (Microsoft's client authentication): see client_auth.mjs.
 //   POST /__test/claims  {sub, claims: {name: value|null}} -> {sub, claims}; changes the
 //                        claims of that account from now on (null removes one; kept across
 //                        /__test/reset). E.g. {email_verified: false}, or Microsoft's
@@ -108,6 +110,10 @@ import * as http from 'node:http';
 import * as querystring from 'node:querystring';
 
 import Provider from 'oidc-provider';
+
+import {
+  ClientAuthError, clientAuthMiddleware, handleClientAuthRoute, resetClientAuth,
+} from './client_auth.mjs';
 
 // ---------------------------------------------------------------------------
 // Logging: oidc-provider prints notices with console.info (stdout). Stdout is reserved
@@ -640,6 +646,7 @@ async function handleTestRoute(provider, req, res) {
       resetStats();
       delayWindow = null;
       rotation.retireRotated = true;
+      resetClientAuth();
       return sendJson(res, 200, {});
     case 'POST /__test/delay':
       return sendJson(res, 200, setDelay(await readJson(req)));
@@ -658,6 +665,9 @@ async function handleTestRoute(provider, req, res) {
     case 'POST /__test/claims':
       return sendJson(res, 200, setClaims(await readJson(req)));
     default:
+      if (path.startsWith('/__test/clients/')) {
+        return sendJson(res, 200, await handleClientAuthRoute(CLIENTS, route, readJson, req));
+      }
       throw new HttpError(404, `no test route ${route}`);
   }
 }
@@ -670,7 +680,7 @@ let provider;
 const server = http.createServer((req, res) => {
   if (req.url.startsWith('/__test/')) {
     handleTestRoute(provider, req, res).catch((err) => {
-      const status = err instanceof HttpError ? err.status : 500;
+      const status = err instanceof HttpError || err instanceof ClientAuthError ? err.status : 500;
       if (status === 500) console.error('test hook failed:', err);
       if (!res.headersSent) sendJson(res, status, { error: err.message });
       else res.destroy();
@@ -727,6 +737,7 @@ server.listen(PORT, '127.0.0.1', () => {
   });
   provider.use(selectAccountMiddleware);
   provider.use(tokenEndpointMiddleware);
+  provider.use(clientAuthMiddleware(issuer, [ROUTES.token, ROUTES.revocation], readRawBody));
   provider.on('server_error', (ctx, err) => console.error('server_error:', err));
   // The token endpoint answers every invalid_grant with the same generic description;
   // log the real reason (e.g. "refresh token already used") to stderr for debugging.

@@ -88,7 +88,9 @@ POSITIVE_ACCEPTANCE_EXCEPT = {
 }
 # Elsewhere this refusal of valid data is expected too: a redirectUrl must be on BASE_URL or
 # on the settings' allow-list (POST /v1/account with `authorize: true`).
-STATEFUL_REFUSALS = {"RedirectUrlNotAllowed"}
+# And the content of a client certificate: it must parse and its key must be the certificate's,
+# which no schema can say (InvalidCertificate).
+STATEFUL_REFUSALS = {"RedirectUrlNotAllowed", "InvalidCertificate"}
 # Settings PUTs run last: they may disable the oauth-token endpoint, which only the CLI (not
 # the JSON API) can enable again, and every operation before them should find it enabled.
 LAST = ("PUT /v1/settings",)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
-from service.clock import ManualClock
+import orjson
+
+from service.clock import ManualClock, iso
 from tests.support.idp import Idp
 from tests.support.polling import eventually
 from workers.worker import Worker
@@ -38,3 +40,31 @@ async def test_close_returns_once_run_has_stored_the_refresh_in_flight(
     assert worker.core.accounts.refresh_token(account) != minted["refresh_token"]
     await asyncio.wait_for(worker.close(), 1)  # idempotent
     await running
+
+
+async def test_run_watches_credential_expiry(worker: Worker, clock: ManualClock) -> None:
+    """A running worker sends appCredentialsExpiring for a secret that dies in 10 days."""
+    expires = iso(clock.now_ms() + 10 * 86_400_000)
+    body = {
+        "id": "dying",
+        "provider": "oidc",
+        "clientId": "c",
+        "tokenUrl": "https://idp.example/token",
+        "clientSecret": "s",
+        "credentialExpires": expires,
+    }
+    await worker.core.apps.create(body, iso(clock.now_ms()))
+    running = asyncio.create_task(worker.run())
+
+    async def noticed() -> bool:
+        app = await worker.core.apps.require("dying")
+        return app.fields.get("credentialNotice", "").endswith(":warning")
+
+    await eventually(noticed, 10, "the expiry notice")
+    await worker.close()
+    await running
+    events = cast(
+        list[tuple[str, dict[str, str]]],
+        await worker.core.redis.xrange(worker.core.keys.global_events),
+    )
+    assert [orjson.loads(f["payload"])["event"] for _, f in events] == ["appCredentialsExpiring"]

@@ -1,4 +1,4 @@
-"""Admin pages of OAuth2 apps: list, add, edit (provider-specific fields), delete."""
+"""Admin pages of OAuth2 apps: list, add, edit (provider-specific fields), promote, delete."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service import errors, validate
+from service import app_credentials, errors, validate
 from service.apps import App
 from service.clock import iso
 from service.providers import BASE_SCOPES, ENDPOINT_FIELDS, KINDS, MICROSOFT_CLOUDS
@@ -20,6 +20,16 @@ OPTIONAL = (
 )  # fmt: skip
 OUTLOOK_ONLY = ("tenant", "cloud")
 GMAIL_SERVICE_ONLY = ("serviceClient", "serviceClientEmail")
+WRITE_ONLY = (
+    "clientSecret",
+    "serviceKey",
+    "nextClientSecret",
+    "clientCertificate",
+    "clientCertificateKey",
+    "nextClientCertificate",
+    "nextClientCertificateKey",
+)  # fmt: skip: sent only when typed in; never shown again
+EXPIRIES = ("credentialExpires", "nextCredentialExpires")
 
 
 def form_context(values: dict[str, Any], app: App | None, base_url: str) -> dict[str, Any]:
@@ -32,6 +42,7 @@ def form_context(values: dict[str, Any], app: App | None, base_url: str) -> dict
         "clouds": MICROSOFT_CLOUDS,
         "endpoint_fields": ENDPOINT_FIELDS,
         "callback": app.callback_url(base_url) if app else f"{base_url}/oauth/callback",
+        "credentials": app_credentials.describe(app) if app else None,
     }
 
 
@@ -71,10 +82,15 @@ def body_of(form: dict[str, str], app: App | None) -> dict[str, Any]:
             body[name] = value
         elif app is not None and name in app.fields:
             body[name] = None
-    for secret in ("clientSecret", "serviceKey"):
+    for secret in WRITE_ONLY:
         if form.get(secret):
             body[secret] = form[secret]
-    if app is None and kind != "gmailService":
+    for name in EXPIRIES:
+        if form.get(name):
+            body[name] = form[name]
+        elif app is not None and name in app.fields:
+            body[name] = None
+    if app is None and kind != "gmailService" and "clientCertificate" not in body:
         body.setdefault("clientSecret", "")
     body["enabled"] = form.get("enabled") == "on"
     body["additionalScopes"] = words(form.get("additionalScopes", ""))
@@ -135,6 +151,20 @@ async def update_app(request: web.Request) -> web.StreamResponse:
         context = form_context(values, app, request.app[CONFIG].base_url)
         return await invalid(request, "app_form.html", context, exc)
     raise await flash_redirect(request, f"/admin/apps/{app.id}", f"App {app.id} saved.")
+
+
+@admin_page
+async def promote_credentials(request: web.Request) -> web.StreamResponse:
+    """Make the next client secret or certificate the current one (one click)."""
+    core, app = request.app[CORE], await _app(request)
+    await form_of(request)  # the CSRF check reads the form
+    try:
+        await core.apps.promote(app, iso(core.clock.now_ms()))
+    except errors.NoNextCredential as exc:
+        context = form_context(stored_values(app), app, request.app[CONFIG].base_url)
+        return await invalid(request, "app_form.html", context, exc)
+    message = f"App {app.id}: the next credential is now the current one."
+    raise await flash_redirect(request, f"/admin/apps/{app.id}", message)
 
 
 @admin_page

@@ -1,4 +1,4 @@
-"""The admin dashboard: accounts by status, apps with errors, webhooks, refresh schedule."""
+"""The admin dashboard: accounts, apps with errors or dying credentials, webhooks, schedule."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import cast
 from aiohttp import web
 from redis.asyncio import Redis
 
+from service.credential_watch import expiries
 from service.web.admin.render import page
 from service.web.admin.session import admin_page
 from service.web.appkeys import CORE
@@ -19,6 +20,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     core = request.app[CORE]
     now = core.clock.now_ms()
     deliveries = Deliveries(core.redis, core.keys, core.scripts)
+    apps = await core.apps.all()
     backlog, oldest_ms = await deliveries.backlog(now)
     async with core.redis.pipeline(transaction=False) as pipe:
         for part in range(core.keys.partitions):
@@ -26,7 +28,8 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         overdue = sum(await pipe.execute())
     context = {
         "counts": await core.accounts.count_by_status(),
-        "apps_with_errors": [a for a in await core.apps.all() if "error" in a.fields],
+        "apps_with_errors": [a for a in apps if "error" in a.fields],
+        "expiring": [e for a in apps for e in expiries(a, now, core.config) if e.stage != "ok"],
         "backlog": backlog,
         "oldest_s": oldest_ms // 1000,
         "dead": await deliveries.dead_count(),

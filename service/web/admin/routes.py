@@ -24,6 +24,11 @@ def admin_routes(static_dir: Path) -> list[web.AbstractRouteDef]:
         web.post(f"{A}/apps/new", apps.create_app, name="admin_app_create"),
         web.get(f"{A}/apps/{{app}}", apps.edit_app, name="admin_app"),
         web.post(f"{A}/apps/{{app}}", apps.update_app, name="admin_app_update"),
+        web.post(
+            f"{A}/apps/{{app}}/credentials/promote",
+            apps.promote_credentials,
+            name="admin_app_promote",
+        ),
         web.get(f"{A}/apps/{{app}}/delete", apps.confirm_delete_app, name="admin_app_confirm"),
         web.post(f"{A}/apps/{{app}}/delete", apps.delete_app, name="admin_app_delete"),
         web.get(f"{A}/accounts", accounts.list_accounts, name="admin_accounts"),
