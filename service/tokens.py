@@ -12,7 +12,6 @@ from service.accounts import Account, AccountStore, Status, account_from_hash
 from service.apitokens import ApiToken, check_access, raw_digest, token_from_hash
 from service.clock import Clock, iso
 from service.crypto.cipher import sha256_hex
-from service.providers import SERVICE_KINDS
 from service.refresh import Refreshed, Refresher
 from service.refresh_errors import needs_reauth, reauth_required, refresh_error
 from service.store.cache import MISS, LocalCache
@@ -166,10 +165,6 @@ class TokenService:
         now = self.clock.now_ms()
         if view.expires_at_ms is not None and view.expires_at_ms - now >= min_valid_ms:
             return FreshToken(view, cached=True)
-        if view.provider in SERVICE_KINDS:
-            raise errors.ProviderTypeUnsupported(
-                f"tokens of {view.provider} apps cannot be minted yet; the stored one has expired"
-            )
         outcome = await self.refresher.refresh(account_id, min_valid_ms, app=view.app)
         if isinstance(outcome, Refreshed):
             fresh = self.view_of(outcome.account, outcome.access_token)

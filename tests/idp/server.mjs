@@ -60,6 +60,8 @@
 // Stats also count refresh_ok (200 answers to refresh_token requests), refresh_unheard
 // (those whose client had hung up before the answer: rotations nobody learned) and
 // refresh_in_flight (refresh_token requests being handled now).
+// Application grants (client_credentials, JWT bearer) and their /__test/service/* hooks:
+// see service_grants.mjs.
 //   POST /__test/claims  {sub, claims: {name: value|null}} -> {sub, claims}; changes the
 //                        claims of that account from now on (null removes one; kept across
 //                        /__test/reset). E.g. {email_verified: false}, or Microsoft's
@@ -106,6 +108,10 @@ import * as http from 'node:http';
 import * as querystring from 'node:querystring';
 
 import Provider from 'oidc-provider';
+
+import {
+  handleServiceRoute, isServiceGrant, resetServiceStats, serviceGrant,
+} from './service_grants.mjs';
 
 // ---------------------------------------------------------------------------
 // Logging: oidc-provider prints notices with console.info (stdout). Stdout is reserved
@@ -415,6 +421,11 @@ async function tokenEndpointMiddleware(ctx, next) {
 
   stats.token_requests += 1;
   if (grantType === 'authorization_code') stats.code_requests += 1;
+  if (isServiceGrant(grantType)) {
+    const secrets = new Map(CLIENTS.map((c) => [c.client_id, c.client_secret]));
+    const handle = async () => serviceGrant(ctx, raw, secrets, providerIssuer, ACCESS_TOKEN_TTL_S);
+    return applyFault(ctx, handle, grantType);
+  }
   if (grantType !== 'refresh_token') return applyFault(ctx, next, grantType);
 
   stats.refresh_requests += 1;
@@ -631,6 +642,7 @@ async function handleTestRoute(provider, req, res) {
       resetStats();
       delayWindow = null;
       rotation.retireRotated = true;
+      resetServiceStats();
       return sendJson(res, 200, {});
     case 'POST /__test/delay':
       return sendJson(res, 200, setDelay(await readJson(req)));
@@ -649,6 +661,10 @@ async function handleTestRoute(provider, req, res) {
     case 'POST /__test/claims':
       return sendJson(res, 200, setClaims(await readJson(req)));
     default:
+      if (path.startsWith('/__test/service/')) {
+        const io = { readJson, sendJson, HttpError, issuer: providerIssuer };
+        return handleServiceRoute(route, req, res, io);
+      }
       throw new HttpError(404, `no test route ${route}`);
   }
 }
@@ -657,6 +673,7 @@ async function handleTestRoute(provider, req, res) {
 // Wiring.
 let providerCallback;
 let provider;
+let providerIssuer;
 
 const server = http.createServer((req, res) => {
   if (req.url.startsWith('/__test/')) {
@@ -674,6 +691,7 @@ const server = http.createServer((req, res) => {
 server.listen(PORT, '127.0.0.1', () => {
   const { port } = server.address();
   const issuer = `http://127.0.0.1:${port}`;
+  providerIssuer = issuer;
 
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'tokenbroker-test-rs256', alg: 'RS256', use: 'sig' };
