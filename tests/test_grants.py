@@ -184,6 +184,8 @@ async def test_one_app_token_serves_every_account(
     assert isinstance(cached, Granted) and cached.access_token in tokens
     raw = await core.redis.hgetall(core.keys.app_token("osvc"))
     assert cached.access_token not in str(raw)
+    await core.apps.update(app, {"clientSecret": idp.client_secret}, iso(SystemClock().now_ms()))
+    assert await core.refresher.grants.app_tokens.cached(app) is None  # new credentials, new token
 
 
 async def test_refused_client_credentials_flag_the_app(
