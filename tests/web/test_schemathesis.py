@@ -89,6 +89,10 @@ POSITIVE_ACCEPTANCE_EXCEPT = {
 # Elsewhere this refusal of valid data is expected too: a redirectUrl must be on BASE_URL or
 # on the settings' allow-list (POST /v1/account with `authorize: true`).
 STATEFUL_REFUSALS = {"RedirectUrlNotAllowed"}
+# And these fields' refusals: whether an import needs a refresh token depends on the stored
+# app's type (a service-account app's accounts have none), and a serviceKey must be a real
+# private key, which no schema can say.
+STATEFUL_FIELDS = {"refreshToken", "serviceKey"}
 # Settings PUTs run last: they may disable the oauth-token endpoint, which only the CLI (not
 # the JSON API) can enable again, and every operation before them should find it enabled.
 LAST = ("PUT /v1/settings",)
@@ -331,6 +335,9 @@ def positive_data_acceptance(ctx: Any, response: Response, case: Any) -> bool | 
         with contextlib.suppress(ValueError):
             body = response.json()
             if isinstance(body, dict) and body.get("code") in STATEFUL_REFUSALS:
+                return None
+            details = body.get("details") if isinstance(body, dict) else None
+            if isinstance(details, dict) and details.get("field") in STATEFUL_FIELDS:
                 return None
     result: bool | None = openapi_checks.positive_data_acceptance(ctx, response, case)
     return result
