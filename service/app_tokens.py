@@ -12,6 +12,7 @@ import asyncio
 import secrets
 import time
 
+import orjson
 import structlog
 from redis.asyncio import Redis
 
@@ -26,6 +27,7 @@ from service.store.scripts import Scripts
 
 log = structlog.get_logger("refresh")
 LOCK_POLL_S = 0.02
+REFUSED_MEMO_MS = 30_000  # an app refused this recently is not asked again for each account
 SAME_LIFETIME = 0.9  # a token this fresh is as good as a new one would be
 
 
@@ -120,9 +122,24 @@ class AppTokens:
             pipe.pexpireat(key, granted.expires_at_ms)
             await pipe.execute()
 
-    async def forget(self, app_id: str) -> None:
-        """Drop an app's token (its credentials changed, or it is deleted)."""
-        await self.redis.delete(self.keys.app_token(app_id))
+    async def refused(self, app: App) -> Failure | None:
+        """The provider's refusal of the app's credentials, if one came in the last moments."""
+        raw = await self.redis.get(self.keys.app_refused(app.id))
+        if not raw:
+            return None
+        data = orjson.loads(raw)
+        return Failure(
+            "app",
+            str(data["error"]),
+            data.get("error_description"),
+            data.get("status"),
+            reason=data.get("reason"),
+        )
+
+    async def remember_refusal(self, app: App, failure: Failure) -> None:
+        """Keep an app-level refusal briefly: the app's other accounts get it without a call."""
+        data = orjson.dumps(failure.details()).decode()
+        await self.redis.set(self.keys.app_refused(app.id), data, px=REFUSED_MEMO_MS)
 
 
 def _aad(app_id: str) -> str:

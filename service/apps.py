@@ -304,7 +304,8 @@ class AppStore:
             pairs["baseScopes"] = "none"  # an upgraded record keeps what it asked for
         if not await self._save(app.id, "update", pairs, removed):
             raise errors.AppNotFound(f"no OAuth2 app with id {app.id!r}")
-        await self.redis.delete(self.keys.app_token(app.id))  # fetched again with what is new
+        # fetched again with what is new, and asked again at once
+        await self.redis.delete(self.keys.app_token(app.id), self.keys.app_refused(app.id))
         return await self.require(app.id)
 
     async def delete(self, app_id: str) -> None:
@@ -315,7 +316,7 @@ class AppStore:
             pipe.delete(self.keys.app(app_id))
             pipe.srem(self.keys.apps, app_id)
             pipe.publish(self.keys.invalidations, CacheNames.app(app_id))
-            pipe.delete(self.keys.app_token(app_id))
+            pipe.delete(self.keys.app_token(app_id), self.keys.app_refused(app_id))
             deleted, _, _, _ = await pipe.execute()
         self.notify(CacheNames.app(app_id))
         if not deleted:

@@ -64,10 +64,21 @@ class Grants:
         self.apps, self.oauth, self.app_tokens, self.clock = apps, oauth, app_tokens, clock
 
     async def service_token(self, app: App, account: Account, min_valid_ms: int) -> RefreshResult:
-        """An access token for the account through its app's grant; never raises."""
+        """An access token for the account through its app's grant; never raises.
+
+        A refusal of the app's credentials is remembered for a short while, so that the
+        app's other accounts learn it without asking the provider once each.
+        """
+        refused = await self.app_tokens.refused(app)
+        if refused is not None:
+            return refused
         if grant_type(app.provider) == "jwt_bearer":
-            return await self.jwt_bearer(app, account.user)
-        return await self.client_credentials(app, min_valid_ms)
+            result = await self.jwt_bearer(app, account.user)
+        else:
+            result = await self.client_credentials(app, min_valid_ms)
+        if isinstance(result, Failure) and result.kind == "app":
+            await self.app_tokens.remember_refusal(app, result)
+        return result
 
     async def jwt_bearer(self, app: App, subject: str) -> RefreshResult:
         """Mint a token for `subject` with an assertion signed by the app's key."""

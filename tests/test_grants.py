@@ -141,6 +141,16 @@ async def test_revoked_key_is_app_error(
     assert (await core.accounts.require("box")).status == Status.ACTIVE
     flagged = orjson.loads((await core.apps.require("gsvc")).fields["error"])
     assert flagged["error"] == "invalid_grant" and "Signature" in flagged["error_description"]
+    await add(client, admin, "box2", "gsvc", "bob2@example.test")
+    resp = await client.get("/v1/account/box2/oauth-token", headers=admin)
+    assert resp.status >= 400 and idp.service_stats()["jwt_bearer_requests"] == 1  # remembered
+    app = await core.apps.require("gsvc")
+    await core.apps.update(
+        app, {"serviceClientEmail": "other@test.iam"}, iso(SystemClock().now_ms())
+    )
+    assert (
+        await core.refresher.grants.app_tokens.refused(app) is None
+    )  # a changed app is asked again
 
 
 @pytest.mark.parametrize("forgery", ["wrong_key", "wrong_audience"])

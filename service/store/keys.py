@@ -92,6 +92,10 @@ class Keys:
         """Lock held by the one process fetching an app's own token."""
         return f"{self._global}:apptoken-lock:{app}"
 
+    def app_refused(self, app: str) -> str:
+        """String: the provider's last refusal of an app's credentials, kept for a short while."""
+        return f"{self._global}:apprefused:{app}"
+
     def rate(self, app: str) -> str:
         """Token bucket limiting refreshes per second of one app, shared by all workers."""
         return f"{self._global}:rate:{app}"
