@@ -24,7 +24,7 @@ from service.apps import App, AppStore
 from service.clock import Clock
 from service.oauth.client import Failure, OAuthClient, RefreshResult
 from service.providers import app_only_scopes
-from service.service_key import JWT_BEARER, assertion, parse_service_key
+from service.service_key import JWT_BEARER, ServiceKey, assertion, parse_service_key
 
 GrantType = Literal["refresh_token", "jwt_bearer", "client_credentials"]
 GRANT_OF: dict[str, GrantType] = {
@@ -62,6 +62,7 @@ class Grants:
         self, apps: AppStore, oauth: OAuthClient, app_tokens: AppTokens, clock: Clock
     ) -> None:
         self.apps, self.oauth, self.app_tokens, self.clock = apps, oauth, app_tokens, clock
+        self._keys: dict[str, tuple[str, ServiceKey]] = {}  # app id -> (sealed, its key)
 
     async def service_token(self, app: App, account: Account, min_valid_ms: int) -> RefreshResult:
         """An access token for the account through its app's grant; never raises.
@@ -82,12 +83,8 @@ class Grants:
 
     async def jwt_bearer(self, app: App, subject: str) -> RefreshResult:
         """Mint a token for `subject` with an assertion signed by the app's key."""
-        sealed = self.apps.service_key(app)
-        if sealed is None:
-            return NO_KEY
-        try:
-            key = parse_service_key(sealed)
-        except errors.InvalidInput:
+        key = self._service_key(app)
+        if key is None:
             return NO_KEY
         issuer = app.fields.get("serviceClientEmail") or key.client_email
         audience = app.endpoints.token_url
@@ -103,6 +100,21 @@ class Grants:
         )
         result = await self.oauth.grant(app, {"grant_type": JWT_BEARER, "assertion": signed})
         return jwt_failure(result) if isinstance(result, Failure) else result
+
+    def _service_key(self, app: App) -> ServiceKey | None:
+        """The app's key, loaded once per process and again only when the app's key changes."""
+        sealed = app.encrypted_service_key
+        if sealed is None:
+            return None
+        known = self._keys.get(app.id)
+        if known is not None and known[0] == sealed:
+            return known[1]
+        try:
+            key = parse_service_key(self.apps.service_key(app) or "")
+        except errors.InvalidInput:
+            return None
+        self._keys[app.id] = (sealed, key)
+        return key
 
     async def client_credentials(self, app: App, min_valid_ms: int) -> RefreshResult:
         """The app's own token, cached for all its accounts (fetched once when stale)."""

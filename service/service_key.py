@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import orjson
-from jose import jwk, jwt
+from jose import jwk, jws
+from jose.backends.base import Key
 from jose.exceptions import JOSEError
 
 from service import errors
@@ -23,9 +24,9 @@ INVALID = "serviceKey must be an RSA private key in PEM or the JSON key file Goo
 
 @dataclass(frozen=True)
 class ServiceKey:
-    """A parsed service account key; what the JSON key file said besides the key."""
+    """A parsed service account key (loaded once: loading costs far more than signing)."""
 
-    pem: str = field(repr=False)
+    signer: Key = field(repr=False)
     key_id: str | None = None
     client_email: str | None = None
     client_id: str | None = None
@@ -36,8 +37,7 @@ def parse_service_key(text: str) -> ServiceKey:
     text = text.strip()
     if text.startswith("{"):
         return _from_json(text)
-    _check_private(text)
-    return ServiceKey(pem=text)
+    return ServiceKey(signer=_private(text))
 
 
 def _from_json(text: str) -> ServiceKey:
@@ -48,9 +48,8 @@ def _from_json(text: str) -> ServiceKey:
     pem = data.get("private_key") if isinstance(data, dict) else None
     if not isinstance(pem, str):
         raise errors.InvalidInput(INVALID, details={"field": "serviceKey"})
-    _check_private(pem)
     return ServiceKey(
-        pem=pem.strip(),
+        signer=_private(pem.strip()),
         key_id=_text(data.get("private_key_id")),
         client_email=_text(data.get("client_email")),
         client_id=_text(data.get("client_id")),
@@ -61,7 +60,7 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _check_private(pem: str) -> None:
+def _private(pem: str) -> Key:
     try:
         key = jwk.construct(pem, "RS256")
     except (JOSEError, ValueError, TypeError):
@@ -70,6 +69,7 @@ def _check_private(pem: str) -> None:
         raise errors.InvalidInput(
             "serviceKey is a public key; the private key is needed", details={"field": "serviceKey"}
         )
+    return key
 
 
 def assertion(
@@ -85,4 +85,4 @@ def assertion(
         "exp": now_s + ASSERTION_LIFETIME_S,
     }
     headers = {"kid": key.key_id} if key.key_id else None
-    return str(jwt.encode(claims, key.pem, algorithm="RS256", headers=headers))
+    return str(jws.sign(claims, key.signer, headers=headers, algorithm="RS256"))
