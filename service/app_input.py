@@ -19,6 +19,7 @@ from service.providers import (
     MICROSOFT_KINDS,
     MICROSOFT_TENANTS,
 )
+from service.service_key import parse_service_key
 
 INPUT_SEALED = ("clientSecret", "serviceKey")  # sealed here; the other credentials: app_credentials
 SEALED_FIELDS = (*INPUT_SEALED, *app_credentials.SEALED)  # encrypted, bound to app:<id>:<field>
@@ -34,6 +35,19 @@ INPUT_FIELDS = {
     "additionalScopes", *LIST_FIELDS, *TEXT_FIELDS, *app_credentials.INPUT,
 }  # fmt: skip
 EE_CLOUDS = tuple(MICROSOFT_CLOUDS)
+
+
+def with_key_file_fields(kind: object, body: dict[str, Any]) -> dict[str, Any]:
+    """A gmailService body with the client id and email its JSON key file names.
+
+    They fill serviceClient and serviceClientEmail when those are not given.
+    """
+    raw = body.get("serviceKey")
+    if kind != "gmailService" or not isinstance(raw, str) or not raw.strip().startswith("{"):
+        return body
+    key = parse_service_key(raw)
+    found = {"serviceClient": key.client_id, "serviceClientEmail": key.client_email}
+    return {**{k: v for k, v in found.items() if v}, **body}
 
 
 def require_create_fields(kind: object, body: dict[str, Any]) -> str:
@@ -99,8 +113,10 @@ def sealed_pairs(kind: str, body: dict[str, Any], app_id: str, cipher: Cipher) -
     for name in INPUT_SEALED:
         if body.get(name) in (None, False):
             continue
-        value = validate.string(body, name, max_len=limits.CLIENT_SECRET_MAX)
-        pairs[name] = cipher.encrypt(str(value).strip(), f"app:{app_id}:{name}")
+        value = str(validate.string(body, name, max_len=limits.CLIENT_SECRET_MAX)).strip()
+        if name == "serviceKey":
+            parse_service_key(value)  # refused now, not at the first token request
+        pairs[name] = cipher.encrypt(value, f"app:{app_id}:{name}")
     return pairs
 
 

@@ -22,6 +22,7 @@ from service.app_input import (
     require_create_fields,
     sealed_pairs,
     text_pairs,
+    with_key_file_fields,
 )
 from service.config import Config
 from service.crypto.cipher import Cipher
@@ -30,6 +31,7 @@ from service.crypto.sealed import Record, bound_record
 from service.providers import (
     SERVICE_KINDS,
     Endpoints,
+    app_only_scopes,
     builtin_endpoints,
     current_cloud,
     current_kind,
@@ -89,7 +91,12 @@ class App:
 
     @property
     def scopes(self) -> list[str]:
-        """The base scope preset with the extra scopes on top, less the skipped ones."""
+        """The base scope preset with the extra scopes on top, less the skipped ones.
+
+        An outlookService app asks for one resource's `.default` (its application permissions).
+        """
+        if self.provider == "outlookService":
+            return app_only_scopes(self.cloud, self.fields.get("baseScopes"))
         return default_scopes(
             self.provider,
             self.fields.get("baseScopes"),
@@ -283,11 +290,18 @@ class AppStore:
             raise errors.AppNotFound(f"no OAuth2 app with id {app.id!r}")
         return await self.require(app.id)
 
+    def service_key(self, app: App) -> str | None:
+        """Decrypt a gmailService app's key (for signing assertions only)."""
+        if app.encrypted_service_key is None:
+            return None
+        return self.cipher.decrypt(app.encrypted_service_key, f"app:{app.id}:serviceKey")
+
     async def create(self, body: dict[str, Any], now: str) -> App:
         """Validate and store a new app; raise AppExists when the id is taken."""
         validate.no_unknown(body, INPUT_FIELDS)
         raw_id = body.get("id")
         app_id = validate.app_id(f"app{secrets.token_hex(6)}" if raw_id in (None, "") else raw_id)
+        body = with_key_file_fields(body.get("provider"), body)
         kind = require_create_fields(body.get("provider"), body)
         pairs = self._pairs(kind, body, app_id, {})
         pairs.update({"id": app_id, "provider": kind, "v": SCHEMA_VERSION, "created": now})
@@ -318,6 +332,8 @@ class AppStore:
             pairs["baseScopes"] = "none"  # an upgraded record keeps what it asked for
         if not await self._save(app.id, "update", pairs, removed):
             raise errors.AppNotFound(f"no OAuth2 app with id {app.id!r}")
+        # fetched again with what is new, and asked again at once
+        await self.redis.delete(self.keys.app_token(app.id), self.keys.app_refused(app.id))
         return await self.require(app.id)
 
     async def delete(self, app_id: str, *, with_accounts: bool = False) -> None:
@@ -328,7 +344,8 @@ class AppStore:
             pipe.delete(self.keys.app(app_id))
             pipe.srem(self.keys.apps, app_id)
             pipe.publish(self.keys.invalidations, CacheNames.app(app_id))
-            deleted, _, _ = await pipe.execute()
+            pipe.delete(self.keys.app_token(app_id), self.keys.app_refused(app_id))
+            deleted, _, _, _ = await pipe.execute()
         self.notify(CacheNames.app(app_id))
         if not deleted:
             raise errors.AppNotFound(f"no OAuth2 app with id {app_id!r}")

@@ -21,6 +21,13 @@ MICROSOFT_CLOUDS = {
     "china": ("login.chinacloudapi.cn", "microsoftgraph.chinacloudapi.cn", "partner.outlook.cn"),
 }
 LEGACY_CLOUDS = {"usgov": "gcc-high"}
+# cloud -> Exchange Online's resource for app-only IMAP/POP/SMTP (docs/microsoft-clouds.md)
+EXCHANGE_APP_ONLY = {
+    "global": "outlook.office365.com",
+    "gcc-high": "outlook.office365.us",
+    "dod": "outlook.office365.us",
+    "china": "partner.outlook.cn",
+}
 MICROSOFT_TENANTS = ("common", "organizations", "consumers")
 MICROSOFT_UNLISTED = frozenset({"offline_access", "openid", "profile", "email"})
 ENDPOINT_FIELDS = ("authorizationUrl", "tokenUrl", "userinfoUrl", "jwksUrl", "revocationUrl")
@@ -84,6 +91,19 @@ def outlook_presets(cloud: str) -> dict[str, list[str]]:
             f"https://{graph}/User.Read",
         ],
     }
+
+
+def app_only_scopes(cloud: str, base: str | None) -> list[str]:
+    """The client-credentials scope of an outlookService app: one resource's `.default`.
+
+    baseScopes imap asks Exchange Online (IMAP.AccessAsApp and the like); anything else asks
+    Microsoft Graph, as EmailEngine does for every outlookService app.
+    """
+    cloud = current_cloud(cloud)
+    if base == "imap":
+        return [f"https://{EXCHANGE_APP_ONLY.get(cloud, EXCHANGE_APP_ONLY['global'])}/.default"]
+    _, graph, _ = MICROSOFT_CLOUDS.get(cloud, MICROSOFT_CLOUDS["global"])
+    return [f"https://{graph}/.default"]
 
 
 def base_scope_list(kind: str, base: str | None, cloud: str = "global") -> list[str]:

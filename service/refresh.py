@@ -7,16 +7,18 @@ import contextlib
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 from redis.asyncio import Redis
 
 from service.accounts import Account, AccountStore, Status
+from service.app_tokens import AppTokens
 from service.apps import App, AppStore
 from service.clock import Clock
 from service.config import Config
 from service.credential_retry import with_credentials
+from service.grants import Grants, grant_type
 from service.oauth.client import Failure, Granted, OAuthClient, RefreshResult
 from service.ratelimit import AppRateLimit
 from service.refresh_lock import AnswerAbandoned, HeldLock, take
@@ -63,6 +65,11 @@ class Refresher:
         self.incident: Callable[[str], None] = lambda kind: None  # a metrics hook
         self.results = ResultWriter(accounts, apps, oauth, clock, config, self._incident)
         self.rate = AppRateLimit(keys, accounts.scripts, config.app_rate_per_s)
+        app_tokens = AppTokens(
+            redis, keys, accounts.scripts, apps.cipher, oauth, clock,
+            config.lock_ms, config.provider_timeout_s + 2,
+        )  # fmt: skip
+        self.grants = Grants(apps, oauth, app_tokens, clock)
         self._inflight: dict[tuple[str, int, bool], asyncio.Task[Outcome]] = {}
         self._app_slots: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(config.web_refresh_concurrency)
@@ -195,9 +202,17 @@ class Refresher:
         if account.app_endpoints and account.app_endpoints != app.endpoints_fingerprint:
             log.error("refresh_refused_endpoints_changed", account=account.id, app=app.id)
             return await self.results.fail(account, app, lock, ENDPOINTS_CHANGED)
-        sent = self.accounts.refresh_token(account)
-        result = await self._call(app, sent, lock)
-        if isinstance(result, Failure) and _worth_the_previous(result, account):
+        sent: str | None = None  # the refresh token sent (none for the application grants)
+        if grant_type(app.provider) != "refresh_token":
+            result = await self._held(lock, self.grants.service_token(app, account, min_valid_ms))
+        else:
+            sent = self.accounts.refresh_token(account)
+            result = await self._call(app, sent, lock)
+        if (
+            sent is not None
+            and isinstance(result, Failure)
+            and _worth_the_previous(result, account)
+        ):
             result, sent = await self._try_previous(account, app, lock, result, sent)
         with self.tracing.span("store") as span:
             span.set_attribute("refresh.granted", isinstance(result, Granted))
@@ -217,15 +232,17 @@ class Refresher:
                 app,
                 lambda credential: self.oauth.refresh(app, credential, refresh_token),
             )
-            try:
-                result = await lock.hold_during(call, self.config.provider_answer_max_s)
-            except AnswerAbandoned:
-                self._incident("answer_abandoned")
-                result = Failure(
-                    "transient", "timeout", "the provider did not answer in time", sent=True
-                )
+            result = await self._held(lock, call)
             span.set_attribute("refresh.result", _result_name(result))
             return result
+
+    async def _held(self, lock: HeldLock, call: Awaitable[RefreshResult]) -> RefreshResult:
+        """A provider call awaited while the lock is ours."""
+        try:
+            return await lock.hold_during(call, self.config.provider_answer_max_s)
+        except AnswerAbandoned:
+            self._incident("answer_abandoned")
+            return Failure("transient", "timeout", "the provider did not answer in time", sent=True)
 
     async def _try_previous(
         self, account: Account, app: App, lock: HeldLock, failure: Failure, sent: str

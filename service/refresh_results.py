@@ -85,9 +85,9 @@ class ResultWriter:
         )
 
     async def store(
-        self, account: Account, app: App, lock: HeldLock, granted: Granted, sent: str
+        self, account: Account, app: App, lock: HeldLock, granted: Granted, sent: str | None
     ) -> Refreshed | Superseded:
-        """Store new tokens (`sent` = the refresh token that obtained them)."""
+        """Store new tokens (`sent` = the refresh token that obtained them, if one did)."""
         now = self.clock.now_ms()
         lifetime_ms = granted.lifetime_s * 1000
         write = AccountWrite(
@@ -109,7 +109,7 @@ class ResultWriter:
         lock.released = True
         if result == Written.SUPERSEDED:
             current = await self.accounts.get(account.id)
-            if current is not None and self._holds(current, sent):
+            if current is not None and sent is not None and self._holds(current, sent):
                 log.info("refresh_adopted", account=account.id, grant=current.grant_gen)
                 return await self.store(current, app, lock, granted, sent)
             await self.orphaned(app, granted, "superseded")

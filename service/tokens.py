@@ -12,7 +12,6 @@ from service.accounts import Account, AccountStore, Status, account_from_hash
 from service.apitokens import ApiToken, check_access, raw_digest, token_from_hash
 from service.clock import Clock, iso
 from service.crypto.cipher import sha256_hex
-from service.providers import SERVICE_KINDS
 from service.refresh import Refreshed, Refresher, outcome_name
 from service.refresh_errors import needs_reauth, reauth_required, refresh_error
 from service.store.cache import MISS, LocalCache
@@ -171,10 +170,6 @@ class TokenService:
         now = self.clock.now_ms()
         if view.expires_at_ms is not None and view.expires_at_ms - now >= min_valid_ms:
             return FreshToken(view, cached=True)
-        if view.provider in SERVICE_KINDS:
-            raise errors.ProviderTypeUnsupported(
-                f"tokens of {view.provider} apps cannot be minted yet; the stored one has expired"
-            )
         with self.tracing.span("refresh") as span:
             span.set_attribute("account.id", account_id)
             span.set_attribute("app.id", view.app)

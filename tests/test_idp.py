@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+import orjson
 import pytest
 
+from service.service_key import JWT_BEARER, assertion, parse_service_key
 from tests.support.idp import Idp
 from tests.support.polling import eventually_blocking
 
@@ -116,3 +118,50 @@ def test_bad_delay_is_refused(provider: Idp, body: dict[str, object]) -> None:
     """A malformed delay window is answered 400 and changes nothing."""
     with pytest.raises(RuntimeError, match="answered 400"):
         provider._hook("POST", "delay", body)
+
+
+def test_client_credentials_grant(provider: Idp) -> None:
+    """client_credentials: one `<resource>/.default` with the right secret; else refused."""
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": provider.client_id,
+        "client_secret": provider.client_secret,
+        "scope": "https://graph.microsoft.com/.default",
+    }
+    status, _, body = provider.token_request(form)
+    answer = orjson.loads(body)
+    assert status == 200 and answer["token_type"] == "Bearer" and "refresh_token" not in answer
+    status, _, body = provider.token_request({**form, "client_secret": "wrong"})
+    assert status == 401 and orjson.loads(body)["error"] == "invalid_client"
+    status, _, body = provider.token_request({**form, "scope": "mail.read"})
+    assert status == 400 and orjson.loads(body)["error"] == "invalid_scope"
+    assert provider.service_stats()["client_credentials_ok"] == 1
+
+
+def test_jwt_bearer_checks_times_scopes_and_delegation(provider: Idp) -> None:
+    """An old assertion, scopes beyond the delegation and a withdrawn subject are refused."""
+    key_file = provider.service_account(scopes="https://mail.google.com/")
+    key = parse_service_key(orjson.dumps(key_file).decode())
+    now_s = int(time.time())
+
+    def grant(sub: str, scope: str, at_s: int) -> tuple[int, dict[str, str]]:
+        signed = assertion(
+            key,
+            issuer=str(key_file["client_email"]),
+            subject=sub,
+            scopes=[scope],
+            audience=provider.token_url,
+            now_s=at_s,
+        )
+        status, _, body = provider.token_request({"grant_type": JWT_BEARER, "assertion": signed})
+        return status, orjson.loads(body)
+
+    assert grant("a@example.test", "https://mail.google.com/", now_s)[0] == 200
+    old = grant("a@example.test", "https://mail.google.com/", now_s - 7200)[1]
+    assert old["error"] == "invalid_grant" and old["error_description"].startswith("Invalid JWT")
+    wide = grant("a@example.test", "https://www.googleapis.com/auth/gmail.modify", now_s)[1]
+    assert wide["error"] == "unauthorized_client"
+    provider.delegate(str(key_file["client_email"]), "a@example.test", allowed=False)
+    gone = grant("a@example.test", "https://mail.google.com/", now_s)[1]
+    assert gone == {"error": "invalid_grant", "error_description": "Invalid email or User ID"}
+    assert grant("b@example.test", "https://mail.google.com/", now_s)[0] == 200

@@ -79,10 +79,10 @@ async def test_records_of_earlier_versions_read_as_today(
 
 
 async def test_gmail_service_app_stored_and_shown(
-    client: Client, admin: dict[str, str], core: Core
+    client: Client, admin: dict[str, str], core: Core, idp: Idp
 ) -> None:
     """A gmailService app keeps its EmailEngine fields; the PEM key is encrypted, never shown."""
-    pem = "-----BEGIN PRIVATE KEY-----\nMIIEvAIBADANBg\n-----END PRIVATE KEY-----\n"
+    pem = str(idp.service_account()["private_key"])
     body = {
         "name": "SA",
         "provider": "gmailService",
@@ -132,10 +132,10 @@ async def test_token_endpoint_names_type_and_app(
     }
 
 
-async def test_service_app_token_not_minted_yet(
+async def test_service_app_takes_no_refresh_token_or_consent(
     client: Client, admin: dict[str, str], core: Core
 ) -> None:
-    """outlookService: an expired token and a consent are 501 ProviderTypeUnsupported."""
+    """outlookService: a refresh token is refused (400), a consent is 501."""
     body = {
         "id": "osvc",
         "provider": "outlookService",
@@ -148,13 +148,10 @@ async def test_service_app_token_not_minted_yet(
         "provider": "osvc",
         "auth": {"user": "app@example.test"},
         "refreshToken": "unused",
-        "accessToken": "AT-expired",
-        "expires": "2021-01-01T00:00:00.000Z",
     }
     account = {"account": "svc", "oauth2": oauth2}
-    assert (await client.post("/v1/account", json=account, headers=admin)).status == 200
-    resp = await client.get("/v1/account/svc/oauth-token", headers=admin)
-    assert resp.status == 501 and (await resp.json())["code"] == "ProviderTypeUnsupported"
+    resp = await client.post("/v1/account", json=account, headers=admin)
+    assert resp.status == 400 and (await resp.json())["details"] == {"field": "refreshToken"}
     consent = {"account": "svc2", "oauth2": {"provider": "osvc", "authorize": True}}
     resp = await client.post("/v1/account", json=consent, headers=admin)
     assert resp.status == 501 and (await resp.json())["code"] == "ProviderTypeUnsupported"

@@ -213,6 +213,28 @@ class OAuthClient:
         error = body.get("error") if isinstance(body, dict) else None
         return Revocation(False, str(error or f"http_{status}"), f"the provider answered {status}")
 
+    async def grant(self, app: App, form: dict[str, str]) -> RefreshResult:
+        """Run a grant whose form carries its own credentials; never raises.
+
+        For the application grants (service/grants.py): JWT bearer (the assertion is the
+        credential) and client credentials (the caller adds client_id/client_secret).
+        """
+        sent_at = self.clock.now_ms()
+        sent = False
+        try:
+            url = await self.discovery.endpoint(app, "token_url")
+            if url is None:
+                return Failure("transient", "no_token_url", "the app has no token URL")
+            sent = True
+            status, body, retry_after = await self._post(url, form, self.timeout)
+        except TimeoutError:
+            return Failure("transient", "timeout", "the provider did not answer in time", sent=sent)
+        except (aiohttp.ClientError, OSError) as exc:
+            return Failure("transient", "network", type(exc).__name__, sent=sent)
+        if status == 200:
+            return parse_granted(body, sent_at)
+        return classify(status, body, retry_after)
+
     async def _token_call(
         self,
         app: App,

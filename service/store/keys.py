@@ -84,6 +84,18 @@ class Keys:
         """Hash of worker id -> its last heartbeat (epoch ms), for the dashboard."""
         return f"{self._global}:workers"
 
+    def app_token(self, app: str) -> str:
+        """Hash holding an app's own (client-credentials) token, sealed; lapses at its expiry."""
+        return f"{self._global}:apptoken:{app}"
+
+    def app_token_lock(self, app: str) -> str:
+        """Lock held by the one process fetching an app's own token."""
+        return f"{self._global}:apptoken-lock:{app}"
+
+    def app_refused(self, app: str) -> str:
+        """String: the provider's last refusal of an app's credentials, kept for a short while."""
+        return f"{self._global}:apprefused:{app}"
+
     def rate(self, app: str) -> str:
         """Token bucket limiting refreshes per second of one app, shared by all workers."""
         return f"{self._global}:rate:{app}"

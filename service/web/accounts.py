@@ -13,6 +13,7 @@ from service import errors, limits, validate
 from service.account_record import F
 from service.accounts import STATUSES, AccountWrite
 from service.core import Core
+from service.providers import SERVICE_KINDS
 from service.refresh import Refreshed
 from service.refresh_errors import refresh_error
 from service.timing import DEFAULT_LIFETIME_S, next_refresh_ms
@@ -107,9 +108,7 @@ async def import_grant(core: Core, body: dict[str, Any], oauth2: dict[str, Any])
     email = email_field(body)
     app = await core.apps.require(validate.app_id(oauth2.get("provider")))
     user = validate.string(auth, "user", required=True, max_len=limits.USER_MAX)
-    refresh = validate.string(
-        oauth2, "refreshToken", required=True, max_len=limits.REFRESH_TOKEN_MAX
-    )
+    refresh = _refresh_token(app.provider, oauth2)
     access = validate.string(oauth2, "accessToken", max_len=limits.ACCESS_TOKEN_MAX)
     scopes = validate.scopes(oauth2["scopes"], "scopes") if "scopes" in oauth2 else app.scopes
     name = validate.string(body, "name", max_len=limits.NAME_MAX)
@@ -138,6 +137,23 @@ async def import_grant(core: Core, body: dict[str, Any], oauth2: dict[str, Any])
     data = {"user": user, "provider": app.provider}
     saved = await core.accounts.save(account_id, write, due, now, data)
     return account_id, saved.state.value
+
+
+def _refresh_token(provider: str, oauth2: dict[str, Any]) -> str | None:
+    """The imported refresh token: required, except on service-account apps.
+
+    Those have none (their tokens come from the app's own grant); one given is refused.
+    """
+    if provider not in SERVICE_KINDS:
+        return validate.string(
+            oauth2, "refreshToken", required=True, max_len=limits.REFRESH_TOKEN_MAX
+        )
+    if oauth2.get("refreshToken") is not None:
+        raise errors.InvalidInput(
+            f"{provider} accounts have no refresh token: their tokens come from the app",
+            details={"field": "refreshToken"},
+        )
+    return None
 
 
 async def list_accounts(request: web.Request) -> web.Response:

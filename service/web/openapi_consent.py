@@ -139,8 +139,9 @@ def redirect_response(status: int, headers: Schema) -> Schema:
 def authorize_fields(url_pattern: str) -> tuple[Schema, list[Schema]]:
     """The authorize properties of POST /v1/account's oauth2 object, and the rules they add.
 
-    A consent request (authorize: true) carries no tokens; an import needs them and takes no
-    redirectUrl (the handler refuses a field it does not take, even when it is null).
+    A consent request (authorize: true) carries no tokens; an import needs them (an account of
+    a service-account app has none: its app mints them) and takes no redirectUrl (the handler
+    refuses a field it does not take, even when it is null).
     """
     props = {
         "authorize": {
@@ -163,7 +164,12 @@ def authorize_fields(url_pattern: str) -> tuple[Schema, list[Schema]]:
         "properties": {"authorize": {"enum": [False, None]}},
         "not": {"required": ["redirectUrl"]},
     }
-    return props, [{"anyOf": [consent, imported]}]
+    service = {  # an account of a gmailService or outlookService app: the mailbox, no tokens
+        "required": ["auth"],
+        "properties": {"authorize": {"enum": [False, None]}},
+        "not": {"anyOf": [{"required": ["refreshToken"]}, {"required": ["redirectUrl"]}]},
+    }
+    return props, [{"anyOf": [consent, imported, service]}]
 
 
 def account_rule() -> Schema:

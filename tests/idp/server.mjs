@@ -64,6 +64,8 @@
 // refresh_in_flight (refresh_token requests being handled now).
 //   /__test/clients/...  client secrets that expire and private_key_jwt with certificates
 //                        (Microsoft's client authentication): see client_auth.mjs.
+// Application grants (client_credentials, JWT bearer) and their /__test/service/* hooks:
+// see service_grants.mjs.
 //   POST /__test/claims  {sub, claims: {name: value|null}} -> {sub, claims}; changes the
 //                        claims of that account from now on (null removes one; kept across
 //                        /__test/reset). E.g. {email_verified: false}, or Microsoft's
@@ -114,6 +116,9 @@ import Provider from 'oidc-provider';
 import {
   ClientAuthError, clientAuthMiddleware, handleClientAuthRoute, resetClientAuth,
 } from './client_auth.mjs';
+import {
+  handleServiceRoute, isServiceGrant, resetServiceStats, serviceGrant,
+} from './service_grants.mjs';
 
 // ---------------------------------------------------------------------------
 // Logging: oidc-provider prints notices with console.info (stdout). Stdout is reserved
@@ -425,6 +430,11 @@ async function tokenEndpointMiddleware(ctx, next) {
 
   stats.token_requests += 1;
   if (grantType === 'authorization_code') stats.code_requests += 1;
+  if (isServiceGrant(grantType)) {
+    const secrets = new Map(CLIENTS.map((c) => [c.client_id, c.client_secret]));
+    const handle = async () => serviceGrant(ctx, raw, secrets, providerIssuer, ACCESS_TOKEN_TTL_S);
+    return applyFault(ctx, handle, grantType);
+  }
   if (grantType !== 'refresh_token') return applyFault(ctx, next, grantType);
 
   stats.refresh_requests += 1;
@@ -647,6 +657,7 @@ async function handleTestRoute(provider, req, res) {
       delayWindow = null;
       rotation.retireRotated = true;
       resetClientAuth();
+      resetServiceStats();
       return sendJson(res, 200, {});
     case 'POST /__test/delay':
       return sendJson(res, 200, setDelay(await readJson(req)));
@@ -668,6 +679,10 @@ async function handleTestRoute(provider, req, res) {
       if (path.startsWith('/__test/clients/')) {
         return sendJson(res, 200, await handleClientAuthRoute(CLIENTS, route, readJson, req));
       }
+      if (path.startsWith('/__test/service/')) {
+        const io = { readJson, sendJson, HttpError, issuer: providerIssuer };
+        return handleServiceRoute(route, req, res, io);
+      }
       throw new HttpError(404, `no test route ${route}`);
   }
 }
@@ -676,6 +691,7 @@ async function handleTestRoute(provider, req, res) {
 // Wiring.
 let providerCallback;
 let provider;
+let providerIssuer;
 
 const server = http.createServer((req, res) => {
   if (req.url.startsWith('/__test/')) {
@@ -693,6 +709,7 @@ const server = http.createServer((req, res) => {
 server.listen(PORT, '127.0.0.1', () => {
   const { port } = server.address();
   const issuer = `http://127.0.0.1:${port}`;
+  providerIssuer = issuer;
 
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'tokenbroker-test-rs256', alg: 'RS256', use: 'sig' };

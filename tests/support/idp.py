@@ -291,6 +291,26 @@ class Idp:
             body["client_id"] = client_id
         return self._hook("POST", "mint", body)
 
+    def service_account(self, scopes: str | None = None) -> JsonDict:
+        """Create a service account: Google's JSON key file for it (with its private key).
+
+        `scopes` (space separated) is what its domain-wide delegation covers (default: any).
+        """
+        return self._hook("POST", "service/accounts", {"scopes": scopes} if scopes else {})
+
+    def delegate(self, client_email: str, sub: str, allowed: bool) -> None:
+        """Grant or withdraw the service account's delegation for one subject (mailbox)."""
+        body = {"client_email": client_email, "sub": sub, "allowed": allowed}
+        self._hook("POST", "service/delegation", body)
+
+    def revoke_service_key(self, client_email: str) -> None:
+        """Revoke the service account's key: assertions it signs are refused from now on."""
+        self._hook("POST", "service/revoke-key", {"client_email": client_email})
+
+    def service_stats(self) -> JsonDict:
+        """Counters of the application grants (client_credentials_*, jwt_bearer_*, subjects)."""
+        return self._hook("GET", "service/stats")
+
     def fault(self, kind: str, **fields: object) -> None:
         """Queue one fault, e.g. ``fault("status", status=503, retry_after=2)``."""
         self.faults([{"kind": kind, **fields}])

@@ -91,6 +91,10 @@ POSITIVE_ACCEPTANCE_EXCEPT = {
 # And the content of a client certificate: it must parse and its key must be the certificate's,
 # which no schema can say (InvalidCertificate).
 STATEFUL_REFUSALS = {"RedirectUrlNotAllowed", "InvalidCertificate"}
+# And these fields' refusals: whether an import needs a refresh token depends on the stored
+# app's type (a service-account app's accounts have none), and a serviceKey must be a real
+# private key, which no schema can say.
+STATEFUL_FIELDS = {"refreshToken", "serviceKey"}
 # Settings PUTs run last: they may disable the oauth-token endpoint, which only the CLI (not
 # the JSON API) can enable again, and every operation before them should find it enabled.
 LAST = ("PUT /v1/settings",)
@@ -333,6 +337,9 @@ def positive_data_acceptance(ctx: Any, response: Response, case: Any) -> bool | 
         with contextlib.suppress(ValueError):
             body = response.json()
             if isinstance(body, dict) and body.get("code") in STATEFUL_REFUSALS:
+                return None
+            details = body.get("details") if isinstance(body, dict) else None
+            if isinstance(details, dict) and details.get("field") in STATEFUL_FIELDS:
                 return None
     result: bool | None = openapi_checks.positive_data_acceptance(ctx, response, case)
     return result
