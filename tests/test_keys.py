@@ -50,7 +50,7 @@ def test_no_script_spells_a_cache_name() -> None:
         for line in script_source(name).splitlines()
         if "'PUBLISH'" in line
     ]
-    assert len(publishes) == 8  # account_update_profile too
+    assert len(publishes) == 9  # account_update_profile and app_credential_notice too
     assert all(re.search(r"'PUBLISH', ARGV\[\d+\], ARGV\[\d+\]\)", line) for line in publishes)
     assert CacheNames.account("a") == "acct:a" and CacheNames.app("a") == "app:a"
 

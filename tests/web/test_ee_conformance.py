@@ -35,13 +35,7 @@ TOKEN_ENDPOINT = "The token endpoint (`GET /v1/account/{id}/oauth-token`)"
 STATUS: dict[str, tuple[int, str]] = {
     # notifyHeaders shape message webhooks, never sent here: only [] is taken
     "settings.post": (400, SETTINGS),
-    # service-account apps: no refresh token, no interactive consent, no minting yet
-    "account.import.a-gsvc-1": (400, APPS),
-    "account.import.a-osvc-1": (400, APPS),
-    "account.get.a-gsvc-1": (404, APPS),
-    "account.get.a-osvc-1": (404, APPS),
-    "oauth-token.cached.outlookService": (404, APPS),
-    "oauth-token.refresh-fails.gmailService": (404, APPS),
+    # service-account apps: no interactive consent
     "account.authorize.outlookService-refused": (501, APPS),
     "account.authorize.gmailService": (501, APPS),
     # deleting an app deletes its accounts (EmailEngine leaves them serving tokens)
@@ -59,6 +53,7 @@ STATUS: dict[str, tuple[int, str]] = {
     "oauth-token.refresh-fails.gmail-refresh-only": (503, TOKEN_ENDPOINT),
     "oauth-token.refresh-fails.outlook-delegated-refresh-only": (503, TOKEN_ENDPOINT),
     "oauth-token.refresh-fails.mailru-expired": (503, TOKEN_ENDPOINT),
+    "oauth-token.refresh-fails.gmailService": (503, TOKEN_ENDPOINT),
     # the hosted link: OAuth2 apps only, and no link a service-account app cannot use
     "authentication-form.imap-type": (400, LINK),
     "authentication-form.service-app-type": (501, LINK),
