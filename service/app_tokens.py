@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 
 import orjson
 import structlog
@@ -24,6 +25,8 @@ from service.refresh_lock import take
 from service.store.connection import as_mapping, read_hash
 from service.store.keys import Keys
 from service.store.scripts import Scripts
+
+Fetch = Callable[[], Awaitable[RefreshResult]]  # asks the provider for the app's token
 
 log = structlog.get_logger("refresh")
 LOCK_POLL_S = 0.02
@@ -50,11 +53,11 @@ class AppTokens:
         self._background: set[asyncio.Task[None]] = set()
 
     async def token(
-        self, app: App, form: dict[str, str], min_valid_ms: int, force: bool = False
+        self, app: App, fetch: Fetch, min_valid_ms: int, force: bool = False
     ) -> RefreshResult:
         """The app's token valid for `min_valid_ms` (or as fresh as a new one); never raises.
 
-        `form` is the client-credentials request, credentials included.
+        `fetch` asks the provider for a new one (the client-credentials grant).
         """
         deadline = time.monotonic() + self.wait_s
         lock_key = self.keys.app_token_lock(app.id)
@@ -70,7 +73,7 @@ class AppTokens:
                     cached = await self.cached(app)
                     if cached is not None and self._good(cached, min_valid_ms):
                         return cached
-                    return await self._fetch(app, form)
+                    return await self._fetch(app, fetch)
                 finally:
                     await asyncio.shield(lock.release(self._background))
             while await self.redis.exists(lock_key):
@@ -83,8 +86,8 @@ class AppTokens:
         left = cached.expires_at_ms - self.clock.now_ms()
         return left >= min(min_valid_ms, int(cached.lifetime_s * 1000 * SAME_LIFETIME))
 
-    async def _fetch(self, app: App, form: dict[str, str]) -> RefreshResult:
-        result = await self.oauth.grant(app, form)
+    async def _fetch(self, app: App, fetch: Fetch) -> RefreshResult:
+        result = await fetch()
         if isinstance(result, Granted):
             await self._store(app, result)
             log.info("app_token_fetched", app=app.id, expires=iso(result.expires_at_ms))

@@ -15,6 +15,7 @@ account's.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable
 from typing import Literal
 
 from service import errors
@@ -22,6 +23,7 @@ from service.accounts import Account
 from service.app_tokens import AppTokens
 from service.apps import App, AppStore
 from service.clock import Clock
+from service.credential_retry import with_credentials
 from service.oauth.client import Failure, OAuthClient, RefreshResult
 from service.providers import app_only_scopes
 from service.service_key import JWT_BEARER, ServiceKey, assertion, parse_service_key
@@ -120,13 +122,16 @@ class Grants:
         """The app's own token, cached for all its accounts (fetched once when stale)."""
         form = {
             "grant_type": "client_credentials",
-            "client_id": app.client_id,
             "scope": " ".join(app_only_scopes(app.cloud, app.fields.get("baseScopes"))),
         }
-        secret = self.apps.client_secret(app)
-        if secret is not None:
-            form["client_secret"] = secret
-        result = await self.app_tokens.token(app, form, min_valid_ms)
+
+        def fetch() -> Awaitable[RefreshResult]:
+            """The grant with the app's secret or certificate (the next one if refused)."""
+            return with_credentials(
+                self.apps, app, lambda credential: self.oauth.client_grant(app, credential, form)
+            )
+
+        result = await self.app_tokens.token(app, fetch, min_valid_ms)
         if isinstance(result, Failure):
             return result
         return dataclasses.replace(result, scopes=None)  # the account keeps what it names

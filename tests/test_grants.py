@@ -16,11 +16,13 @@ from service.core import Core
 from service.grants import grant_type, jwt_failure
 from service.oauth.client import Failure, Granted
 from service.service_key import JWT_BEARER, assertion, parse_service_key
+from tests.support.certs import auth_attempts, expire_credential, register_secret
 from tests.support.idp import Idp
 
 Client = TestClient[web.Request, web.Application]
 pytestmark = pytest.mark.usefixtures("enabled")
 TENANT = "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
+NEXT_SECRET = "tokenbroker-test-next-secret"
 
 
 async def gmail_service_app(core: Core, idp: Idp, app_id: str = "gsvc") -> dict[str, Any]:
@@ -224,3 +226,21 @@ async def test_dod_cloud_scopes() -> None:
     assert app_only_scopes("global", "imap") == ["https://outlook.office365.com/.default"]
     ends = builtin_endpoints("outlookService", TENANT, "dod")
     assert ends.token_url == f"https://login.microsoftonline.us/{TENANT}/oauth2/v2.0/token"
+
+
+async def test_app_token_falls_over_to_the_next_secret(
+    client: Client, admin: dict[str, str], core: Core, idp: Idp
+) -> None:
+    """An outlookService app whose current secret expired gets its token with the next one."""
+    register_secret(idp, "next", NEXT_SECRET)
+    await outlook_service_app(core, idp)
+    app = await core.apps.require("osvc")
+    await core.apps.update(app, {"nextClientSecret": NEXT_SECRET}, iso(SystemClock().now_ms()))
+    expire_credential(idp, "default")
+    await add(client, admin, "m", "osvc", "m@example.test")
+    resp = await client.get("/v1/account/m/oauth-token", headers=admin)
+    assert resp.status == 200, await resp.text()
+    app = await core.apps.require("osvc")
+    assert "error" not in app.fields and app.fields["credentialInUse"] == "next"
+    tried = [(a["name"], a["ok"]) for a in auth_attempts(idp)]
+    assert tried == [("default", False), ("next", True)]

@@ -216,8 +216,7 @@ class OAuthClient:
     async def grant(self, app: App, form: dict[str, str]) -> RefreshResult:
         """Run a grant whose form carries its own credentials; never raises.
 
-        For the application grants (service/grants.py): JWT bearer (the assertion is the
-        credential) and client credentials (the caller adds client_id/client_secret).
+        For the JWT bearer grant (service/grants.py): the assertion is the credential.
         """
         sent_at = self.clock.now_ms()
         sent = False
@@ -231,6 +230,19 @@ class OAuthClient:
             return Failure("transient", "timeout", "the provider did not answer in time", sent=sent)
         except (aiohttp.ClientError, OSError) as exc:
             return Failure("transient", "network", type(exc).__name__, sent=sent)
+        if status == 200:
+            return parse_granted(body, sent_at)
+        return classify(status, body, retry_after)
+
+    async def client_grant(
+        self, app: App, credential: ClientCredential | None, form: dict[str, str]
+    ) -> RefreshResult:
+        """Run a grant authenticated as the app (client credentials); never raises."""
+        sent_at = self.clock.now_ms()
+        answer = await self._token_call(app, credential, form, self.timeout)
+        if isinstance(answer, Failure):
+            return answer
+        status, body, retry_after = answer
         if status == 200:
             return parse_granted(body, sent_at)
         return classify(status, body, retry_after)

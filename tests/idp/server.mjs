@@ -432,8 +432,12 @@ async function tokenEndpointMiddleware(ctx, next) {
   if (grantType === 'authorization_code') stats.code_requests += 1;
   if (isServiceGrant(grantType)) {
     const secrets = new Map(CLIENTS.map((c) => [c.client_id, c.client_secret]));
-    const handle = async () => serviceGrant(ctx, raw, secrets, providerIssuer, ACCESS_TOKEN_TTL_S);
-    return applyFault(ctx, handle, grantType);
+    // The client's secrets and certificates (client_auth.mjs) are checked first; a
+    // client it accepts reaches the grant with its built-in secret.
+    const handle = async () =>
+      serviceGrant(ctx, ctx.req.body, secrets, providerIssuer, ACCESS_TOKEN_TTL_S);
+    const authenticate = clientAuthMiddleware(providerIssuer, [ROUTES.token], readRawBody);
+    return authenticate(ctx, () => applyFault(ctx, handle, grantType));
   }
   if (grantType !== 'refresh_token') return applyFault(ctx, next, grantType);
 
