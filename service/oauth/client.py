@@ -153,14 +153,7 @@ class OAuthClient:
         # refuse a refresh asking for more than was granted (a migrated grant, changed extra
         # scopes), and EmailEngine sends none on an Outlook refresh either.
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        sent_at = self.clock.now_ms()
-        answer = await self._token_call(app, credential, form, self.refresh_timeout)
-        if isinstance(answer, Failure):
-            return answer
-        status, body, retry_after = answer
-        if status == 200:
-            return parse_granted(body, sent_at)
-        return classify(status, body, retry_after)
+        return await self._granting(app, credential, form, self.refresh_timeout)
 
     async def exchange_code(
         self,
@@ -218,28 +211,26 @@ class OAuthClient:
 
         For the JWT bearer grant (service/grants.py): the assertion is the credential.
         """
-        sent_at = self.clock.now_ms()
-        sent = False
-        try:
-            url = await self.discovery.endpoint(app, "token_url")
-            if url is None:
-                return Failure("transient", "no_token_url", "the app has no token URL")
-            sent = True
-            status, body, retry_after = await self._post(url, form, self.timeout)
-        except TimeoutError:
-            return Failure("transient", "timeout", "the provider did not answer in time", sent=sent)
-        except (aiohttp.ClientError, OSError) as exc:
-            return Failure("transient", "network", type(exc).__name__, sent=sent)
-        if status == 200:
-            return parse_granted(body, sent_at)
-        return classify(status, body, retry_after)
+        return await self._granting(app, None, form, self.timeout, authenticated=False)
 
     async def client_grant(
         self, app: App, credential: ClientCredential | None, form: dict[str, str]
     ) -> RefreshResult:
         """Run a grant authenticated as the app (client credentials); never raises."""
+        return await self._granting(app, credential, form, self.timeout)
+
+    async def _granting(
+        self,
+        app: App,
+        credential: ClientCredential | None,
+        form: dict[str, str],
+        limits: aiohttp.ClientTimeout,
+        *,
+        authenticated: bool = True,
+    ) -> RefreshResult:
+        """A token request whose 200 answer is a grant: the tokens, or the classified refusal."""
         sent_at = self.clock.now_ms()
-        answer = await self._token_call(app, credential, form, self.timeout)
+        answer = await self._token_call(app, credential, form, limits, authenticated)
         if isinstance(answer, Failure):
             return answer
         status, body, retry_after = answer
@@ -253,6 +244,7 @@ class OAuthClient:
         credential: ClientCredential | None,
         form: dict[str, str],
         limits: aiohttp.ClientTimeout,
+        authenticated: bool = True,
     ) -> tuple[int, object, str | None] | Failure:
         """POST to the app's token endpoint; a network failure drops a discovered endpoint.
 
@@ -265,7 +257,9 @@ class OAuthClient:
             if url is None:
                 return Failure("transient", "no_token_url", "the app has no token URL")
             sent = True
-            return await self._post(url, attach(app.client_id, credential, form, url), limits)
+            if authenticated:  # else the form authenticates itself (a JWT bearer assertion)
+                form = attach(app.client_id, credential, form, url)
+            return await self._post(url, form, limits)
         except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
             failure = Failure("transient", "network", type(exc).__name__)
             if isinstance(exc, TimeoutError):
