@@ -24,7 +24,7 @@ from service.store.cache import Invalidate, forget_nothing
 from service.store.connection import as_mapping, read_hash
 from service.store.keys import CacheNames, Keys
 
-SCOPES = ("api", "oauth-tokens", "metrics", "*")
+SCOPES = ("api", "oauth-tokens", "metrics", "audit", "*")
 RAW_HEX = re.compile(r"[0-9a-fA-F]{64}")
 HASH_FORM = "hash"  # record field: "raw" when the digest is of the token's raw bytes
 RAW_FORM = "raw"

@@ -82,6 +82,11 @@ class Config:
     otel_endpoint: str | None = t.OTEL_ENDPOINT.default  # None: tracing off
     otel_service_name: str = t.OTEL_SERVICE_NAME.default
     otel_protocol: str = t.OTEL_PROTOCOL.default
+    audit_enabled: bool = t.AUDIT.default
+    audit_retention_days: int = t.AUDIT_RETENTION_DAYS.default
+    audit_partitions: int = t.AUDIT_PARTITIONS.default
+    audit_max_len: int = t.AUDIT_MAX_LEN.default
+    audit_flush_ms: int = t.AUDIT_FLUSH_MS.default
 
     def __post_init__(self) -> None:
         if self.shutdown_grace_s < self.provider_timeout_s:

@@ -240,6 +240,31 @@ OTEL_PROTOCOL = Setting(
     choices=("http/protobuf",),
 )  # fmt: skip
 
+AUDIT = Setting(
+    "TOKENBROKER_AUDIT", "audit_enabled", "boolean", True,
+    "the audit trail: every token answer and operator action recorded in Redis (`GET /v1/audit`, /admin/audit) and logged as an `audit` line",
+)  # fmt: skip
+AUDIT_RETENTION_DAYS = Setting(
+    "TOKENBROKER_AUDIT_RETENTION_DAYS", "audit_retention_days", "integer", 30,
+    "audit records older than this are trimmed",
+    low=1, high=3650,
+)  # fmt: skip
+AUDIT_PARTITIONS = Setting(
+    "TOKENBROKER_AUDIT_PARTITIONS", "audit_partitions", "integer", 4,
+    "audit streams (by hash of the account or actor), each with its own hash tag",
+    low=1, high=256,
+)  # fmt: skip
+AUDIT_MAX_LEN = Setting(
+    "TOKENBROKER_AUDIT_MAX_LEN", "audit_max_len", "integer", 1_000_000,
+    "safety cap on the records of one audit stream (approximate)",
+    low=1000, high=100_000_000,
+)  # fmt: skip
+AUDIT_FLUSH_MS = Setting(
+    "TOKENBROKER_AUDIT_FLUSH_MS", "audit_flush_ms", "integer", 1000,
+    "how often a web process writes its buffered token-answer records (sooner when 500 wait)",
+    low=10, high=60_000,
+)  # fmt: skip
+
 SETTINGS: tuple[Setting[object], ...] = (
     REDIS_URL, REDIS_MODE, SECRET, OLD_SECRETS, HOST, PORT, BASE_URL, REDIS_PREFIX,
     SCHEDULE_PARTITIONS, LOG_FORMAT, ENABLE_OAUTH_TOKENS_API, ALLOW_ENDPOINT_OVERRIDES,
@@ -249,5 +274,6 @@ SETTINGS: tuple[Setting[object], ...] = (
     WORKER_CONCURRENCY, APP_RATE_PER_S, WEB_REFRESH_CONCURRENCY, LEASE_MS, POLL_MS,
     SHUTDOWN_GRACE_S, WORKER_HEALTH_FILE, WORKER_METRICS_PORT, WORKER_METRICS_HOST,
     WEBHOOK_TIMEOUT_S, WEBHOOK_RETRY_BUDGET_S, WEBHOOK_RETRY_BASE_MS, WEBHOOK_LEASE_MS,
-    WEBHOOK_CONCURRENCY, OTEL_ENDPOINT, OTEL_SERVICE_NAME, OTEL_PROTOCOL,
+    WEBHOOK_CONCURRENCY, OTEL_ENDPOINT, OTEL_SERVICE_NAME, OTEL_PROTOCOL, AUDIT,
+    AUDIT_RETENTION_DAYS, AUDIT_PARTITIONS, AUDIT_MAX_LEN, AUDIT_FLUSH_MS,
 )  # fmt: skip

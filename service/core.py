@@ -11,6 +11,8 @@ from service.account_removal import AccountRemoval
 from service.accounts import AccountStore
 from service.apitokens import ApiTokenStore
 from service.apps import AppStore
+from service.audit import AuditTrail
+from service.audit_query import AuditReader
 from service.clock import Clock
 from service.config import Config
 from service.consent import ConsentFlow
@@ -57,6 +59,8 @@ class Core:
     consent: ConsentFlow
     links: HostedLinks
     tracing: Tracing
+    audit: AuditTrail
+    audit_reader: AuditReader
 
 
 def build_core(config: Config, redis: Redis, http: aiohttp.ClientSession, clock: Clock) -> Core:
@@ -103,6 +107,8 @@ def build_core(config: Config, redis: Redis, http: aiohttp.ClientSession, clock:
         consent=consent,
         links=HostedLinks(redis, keys, signer, clock, config.base_url),
         tracing=tracing,
+        audit=AuditTrail(redis, keys, scripts, clock, config),
+        audit_reader=AuditReader(redis, keys, config.audit_partitions),
     )
 
 

@@ -134,6 +134,12 @@ class InvalidWebhookHeader(InvalidInput):
     code = "InvalidWebhookHeader"
 
 
+class InvalidCursor(InvalidInput):
+    """A paging cursor that no page handed out."""
+
+    code = "InvalidCursor"
+
+
 class InvalidLink(InvalidInput):
     """A hosted consent link that is not one of ours (bad signature or shape)."""
 

@@ -43,6 +43,7 @@ MAX_BODY_BYTES = 64 * 1024  # a request body
 # Integers: query parameters and body fields.
 PAGE = Range(0, 1_000_000, 0)  # GET /v1/accounts page (and the settings pages')
 PAGE_SIZE = Range(1, 1000, 20)  # GET /v1/accounts pageSize
+AUDIT_LIMIT = Range(1, 500, 50)  # GET /v1/audit limit (and the audit page's)
 DELIVERIES = Range(1, 1000, 100)  # GET /v1/webhooks/deliveries limit
 MIN_VALIDITY_S = Range(0, 1800, 60)  # GET .../oauth-token minValidity
 LINK_TTL_S = Range(60, 30 * 86_400, 86_400)  # a hosted link's ttl

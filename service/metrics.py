@@ -94,6 +94,7 @@ class Metrics:
             registry=self.registry,
         )
         self._token_endpoint_metrics()
+        self._audit_metrics()
 
     def _token_endpoint_metrics(self) -> None:
         """The token endpoint's requests (a counter and a histogram: cheap on the hot path)."""
@@ -122,6 +123,24 @@ class Metrics:
             "tokenbroker_app_credential_expiry_seconds",
             "Seconds until the app's client secret or certificate expires (recorded dates only)",
             ["app", "credential"],
+            registry=self.registry,
+        )
+
+    def _audit_metrics(self) -> None:
+        """The audit trail's writes, failed flushes and records lost to a long outage."""
+        self.audit_written = Counter(
+            "tokenbroker_audit_records_written",
+            "Audit records written to Redis",
+            registry=self.registry,
+        )
+        self.audit_flush_failures = Counter(
+            "tokenbroker_audit_flush_failures",
+            "Audit flushes that failed on the store (their records are kept for the next)",
+            registry=self.registry,
+        )
+        self.audit_dropped = Counter(
+            "tokenbroker_audit_records_dropped",
+            "Audit records dropped because the store stayed down and the buffer was full",
             registry=self.registry,
         )
 

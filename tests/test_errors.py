@@ -15,7 +15,7 @@ from service.web.admin.middleware import CsrfFailed
 # The API contract: codes clients see, by HTTP status (these never change).
 CONTRACT = {
     400: "ConsentDenied InvalidAccountId InvalidAppId InvalidCertificate InvalidInput "
-    "InvalidJson InvalidLink "
+    "InvalidJson InvalidLink InvalidCursor "
     "InvalidMinValidity InvalidState InvalidWebhookHeader RedirectUrlNotAllowed "
     "UnknownQueryParameter",
     401: "Unauthorized LoginFailed",

@@ -173,6 +173,10 @@ class Keys:
         """List of what one schedule claim took (account, due, ...); TTL = the lease."""
         return f"{self._tag(partition)}:claim:{claim_id}"
 
+    def audit(self, partition: int) -> str:
+        """Capped stream of one audit partition; each partition has a hash tag of its own."""
+        return f"{self.prefix}:{{a{partition}}}:audit"
+
     @property
     def search_backfilled(self) -> str:
         """String set once every account stored before the search index existed is indexed."""

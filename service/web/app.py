@@ -12,7 +12,8 @@ import orjson
 from aiohttp import web
 
 from service.admin_auth import AdminAuth
-from service.background import Background
+from service.audit import AuditCounters
+from service.background import Background, stop_task
 from service.clock import Clock, SystemClock, iso
 from service.config import Config
 from service.core import build_core, seed_settings
@@ -78,6 +79,21 @@ async def background_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[BACKGROUND].stop()
 
 
+async def audit_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The audit trail's flusher: buffered token-answer records, written at shutdown too."""
+    audit = app[CORE].audit
+    metrics = app[METRICS]
+    audit.counters = AuditCounters(
+        written=metrics.audit_written.inc,
+        failed=lambda n: metrics.audit_flush_failures.inc(),
+        dropped=metrics.audit_dropped.inc,
+    )
+    task = asyncio.create_task(audit.run(), name="audit-flush")
+    yield
+    await stop_task(task)
+    await audit.flush()  # survives a store failure (counted and logged)
+
+
 def create_app(config: Config, clock: Clock | None = None) -> web.Application:
     """Build the web application for `config`."""
     middlewares = [request_middleware(admin_site(config))]
@@ -93,6 +109,6 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
         autoescape=True,
         filters={"iso": iso},
     )
-    app.cleanup_ctx.extend([redis_ctx, http_ctx, core_ctx, admin_ctx, background_ctx])
+    app.cleanup_ctx.extend([redis_ctx, http_ctx, core_ctx, admin_ctx, background_ctx, audit_ctx])
     add_routes(app)
     return app

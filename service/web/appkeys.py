@@ -9,6 +9,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from service.admin_auth import AdminAuth
+from service.apitokens import ApiToken
 from service.background import Background
 from service.clock import Clock
 from service.config import Config
@@ -25,3 +26,5 @@ OPENAPI = web.AppKey("openapi", bytes)
 METRICS = web.AppKey("metrics", Metrics)
 REQUEST_IDS = web.AppKey("request_ids", Iterator[str])
 ADMIN = web.AppKey("admin", AdminAuth)
+REQUEST_ID = web.RequestKey("request_id", str)  # the request's id (X-Request-Id)
+API_TOKEN = web.RequestKey("api_token", ApiToken)  # the API token that authorized the request

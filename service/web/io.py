@@ -11,7 +11,7 @@ from aiohttp import web
 from service import errors, validate
 from service.apitokens import ApiToken
 from service.validate import obj
-from service.web.appkeys import CORE
+from service.web.appkeys import API_TOKEN, CORE
 
 
 def json_response(
@@ -60,7 +60,9 @@ def presented_token(request: web.Request) -> str | None:
 async def authorize(request: web.Request, scope: str, account: str | None = None) -> ApiToken:
     """Require an API token with `scope` (and access to `account`) on this request; return it."""
     token = presented_token(request)
-    return await request.app[CORE].token_service.authorize(token, scope, account)
+    allowed = await request.app[CORE].token_service.authorize(token, scope, account)
+    request[API_TOKEN] = allowed  # who acted, for the audit trail
+    return allowed
 
 
 def known_query(request: web.Request, allowed: set[str]) -> None:

@@ -19,7 +19,8 @@ from service.store.connection import STORE_ERRORS
 from service.tracing import Tracing
 from service.web.admin.middleware import is_admin_path
 from service.web.admin.session import Handler, Middleware
-from service.web.appkeys import CORE, REQUEST_IDS
+from service.web.appkeys import CORE, REQUEST_ID, REQUEST_IDS
+from service.web.audit_actions import action_of, record_action
 
 log = structlog.get_logger("http")
 
@@ -83,12 +84,21 @@ def request_middleware(admin: Middleware) -> AppMiddleware:
         # aiohttp runs each request in a task of its own, with a copy of the connection's
         # context: what a request binds (request_id here, account in the handler) ends with it
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        request[REQUEST_ID] = request_id
         started = time.perf_counter()
         core = request.app.get(CORE)
-        if core is not None and core.tracing.enabled:
-            response = await _traced(core.tracing, request, handler, admin, request_id)
-        else:
-            response = await _answer(request, handler, admin)
+        action = action_of(request) if core is not None and core.audit.enabled else None
+        try:
+            if core is not None and core.tracing.enabled:
+                response = await _traced(core.tracing, request, handler, admin, request_id)
+            else:
+                response = await _answer(request, handler, admin)
+        except web.HTTPException as exc:  # a redirect: _answer lets those through
+            if action is not None:
+                await record_action(request, action, exc.status, None)
+            raise
+        if action is not None:
+            await record_action(request, action, response.status, response)
         response.headers["X-Request-Id"] = request_id
         logs.request_line(
             {

@@ -7,9 +7,13 @@ from aiohttp import web
 from service import errors
 from service.limits import MIN_VALIDITY_S
 from service.settings import OAUTH_TOKENS_API
-from service.web.appkeys import CORE
+from service.tokens import FreshToken
+from service.web.appkeys import CORE, REQUEST_ID
+from service.web.client_ip import client_ip
 from service.web.io import account_param, authorize, json_response
 from service.web.metrics import counted
+
+RESOURCE_MAX = 256  # characters of a ?resource= kept in the audit record
 
 
 @counted
@@ -18,7 +22,7 @@ async def oauth_token(request: web.Request) -> web.Response:
     account_id = account_param(request)
     core = request.app[CORE]
     with core.tracing.span("auth"):
-        await authorize(request, "oauth-tokens", account_id)
+        token = await authorize(request, "oauth-tokens", account_id)
     if not await core.cached_settings.get(OAUTH_TOKENS_API):
         raise errors.ApiEndpointDisabled(
             "the oauth-token endpoint is disabled; enable it on the settings page"
@@ -26,7 +30,23 @@ async def oauth_token(request: web.Request) -> web.Response:
     query = request.query if request.query_string else None  # most requests carry none
     min_validity = _min_validity(query.get("minValidity") if query else None)
     fresh = await core.token_service.fresh_token(account_id, min_validity * 1000)
+    if core.audit.enabled:
+        core.audit.token_answer(
+            account=account_id,
+            api_token=(token.id, token.description),
+            client=client_ip(request),
+            request_id=request[REQUEST_ID],
+            source=_source(fresh),
+            resource=(query.get("resource", "")[:RESOURCE_MAX] or None) if query else None,
+        )
     return json_response(fresh.body(), headers={"Cache-Control": "no-store"})
+
+
+def _source(fresh: FreshToken) -> str:
+    """How the answer was obtained, as the audit trail names it."""
+    if fresh.refresh_failed:
+        return "refresh_failed"
+    return "cache" if fresh.cached else "refresh"
 
 
 def _min_validity(raw: str | None) -> int:

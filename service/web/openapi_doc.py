@@ -10,6 +10,7 @@ from service import errors
 from service.accounts import STATUSES
 from service.limits import MIN_VALIDITY_S, PAGE, PAGE_SIZE
 from service.web.ee_settings import EE_KEYS
+from service.web.openapi_audit import audit_parameters, audit_schemas
 from service.web.openapi_consent import (
     PAGE_TYPE,
     redirect_response,
@@ -298,6 +299,15 @@ ROUTES = (
     ),
     *EE_TOKEN_ROUTES,
     Route(
+        "audit_list",
+        "GET /v1/audit",
+        "The audit trail: token answers and operator actions, newest first",
+        "AuditPage",
+        Q,
+        "audit",
+        query="account@audit token@audit action from to cursor limit",
+    ),
+    Route(
         "webhook_test",
         "POST /v1/webhooks/test",
         "Send a signed test event",
@@ -328,6 +338,7 @@ def _parameter(name: str) -> tuple[Schema, str]:
         "status": (schema_type("string", enum=["all", *STATUSES], default="all"), "InvalidInput"),
         "link": (schema_type("string", description="the signed hosted link"), "InvalidLink"),
         **ee_parameters(),
+        **audit_parameters(),
         **{
             name: (schema_type("string", description="set by the provider"), "")
             for name in ("state", "code", "error", "error_description", "iss")
@@ -403,11 +414,13 @@ def build_document() -> dict[str, Any]:
         method, path = route.route.split(" ")
         paths.setdefault(path, {})[method.lower()] = _operation(route, path)
     description = "Self-hosted OAuth2 token broker: keeps access tokens fresh and serves them."
+    parts = components()
+    parts["schemas"].update(audit_schemas())
     return {
         "openapi": "3.1.0",
         "info": {"title": "tokenbroker", "version": _version(), "description": description},
         "security": [{"bearerAuth": []}],
         "paths": paths,
         "webhooks": webhook_events(),
-        "components": components(),
+        "components": parts,
     }

@@ -7,6 +7,7 @@ from aiohttp import web
 from service.web import (
     accounts,
     apps,
+    audit,
     consent,
     ee_account_update,
     ee_form,
@@ -75,6 +76,7 @@ def add_routes(app: web.Application) -> None:
                 name="webhook_redeliver",
             ),
             web.post("/v1/webhooks/test", webhooks.send_test, name="webhook_test"),
+            web.get("/v1/audit", audit.list_audit, name="audit_list"),
             web.get("/v1/tokens", ee_tokens.list_tokens, name="tokens_list"),
             web.post("/v1/tokens", ee_tokens.create_token, name="token_create"),
             web.get("/v1/tokens/{token}", ee_tokens.get_token, name="token_get"),

@@ -1,0 +1,178 @@
+"""The audit trail: who obtained which account's token, and what operators changed.
+
+Records go to per-partition capped Redis streams (Keys.audit; the partition is crc32 of the
+account, else of the actor, mod TOKENBROKER_AUDIT_PARTITIONS), trimmed by age (XTRIM MINID)
+and length (MAXLEN ~) in the script that appends them, and out as one `audit` log line each
+for a SIEM. Token answers are buffered in the process and written in batches by a background
+task (AuditTrail.run), one pipeline per flush: the token endpoint never waits on Redis for
+them. Operator actions are written at once. A record is built only from ids, names,
+addresses and outcomes: it never holds a token, secret, password or key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+from redis.asyncio import Redis
+
+from service.clock import Clock
+from service.config import Config
+from service.store.connection import STORE_ERRORS
+from service.store.keys import Keys
+from service.store.scripts import Scripts
+
+log = structlog.get_logger("audit")
+TOKEN_ISSUED = "token.issued"  # noqa: S105 - the action of a token answer, not a secret
+FLUSH_BATCH = 500  # buffered records that wake the flusher before its interval
+BUFFER_MAX = 100_000  # records kept for a retry while Redis is down; older ones are dropped
+DAY_MS = 86_400_000
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AuditCounters:
+    """Hooks the process's metrics plug in: records written, failed flushes, dropped records."""
+
+    written: Callable[[int], None] = lambda n: None
+    failed: Callable[[int], None] = lambda n: None
+    dropped: Callable[[int], None] = lambda n: None
+
+
+def clean(record: Record) -> Record:
+    """The record without its empty fields."""
+    return {name: value for name, value in record.items() if value is not None and value != ""}
+
+
+def partition_of(owner: str, partitions: int) -> int:
+    """The audit partition of a record owned by `owner` (its account, else its actor)."""
+    return zlib.crc32(owner.encode()) % partitions
+
+
+class AuditTrail:
+    """Buffers, writes and logs audit records of one process."""
+
+    def __init__(
+        self, redis: Redis, keys: Keys, scripts: Scripts, clock: Clock, config: Config
+    ) -> None:
+        self.redis, self.keys, self.scripts, self.clock = redis, keys, scripts, clock
+        self.enabled = config.audit_enabled
+        self.partitions = config.audit_partitions
+        self.retention_ms = config.audit_retention_days * DAY_MS
+        self.max_len = config.audit_max_len
+        self.flush_s = config.audit_flush_ms / 1000
+        self.counters = AuditCounters()
+        self._fresh: list[Record] = []  # not yet logged nor written
+        self._unwritten: list[Record] = []  # logged; written at the next flush that works
+        self._wake = asyncio.Event()
+
+    def partition_of(self, record: Record) -> int:
+        """The record's partition: by its account, else by its actor."""
+        owner = record.get("account") or record.get("actor") or ""
+        return partition_of(str(owner), self.partitions)
+
+    def token_answer(
+        self,
+        *,
+        account: str,
+        api_token: tuple[str, str | None],
+        client: str,
+        request_id: str,
+        source: str,
+        resource: str | None = None,
+    ) -> None:
+        """Buffer the record of one token answer (no await: the hot path only appends).
+
+        `api_token` is the caller's token id and description; `source` is `cache`,
+        `refresh` or `refresh_failed` (a stored token served after a failed refresh).
+        """
+        if not self.enabled:
+            return
+        token_id, description = api_token
+        self._fresh.append(
+            clean(
+                {
+                    "at": self.clock.now_ms(),
+                    "action": TOKEN_ISSUED,
+                    "account": account,
+                    "actor": f"apitoken:{token_id}",
+                    "apiToken": token_id,
+                    "apiTokenDescription": description,
+                    "client": client,
+                    "requestId": request_id,
+                    "source": source,
+                    "resource": resource,
+                }
+            )
+        )
+        if len(self._fresh) >= FLUSH_BATCH:
+            self._wake.set()
+
+    async def action(self, record: Record) -> None:
+        """Log and write one operator action now (a store failure is counted, and retried)."""
+        if not self.enabled:
+            return
+        self._fresh.append(clean({"at": self.clock.now_ms(), **record}))
+        await self.flush()
+
+    async def flush(self) -> bool:
+        """Log the records buffered since the last flush and write every unwritten one.
+
+        One pipeline per flush; a store failure keeps the records for the next flush (up to
+        BUFFER_MAX), is counted and logged, and never raises. Returns whether all were written.
+        """
+        fresh, self._fresh = self._fresh, []
+        for record in fresh:
+            log.info("audit", **record)
+        batch = self._unwritten + fresh
+        self._unwritten = []
+        if not batch:
+            return True
+        try:
+            await self._write(batch)
+        except STORE_ERRORS as exc:
+            self._keep(batch)
+            self.counters.failed(len(batch))
+            log.warning("audit_flush_failed", records=len(batch), error=type(exc).__name__)
+            return False
+        self.counters.written(len(batch))
+        return True
+
+    def _keep(self, batch: list[Record]) -> None:
+        overflow = len(batch) + len(self._unwritten) - BUFFER_MAX
+        if overflow > 0:
+            batch = batch[overflow:]
+            self.counters.dropped(overflow)
+            log.error("audit_records_dropped", records=overflow)
+        self._unwritten = batch + self._unwritten
+
+    async def _write(self, batch: list[Record]) -> None:
+        by_partition: dict[int, list[Any]] = {}
+        for record in batch:
+            args = by_partition.setdefault(self.partition_of(record), [])
+            args += [record["at"], orjson.dumps(record)]
+        oldest = self.clock.now_ms() - self.retention_ms
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for partition, args in by_partition.items():
+                keys = [self.keys.audit(partition)]
+                await self.scripts.queue(pipe, "audit_append", keys, [oldest, self.max_len, *args])
+            await pipe.execute()
+
+    async def run(self) -> None:
+        """Flush every interval, or sooner when a batch is full; until cancelled."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.flush_s)
+            self._wake.clear()
+            await self.flush()
+
+    @property
+    def pending(self) -> int:
+        """Records not yet written to Redis."""
+        return len(self._fresh) + len(self._unwritten)

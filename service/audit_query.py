@@ -1,0 +1,157 @@
+"""Reading the audit trail: filters, newest first, paged by a cursor across partitions.
+
+The partitions' streams are merged by (time, sequence, partition). A cursor names the last
+record a page showed; the next page holds what is strictly older. Each partition is read in
+batches up to a scan budget, so that a rare filter cannot make one request read everything:
+a page may then hold fewer records than asked, and its cursor goes on from where the reading
+stopped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import orjson
+from redis.asyncio import Redis
+
+from service import errors
+from service.audit import partition_of
+from service.clock import iso
+from service.store.keys import Keys
+
+BATCH = 200  # entries per XREVRANGE
+SCAN_BUDGET = 5_000  # entries one partition reads for one page at most
+CURSOR = re.compile(r"(\d{1,15})-(\d{1,19})-(\d{1,4})")
+Position = tuple[int, int, int]  # (ms, seq, partition): the merge order
+SEQ_MAX = 2**64 - 1
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What a reader asks for; None matches anything. Times are epoch ms, both inclusive."""
+
+    account: str | None = None
+    api_token: str | None = None
+    action: str | None = None
+    from_ms: int | None = None
+    to_ms: int | None = None
+
+    def matches(self, record: dict[str, Any]) -> bool:
+        """True when the record passes the account, token and action filters."""
+        return (
+            (self.account is None or record.get("account") == self.account)
+            and (self.api_token is None or record.get("apiToken") == self.api_token)
+            and (self.action is None or record.get("action") == self.action)
+        )
+
+
+@dataclass
+class AuditPage:
+    """One page: records newest first, and the cursor of the next page (None: no more)."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    cursor: str | None = None
+
+
+def parse_cursor(text: str) -> Position:
+    """A cursor from a previous page; 400 InvalidCursor for anything else."""
+    found = CURSOR.fullmatch(text)
+    if found is None:
+        raise errors.InvalidCursor("cursor must be the `next` value of a previous page")
+    ms, seq, partition = (int(part) for part in found.groups())
+    return ms, seq, partition
+
+
+def cursor_text(position: Position) -> str:
+    """The cursor text of a position."""
+    return "-".join(str(part) for part in position)
+
+
+@dataclass(frozen=True)
+class _Scan:
+    found: list[tuple[Position, dict[str, Any]]]
+    stopped_at: Position | None  # the last entry read when the budget ran out, else None
+
+
+class AuditReader:
+    """Reads the audit streams of `partitions` partitions."""
+
+    def __init__(self, redis: Redis, keys: Keys, partitions: int) -> None:
+        self.redis, self.keys, self.partitions = redis, keys, partitions
+
+    def _partitions_of(self, flt: AuditFilter) -> list[int]:
+        """Every partition; only the account's own when the filter names an account."""
+        if flt.account is not None:
+            return [partition_of(flt.account, self.partitions)]
+        return list(range(self.partitions))
+
+    async def page(
+        self, flt: AuditFilter, limit: int, cursor: Position | None, oldest_ms: int
+    ) -> AuditPage:
+        """Up to `limit` records matching `flt`, older than `cursor`, not older than `oldest_ms`."""
+        scans = [
+            await self._scan(p, flt, limit, cursor, oldest_ms) for p in self._partitions_of(flt)
+        ]
+        frontier = max((s.stopped_at for s in scans if s.stopped_at is not None), default=None)
+        merged = sorted((item for s in scans for item in s.found), key=lambda i: i[0])[::-1]
+        if frontier is not None:
+            merged = [item for item in merged if item[0] > frontier]
+        shown = merged[:limit]
+        page = AuditPage([_public(position, record) for position, record in shown])
+        if len(shown) == limit:
+            page.cursor = cursor_text(shown[-1][0])
+        elif frontier is not None:
+            page.cursor = cursor_text(frontier)
+        return page
+
+    async def _scan(
+        self,
+        partition: int,
+        flt: AuditFilter,
+        limit: int,
+        cursor: Position | None,
+        oldest_ms: int,
+    ) -> _Scan:
+        key = self.keys.audit(partition)
+        high: str | None = _upper(partition, cursor, flt.to_ms)
+        low = str(max(oldest_ms, flt.from_ms or 0))
+        found: list[tuple[Position, dict[str, Any]]] = []
+        read, last_id = 0, ""
+        while high is not None and len(found) < limit:
+            if read >= SCAN_BUDGET:
+                return _Scan(found, _position(last_id, partition))
+            answer = await self.redis.xrevrange(key, max=high, min=low, count=BATCH)
+            entries = cast(list[tuple[str, dict[str, str]]], answer)
+            for entry_id, fields in entries:
+                record = orjson.loads(fields["r"])
+                if flt.matches(record):
+                    found.append((_position(entry_id, partition), record))
+            read += len(entries)
+            last_id = entries[-1][0] if entries else last_id
+            high = f"({last_id}" if len(entries) == BATCH else None
+        return _Scan(found, None)
+
+
+def _upper(partition: int, cursor: Position | None, to_ms: int | None) -> str:
+    """The XREVRANGE max of a partition: below the cursor (in merge order), up to `to_ms`."""
+    bound = "+" if to_ms is None else f"{to_ms}-{SEQ_MAX}"
+    if cursor is None:
+        return bound
+    ms, seq, cursor_partition = cursor
+    if to_ms is not None and ms > to_ms:
+        return bound
+    # equal (ms, seq) entries of a lower partition come after the cursor in merge order
+    return f"{ms}-{seq}" if partition < cursor_partition else f"({ms}-{seq}"
+
+
+def _position(entry_id: str, partition: int) -> Position:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq), partition
+
+
+def _public(position: Position, record: dict[str, Any]) -> dict[str, Any]:
+    """A record as the API and the page show it: its cursor id and time first."""
+    at = record.pop("at", position[0])
+    return {"id": cursor_text(position), "time": iso(at), **record}

@@ -1,0 +1,59 @@
+"""GET /v1/audit: the audit trail, newest first, filtered and paged by cursor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiMapping
+
+from service import errors, validate
+from service.audit_query import AuditFilter, AuditPage, parse_cursor
+from service.clock import parse_iso_ms
+from service.limits import AUDIT_LIMIT
+from service.web.appkeys import CORE
+from service.web.io import authorize, json_response, known_query
+
+QUERY = {"account", "token", "action", "from", "to", "cursor", "limit"}
+
+
+def audit_filter(query: MultiMapping[str]) -> AuditFilter:
+    """The filters of a query (API or page); 400 with the field for a malformed one."""
+    account = query.get("account") or None
+    return AuditFilter(
+        account=validate.account_id(account) if account else None,
+        api_token=query.get("token") or None,
+        action=query.get("action") or None,
+        from_ms=_time(query.get("from"), "from"),
+        to_ms=_time(query.get("to"), "to"),
+    )
+
+
+def _time(raw: str | None, field: str) -> int | None:
+    if not raw:
+        return None
+    try:
+        return parse_iso_ms(raw)
+    except ValueError:
+        raise errors.InvalidInput(
+            f"{field} must be an ISO 8601 time with a zone", details={"field": field}
+        ) from None
+
+
+async def read_page(request: web.Request, query: MultiMapping[str]) -> AuditPage:
+    """The page a query asks for (filters, cursor, limit) from the trail of this app."""
+    flt = audit_filter(query)
+    limit = validate.integer(query.get("limit"), "limit", AUDIT_LIMIT)
+    cursor = parse_cursor(query["cursor"]) if query.get("cursor") else None
+    core = request.app[CORE]
+    oldest = core.clock.now_ms() - core.audit.retention_ms
+    return await core.audit_reader.page(flt, limit, cursor, oldest)
+
+
+async def list_audit(request: web.Request) -> web.Response:
+    """The audit records matching the query, newest first; `next` is the cursor of more."""
+    await authorize(request, "audit")
+    known_query(request, QUERY)
+    page = await read_page(request, request.query)
+    body: dict[str, Any] = {"records": page.records, "next": page.cursor}
+    return json_response(body, headers={"Cache-Control": "no-store"})
