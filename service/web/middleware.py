@@ -23,6 +23,7 @@ from service.web.appkeys import CORE, REQUEST_ID, REQUEST_IDS
 from service.web.audit_actions import action_of, record_action
 
 log = structlog.get_logger("http")
+SECRET_PATH_ROUTES = frozenset({"token_delete_deprecated"})  # DELETE /v1/token/{the token}
 
 
 def request_ids() -> Iterator[str]:
@@ -103,7 +104,7 @@ def request_middleware(admin: Middleware) -> AppMiddleware:
         logs.request_line(
             {
                 "method": request.method,
-                "path": request.path,
+                "path": _logged_path(request),
                 "status": response.status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
             }
@@ -111,6 +112,14 @@ def request_middleware(admin: Middleware) -> AppMiddleware:
         return response
 
     return middleware
+
+
+def _logged_path(request: web.Request) -> str:
+    """The request's path, or its route's template where the path carries a secret."""
+    route = request.match_info.route
+    if route.name in SECRET_PATH_ROUTES and route.resource is not None:
+        return route.resource.canonical
+    return request.path
 
 
 async def _answer(request: web.Request, handler: Handler, admin: Middleware) -> web.StreamResponse:

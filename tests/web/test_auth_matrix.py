@@ -38,7 +38,11 @@ PUBLIC_ROUTES = set(PUBLIC)  # by design
 # The settings pages (admin_*) take the session cookie, never a bearer token: their own
 # matrix (login required, CSRF) is tests/admin/test_admin_auth.py.
 ADMIN = "admin_"
-SCOPE_OF = {"oauth_token": "oauth-tokens", "metrics": "metrics", "audit_list": "audit"}  # others: "api"
+SCOPE_OF = {
+    "oauth_token": "oauth-tokens",
+    "metrics": "metrics",
+    "audit_list": "audit",
+}  # others: "api"
 # The API token routes need operator authority: an unbound `*` token, even on an account's.
 OPERATOR = dict.fromkeys(
     (

@@ -6,7 +6,16 @@ from pathlib import Path
 
 from aiohttp import web
 
-from service.web.admin import accounts, apps, auth, dashboard, deliveries, settings, tokens
+from service.web.admin import (
+    accounts,
+    apps,
+    audit,
+    auth,
+    dashboard,
+    deliveries,
+    settings,
+    tokens,
+)
 
 A = "/admin"
 
@@ -58,5 +67,6 @@ def admin_routes(static_dir: Path) -> list[web.AbstractRouteDef]:
         web.post(f"{A}/tokens/{{id}}/revoke", tokens.revoke_token, name="admin_token_revoke"),
         web.get(f"{A}/deliveries", deliveries.list_deliveries, name="admin_deliveries"),
         web.post(f"{A}/deliveries/{{id}}/redeliver", deliveries.redeliver, name="admin_redeliver"),
+        web.get(f"{A}/audit", audit.list_audit, name="admin_audit"),
         web.static(f"{A}/static", static_dir, name="admin_static"),
     ]
