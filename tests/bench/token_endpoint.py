@@ -1,8 +1,10 @@
 """`make bench`: wrk against GET /v1/account/{id}/oauth-token and against a bare aiohttp handler.
 
-The token endpoint is measured three times: tracing off (the default); on, exporting every
-trace to a counting OTLP/HTTP sink (tests/bench/otlp_sink.py) with the SDK's default
-batching; and on with 1 % of the traces sampled (OTEL_TRACES_SAMPLER, as the README shows).
+The token endpoint is measured four times: as configured by default (tracing off, the audit
+trail on); with the audit trail off (TOKENBROKER_AUDIT=off), side by side with the first; with
+tracing on, exporting every trace to a counting OTLP/HTTP sink (tests/bench/otlp_sink.py) with
+the SDK's default batching; and on with 1 % of the traces sampled (OTEL_TRACES_SAMPLER, as the
+README shows).
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ from types import FrameType
 
 import aiohttp
 import orjson
+from redis import Redis as SyncRedis
 
 from service.clock import iso
+from service.config_table import AUDIT_PARTITIONS
 from service.store.embedded import RedisProcess, free_port
+from service.store.keys import Keys
 from tests.support.idp import Idp
 from tests.support.processes import stop_processes, tail
 
@@ -296,6 +301,8 @@ class Results:
     token: WrkResult
     traced: WrkResult  # the token endpoint with tracing on
     sampled: WrkResult  # the same with SAMPLED_RATIO of the traces sampled
+    unaudited: WrkResult  # the token endpoint with the audit trail off
+    audited: int  # audit records in Redis after the audited runs
     size: int  # bytes of one token answer
     spans: int  # spans the sink received from the traced run
 
@@ -340,6 +347,12 @@ def run(stack: contextlib.ExitStack, profile: Path | None) -> Results:
     sampled_web, _ = start_server(
         stack, [str(TOKENBROKER), "web", "--port"], sampled_env, tmp / "sampled.log"
     )
+    unaudited_web, _ = start_server(
+        stack,
+        [str(TOKENBROKER), "web", "--port"],
+        {**env, "TOKENBROKER_AUDIT": "off"},
+        tmp / "off.log",
+    )
     script = tmp / "accounts.lua"
     script.write_text(LUA.substitute(token=api_token, count=ACCOUNTS))
     idp.reset()
@@ -347,6 +360,9 @@ def run(stack: contextlib.ExitStack, profile: Path | None) -> Results:
     bare_result = measure(bare, script)
     print(f"bench: wrk {WARMUP_S}+{DURATION_S} s against the token endpoint", file=sys.stderr)
     token_result = measure(web, script, py_spy(web_process.pid, profile))
+    print(f"bench: wrk {WARMUP_S}+{DURATION_S} s, the audit trail off", file=sys.stderr)
+    unaudited_result = measure(unaudited_web, script)
+    audited = audit_records(redis.url)
     with log.open("rb") as lines:
         logged, deaf = 0, 0
         for line in lines:
@@ -366,13 +382,31 @@ def run(stack: contextlib.ExitStack, profile: Path | None) -> Results:
     refreshes = idp.stats()["refresh_requests"]
     if refreshes:
         raise BenchError(f"the benchmark triggered {refreshes} refreshes at the provider")
-    return Results(bare_result, token_result, traced_result, sampled_result, size, spans)
+    return Results(
+        bare=bare_result,
+        token=token_result,
+        traced=traced_result,
+        sampled=sampled_result,
+        unaudited=unaudited_result,
+        audited=audited,
+        size=size,
+        spans=spans,
+    )
+
+
+def audit_records(url: str, partitions: int = AUDIT_PARTITIONS.default) -> int:
+    """How many audit records the web processes wrote (their flusher runs every second)."""
+    client = SyncRedis.from_url(url)
+    try:
+        return sum(int(client.xlen(Keys().audit(p))) for p in range(partitions))
+    finally:
+        client.close()
 
 
 def report(results: Results) -> str:
     """The result table."""
     bare, token, traced, size = results.bare, results.token, results.traced, results.size
-    sampled = results.sampled
+    sampled, off = results.sampled, results.unaudited
     ratio = token.rps / bare.rps
 
     def verdict(ok: bool) -> str:
@@ -383,6 +417,7 @@ def report(results: Results) -> str:
         f"{'':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}",
         f"{'bare aiohttp':<22}{bare.rps:>10.0f}{bare.p50_ms:>10.2f}{bare.p99_ms:>10.2f}",
         f"{'token endpoint':<22}{token.rps:>10.0f}{token.p50_ms:>10.2f}{token.p99_ms:>10.2f}",
+        f"{'token, audit off':<22}{off.rps:>10.0f}{off.p50_ms:>10.2f}{off.p99_ms:>10.2f}",
         f"{'token, traced':<22}{traced.rps:>10.0f}{traced.p50_ms:>10.2f}{traced.p99_ms:>10.2f}",
         f"{'token, traced 1 %':<22}{sampled.rps:>10.0f}{sampled.p50_ms:>10.2f}"
         f"{sampled.p99_ms:>10.2f}",
@@ -390,12 +425,15 @@ def report(results: Results) -> str:
         + verdict(ratio >= TARGET_RATIO),
         f"token p99 {token.p99_ms:.2f} ms  (target < {TARGET_P99_MS:.0f} ms)  "
         + verdict(token.p99_ms < TARGET_P99_MS),
+        f"ratio audit on/off {token.rps / off.rps:.2f}  (token/bare {ratio:.2f} with the audit "
+        f"trail on, {off.rps / bare.rps:.2f} off; {results.audited} audit records written)",
         f"ratio traced/bare {traced.rps / bare.rps:.2f}  (tracing on; the sink received "
         f"{results.spans} spans for {traced.requests} measured + warm-up requests)",
         f"ratio traced 1 %/bare {sampled.rps / bare.rps:.2f}  (OTEL_TRACES_SAMPLER="
         f"parentbased_traceidratio, OTEL_TRACES_SAMPLER_ARG={SAMPLED_RATIO})",
     ]
-    for name, result in (("bare", bare), ("token", token), ("traced", traced), ("1 %", sampled)):
+    named = (("bare", bare), ("token", token), ("off", off), ("traced", traced), ("1 %", sampled))
+    for name, result in named:
         if result.socket_errors:
             rows.append(f"{name}: socket errors: {result.socket_errors}")
     return "\n".join(rows)
