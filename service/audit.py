@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from service.clock import Clock
 from service.config import Config
@@ -136,7 +137,7 @@ class AuditTrail:
             return True
         try:
             await self._write(batch)
-        except STORE_ERRORS as exc:
+        except (*STORE_ERRORS, RedisError) as exc:  # a refusal (OOM, READONLY) too
             self._keep(batch)
             self.counters.failed(len(batch))
             log.warning("audit_flush_failed", records=len(batch), error=type(exc).__name__)
