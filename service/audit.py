@@ -23,6 +23,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from service import logs
 from service.clock import Clock
 from service.config import Config
 from service.store.connection import STORE_ERRORS
@@ -130,7 +131,7 @@ class AuditTrail:
         """
         fresh, self._fresh = self._fresh, []
         for record in fresh:
-            log.info("audit", **record)
+            logs.audit_line(dict(record))  # the line gets event, level, logger, timestamp
         batch = self._unwritten + fresh
         self._unwritten = []
         if not batch:

@@ -16,7 +16,7 @@ import structlog
 from service.log_output import FLUSH_AFTER_S, Logger, Output, RecordHandler, TextOutput
 from service.log_output import stderr_output as _stderr_output
 
-__all__ = ["FLUSH_AFTER_S", "configure", "processors", "request_line"]
+__all__ = ["FLUSH_AFTER_S", "audit_line", "configure", "processors", "request_line"]
 SECRET_FIELDS = frozenset(
     {
         "accessToken",
@@ -143,22 +143,39 @@ class _RequestLine:
     wrk, that chain was its largest single cost (tests/bench/token_endpoint.py --profile).
     """
 
-    __slots__ = ("out", "stamp")
+    __slots__ = ("event", "logger", "out", "stamp")
 
-    def __init__(self, out: Output) -> None:
+    def __init__(self, out: Output, event: str = "request", logger: str = "http") -> None:
         self.out, self.stamp = out, _Timestamp()
+        self.event, self.logger = event, logger
 
     def __call__(self, fields: Event) -> None:
-        fields["event"] = "request"
+        fields["event"] = self.event
         for name, value in structlog.contextvars.get_contextvars().items():
             fields.setdefault(name, value)
-        fields["level"], fields["logger"] = "info", "http"
+        fields["level"], fields["logger"] = "info", self.logger
         self.out.record(_redact(None, "", self.stamp(None, "", fields)))
 
 
 def _structlog_request_line(fields: Event) -> None:
     """The request line through structlog (the console format: rendered for people)."""
     structlog.get_logger("http").info("request", **fields)
+
+
+def _structlog_audit_line(fields: Event) -> None:
+    """An audit line through structlog (the console format)."""
+    structlog.get_logger("audit").info("audit", **fields)
+
+
+@functools.cache
+def _audit_line() -> list[Callable[[Event], None]]:
+    """The writer of audit lines configure() chose (one per process)."""
+    return [_structlog_audit_line]
+
+
+def audit_line(fields: Event) -> None:
+    """Log one audit record (event and logger `audit`) at INFO, as the request line is built."""
+    _audit_line()[0](fields)
 
 
 def _no_request_line(_: Event) -> None:
@@ -220,6 +237,13 @@ def configure(
         _structlog_request_line
         if console
         else _RequestLine(out)
+        if level <= logging.INFO
+        else _no_request_line
+    )
+    _audit_line()[0] = (
+        _structlog_audit_line
+        if console
+        else _RequestLine(out, "audit", "audit")
         if level <= logging.INFO
         else _no_request_line
     )
