@@ -1,11 +1,13 @@
 """The audit trail: who obtained which account's token, and what operators changed.
 
 Records go to per-partition capped Redis streams (Keys.audit; the partition is crc32 of the
-account, else of the actor, mod TOKENBROKER_AUDIT_PARTITIONS), trimmed by age (XTRIM MINID)
-and length (MAXLEN ~) in the script that appends them, and out as one `audit` log line each
-for a SIEM. Token answers are buffered in the process and written in batches by a background
-task (AuditTrail.run), one pipeline per flush: the token endpoint never waits on Redis for
-them. Operator actions are written at once. A record is built only from ids, names,
+account, else of the actor, mod TOKENBROKER_AUDIT_PARTITIONS), one entry per partition and
+flush holding that flush's records as a JSON array (oldest first; the entry id is the newest
+record's time), trimmed by age (XTRIM MINID) and length (MAXLEN ~, in entries) in the script
+that appends them, and out as one `audit` log line each for a SIEM. Token answers are
+buffered in the process as tuples and turned into records, logged and written in batches by
+a background task (AuditTrail.run), one pipeline per flush: the token endpoint never waits on
+Redis for them. Operator actions are written at once. A record is built only from ids, names,
 addresses and outcomes: it never holds a token, secret, password or key.
 """
 
@@ -30,12 +32,14 @@ from service.store.connection import STORE_ERRORS
 from service.store.keys import Keys
 from service.store.scripts import Scripts
 
-log = structlog.get_logger("audit")
+log = structlog.get_logger("audit")  # the trail's own troubles; records: logs.audit_lines
 TOKEN_ISSUED = "token.issued"  # noqa: S105 - the action of a token answer, not a secret
 FLUSH_BATCH = 500  # buffered records that wake the flusher before its interval
 BUFFER_MAX = 100_000  # records kept for a retry while Redis is down; older ones are dropped
 DAY_MS = 86_400_000
 Record = dict[str, Any]
+# at, account, API token id, its description, client, request id, source, resource
+Answer = tuple[int, str, str, str | None, str, str, str, str | None]
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,8 @@ class AuditTrail:
         self.max_len = config.audit_max_len
         self.flush_s = config.audit_flush_ms / 1000
         self.counters = AuditCounters()
-        self._fresh: list[Record] = []  # not yet logged nor written
+        self._answers: list[Answer] = []  # token answers, as cheap tuples until the flush
+        self._actions: list[Record] = []  # operator actions not yet logged nor written
         self._unwritten: list[Record] = []  # logged; written at the next flush that works
         self._wake = asyncio.Event()
 
@@ -89,49 +94,42 @@ class AuditTrail:
         source: str,
         resource: str | None = None,
     ) -> None:
-        """Buffer the record of one token answer (no await: the hot path only appends).
+        """Buffer the record of one token answer (no await: the hot path appends a tuple).
 
         `api_token` is the caller's token id and description; `source` is `cache`,
         `refresh` or `refresh_failed` (a stored token served after a failed refresh).
         """
         if not self.enabled:
             return
-        token_id, description = api_token
-        self._fresh.append(
-            clean(
-                {
-                    "at": self.clock.now_ms(),
-                    "action": TOKEN_ISSUED,
-                    "account": account,
-                    "actor": f"apitoken:{token_id}",
-                    "apiToken": token_id,
-                    "apiTokenDescription": description,
-                    "client": client,
-                    "requestId": request_id,
-                    "source": source,
-                    "resource": resource,
-                }
-            )
+        answers = self._answers
+        answers.append(
+            (self.clock.now_ms(), account, *api_token, client, request_id, source, resource)
         )
-        if len(self._fresh) >= FLUSH_BATCH:
+        if len(answers) >= FLUSH_BATCH:
             self._wake.set()
 
     async def action(self, record: Record) -> None:
         """Log and write one operator action now (a store failure is counted, and retried)."""
         if not self.enabled:
             return
-        self._fresh.append(clean({"at": self.clock.now_ms(), **record}))
+        self._actions.append(clean({"at": self.clock.now_ms(), **record}))
         await self.flush()
+
+    def _take_fresh(self) -> list[Record]:
+        answers, self._answers = self._answers, []
+        actions, self._actions = self._actions, []
+        return [*map(answer_record, answers), *actions]
 
     async def flush(self) -> bool:
         """Log the records buffered since the last flush and write every unwritten one.
 
-        One pipeline per flush; a store failure keeps the records for the next flush (up to
-        BUFFER_MAX), is counted and logged, and never raises. Returns whether all were written.
+        One pipeline per flush (one stream entry per partition); a store failure keeps the
+        records for the next flush (up to BUFFER_MAX), is counted and logged, and never
+        raises. Returns whether all were written.
         """
-        fresh, self._fresh = self._fresh, []
-        for record in fresh:
-            logs.audit_line(dict(record))  # the line gets event, level, logger, timestamp
+        fresh = self._take_fresh()
+        if fresh:
+            logs.audit_lines(fresh)
         batch = self._unwritten + fresh
         self._unwritten = []
         if not batch:
@@ -155,15 +153,17 @@ class AuditTrail:
         self._unwritten = batch + self._unwritten
 
     async def _write(self, batch: list[Record]) -> None:
-        by_partition: dict[int, list[Any]] = {}
+        """One entry per partition: the partition's records of the batch, a JSON array."""
+        by_partition: dict[int, list[Record]] = {}
         for record in batch:
-            args = by_partition.setdefault(self.partition_of(record), [])
-            args += [record["at"], orjson.dumps(record)]
+            by_partition.setdefault(self.partition_of(record), []).append(record)
         oldest = self.clock.now_ms() - self.retention_ms
         async with self.redis.pipeline(transaction=False) as pipe:
-            for partition, args in by_partition.items():
+            for partition, records in by_partition.items():
+                newest = max(record["at"] for record in records)
                 keys = [self.keys.audit(partition)]
-                await self.scripts.queue(pipe, "audit_append", keys, [oldest, self.max_len, *args])
+                args = [oldest, self.max_len, newest, orjson.dumps(records)]
+                await self.scripts.queue(pipe, "audit_append", keys, args)
             await pipe.execute()
 
     async def run(self) -> None:
@@ -177,4 +177,24 @@ class AuditTrail:
     @property
     def pending(self) -> int:
         """Records not yet written to Redis."""
-        return len(self._fresh) + len(self._unwritten)
+        return len(self._answers) + len(self._actions) + len(self._unwritten)
+
+
+def answer_record(answer: Answer) -> Record:
+    """The record of a buffered token answer."""
+    at, account, token_id, description, client, request_id, source, resource = answer
+    record: Record = {
+        "at": at,
+        "action": TOKEN_ISSUED,
+        "account": account,
+        "actor": f"apitoken:{token_id}",
+        "apiToken": token_id,
+        "client": client,
+        "requestId": request_id,
+        "source": source,
+    }
+    if description:
+        record["apiTokenDescription"] = description
+    if resource:
+        record["resource"] = resource
+    return record

@@ -1,10 +1,12 @@
 """Reading the audit trail: filters, newest first, paged by a cursor across partitions.
 
-The partitions' streams are merged by (time, sequence, partition). A cursor names the last
-record a page showed; the next page holds what is strictly older. Each partition is read in
-batches up to a scan budget, so that a rare filter cannot make one request read everything:
-a page may then hold fewer records than asked, and its cursor goes on from where the reading
-stopped.
+A stream entry holds the records of one flush, oldest first (service/audit.py). A record's
+position is (entry time, entry sequence, partition, index in the entry); the partitions are
+merged in that order, newest first. A cursor names the last record a page showed; the next
+page holds what is strictly older. Each partition is read up to a scan budget, so that a rare
+filter cannot make one request read everything: a page may then hold fewer records than
+asked, and its cursor goes on from where the reading stopped. The time filter is on the
+records' own times; an entry is never older than its records, so `from` bounds the reading.
 """
 
 from __future__ import annotations
@@ -21,11 +23,10 @@ from service.audit import partition_of
 from service.clock import iso
 from service.store.keys import Keys
 
-BATCH = 200  # entries per XREVRANGE
-SCAN_BUDGET = 5_000  # entries one partition reads for one page at most
-CURSOR = re.compile(r"(\d{1,15})-(\d{1,19})-(\d{1,4})")
-Position = tuple[int, int, int]  # (ms, seq, partition): the merge order
-SEQ_MAX = 2**64 - 1
+BATCH = 20  # entries per XREVRANGE (each up to a flush's records)
+SCAN_BUDGET = 5_000  # records one partition reads for one page at most
+CURSOR = re.compile(r"(\d{1,15})-(\d{1,19})-(\d{1,4})-(\d{1,9})")
+Position = tuple[int, int, int, int]  # (ms, seq, partition, index): the merge order
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,14 @@ class AuditFilter:
     to_ms: int | None = None
 
     def matches(self, record: dict[str, Any]) -> bool:
-        """True when the record passes the account, token and action filters."""
+        """True when the record passes every filter."""
+        at = record.get("at", 0)
         return (
             (self.account is None or record.get("account") == self.account)
             and (self.api_token is None or record.get("apiToken") == self.api_token)
             and (self.action is None or record.get("action") == self.action)
+            and (self.from_ms is None or at >= self.from_ms)
+            and (self.to_ms is None or at <= self.to_ms)
         )
 
 
@@ -60,8 +64,8 @@ def parse_cursor(text: str) -> Position:
     found = CURSOR.fullmatch(text)
     if found is None:
         raise errors.InvalidCursor("cursor must be the `next` value of a previous page")
-    ms, seq, partition = (int(part) for part in found.groups())
-    return ms, seq, partition
+    ms, seq, partition, index = (int(part) for part in found.groups())
+    return ms, seq, partition, index
 
 
 def cursor_text(position: Position) -> str:
@@ -97,7 +101,7 @@ class AuditReader:
         frontier = max((s.stopped_at for s in scans if s.stopped_at is not None), default=None)
         merged = sorted((item for s in scans for item in s.found), key=lambda i: i[0])[::-1]
         if frontier is not None:
-            merged = [item for item in merged if item[0] > frontier]
+            merged = [item for item in merged if item[0] >= frontier]  # read down to it
         shown = merged[:limit]
         page = AuditPage([_public(position, record) for position, record in shown])
         if len(shown) == limit:
@@ -115,40 +119,39 @@ class AuditReader:
         oldest_ms: int,
     ) -> _Scan:
         key = self.keys.audit(partition)
-        high: str | None = _upper(partition, cursor, flt.to_ms)
+        high: str | None = _upper(partition, cursor)
         low = str(max(oldest_ms, flt.from_ms or 0))
         found: list[tuple[Position, dict[str, Any]]] = []
-        read, last_id = 0, ""
+        read, last = 0, (0, 0, partition, 0)
         while high is not None and len(found) < limit:
             if read >= SCAN_BUDGET:
-                return _Scan(found, _position(last_id, partition))
+                return _Scan(found, last)
             answer = await self.redis.xrevrange(key, max=high, min=low, count=BATCH)
             entries = cast(list[tuple[str, dict[str, str]]], answer)
             for entry_id, fields in entries:
-                record = orjson.loads(fields["r"])
-                if flt.matches(record):
-                    found.append((_position(entry_id, partition), record))
-            read += len(entries)
-            last_id = entries[-1][0] if entries else last_id
-            high = f"({last_id}" if len(entries) == BATCH else None
+                ms, seq, _, _ = last = _position(entry_id, partition, 0)
+                records = orjson.loads(fields["r"])
+                read += len(records)
+                for index in range(len(records) - 1, -1, -1):
+                    position = (ms, seq, partition, index)
+                    if (cursor is None or position < cursor) and flt.matches(records[index]):
+                        found.append((position, records[index]))
+            high = f"({entries[-1][0]}" if len(entries) == BATCH else None
         return _Scan(found, None)
 
 
-def _upper(partition: int, cursor: Position | None, to_ms: int | None) -> str:
-    """The XREVRANGE max of a partition: below the cursor (in merge order), up to `to_ms`."""
-    bound = "+" if to_ms is None else f"{to_ms}-{SEQ_MAX}"
+def _upper(partition: int, cursor: Position | None) -> str:
+    """The XREVRANGE max of a partition: the cursor's entry (in merge order) and below."""
     if cursor is None:
-        return bound
-    ms, seq, cursor_partition = cursor
-    if to_ms is not None and ms > to_ms:
-        return bound
-    # equal (ms, seq) entries of a lower partition come after the cursor in merge order
-    return f"{ms}-{seq}" if partition < cursor_partition else f"({ms}-{seq}"
+        return "+"
+    ms, seq, cursor_partition, _ = cursor
+    # the cursor's own entry, and equal ids of lower partitions, still hold older records
+    return f"{ms}-{seq}" if partition <= cursor_partition else f"({ms}-{seq}"
 
 
-def _position(entry_id: str, partition: int) -> Position:
+def _position(entry_id: str, partition: int, index: int) -> Position:
     ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq), partition
+    return int(ms), int(seq), partition, index
 
 
 def _public(position: Position, record: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any, TextIO
 
 import orjson
@@ -16,7 +16,7 @@ import structlog
 from service.log_output import FLUSH_AFTER_S, Logger, Output, RecordHandler, TextOutput
 from service.log_output import stderr_output as _stderr_output
 
-__all__ = ["FLUSH_AFTER_S", "audit_line", "configure", "processors", "request_line"]
+__all__ = ["FLUSH_AFTER_S", "audit_lines", "configure", "processors", "request_line"]
 SECRET_FIELDS = frozenset(
     {
         "accessToken",
@@ -143,17 +143,16 @@ class _RequestLine:
     wrk, that chain was its largest single cost (tests/bench/token_endpoint.py --profile).
     """
 
-    __slots__ = ("event", "logger", "out", "stamp")
+    __slots__ = ("out", "stamp")
 
-    def __init__(self, out: Output, event: str = "request", logger: str = "http") -> None:
+    def __init__(self, out: Output) -> None:
         self.out, self.stamp = out, _Timestamp()
-        self.event, self.logger = event, logger
 
     def __call__(self, fields: Event) -> None:
-        fields["event"] = self.event
+        fields["event"] = "request"
         for name, value in structlog.contextvars.get_contextvars().items():
             fields.setdefault(name, value)
-        fields["level"], fields["logger"] = "info", self.logger
+        fields["level"], fields["logger"] = "info", "http"
         self.out.record(_redact(None, "", self.stamp(None, "", fields)))
 
 
@@ -162,20 +161,45 @@ def _structlog_request_line(fields: Event) -> None:
     structlog.get_logger("http").info("request", **fields)
 
 
-def _structlog_audit_line(fields: Event) -> None:
-    """An audit line through structlog (the console format)."""
-    structlog.get_logger("audit").info("audit", **fields)
+class _AuditLines:
+    """Audit records as JSON lines, a batch at a time: one timestamp for the batch, no chain.
+
+    The records are built by service/audit.py from ids, names and outcomes only (never a
+    secret field), so no redaction pass is needed; each line has the keys of a structlog line.
+    """
+
+    __slots__ = ("out", "stamp")
+
+    def __init__(self, out: Output) -> None:
+        self.out, self.stamp = out, _Timestamp()
+
+    def __call__(self, records: Sequence[Mapping[str, Any]]) -> None:
+        timestamp = self.stamp(None, "", {})["timestamp"]
+        tail = {"event": "audit", "level": "info", "logger": "audit", "timestamp": timestamp}
+        for record in records:
+            self.out.record({**record, **tail})
+
+
+def _structlog_audit_lines(records: Sequence[Mapping[str, Any]]) -> None:
+    """Audit lines through structlog (the console format)."""
+    log = structlog.get_logger("audit")
+    for record in records:
+        log.info("audit", **record)
+
+
+def _no_audit_lines(_: Sequence[Mapping[str, Any]]) -> None:
+    """The configured level is above INFO."""
 
 
 @functools.cache
-def _audit_line() -> list[Callable[[Event], None]]:
+def _audit_lines() -> list[Callable[[Sequence[Mapping[str, Any]]], None]]:
     """The writer of audit lines configure() chose (one per process)."""
-    return [_structlog_audit_line]
+    return [_structlog_audit_lines]
 
 
-def audit_line(fields: Event) -> None:
-    """Log one audit record (event and logger `audit`) at INFO, as the request line is built."""
-    _audit_line()[0](fields)
+def audit_lines(records: Sequence[Mapping[str, Any]]) -> None:
+    """Log audit records at INFO, one line each with the event and logger `audit`."""
+    _audit_lines()[0](records)
 
 
 def _no_request_line(_: Event) -> None:
@@ -240,12 +264,12 @@ def configure(
         if level <= logging.INFO
         else _no_request_line
     )
-    _audit_line()[0] = (
-        _structlog_audit_line
+    _audit_lines()[0] = (
+        _structlog_audit_lines
         if console
-        else _RequestLine(out, "audit", "audit")
+        else _AuditLines(out)
         if level <= logging.INFO
-        else _no_request_line
+        else _no_audit_lines
     )
     handler = RecordHandler(out)
     handler.setFormatter(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +16,8 @@ from redis.asyncio import Redis
 from service.audit import TOKEN_ISSUED
 from service.config import Config
 from service.core import Core
-from service.web.appkeys import CORE
+from service.store.embedded import RedisProcess
+from service.web.appkeys import CORE, METRICS
 from tests.conftest import make_token
 from tests.support.idp import Idp
 from tests.support.logs import logged_lines
@@ -227,3 +230,24 @@ async def test_no_secret_in_records_or_audit_lines(
     for secret in secrets:
         assert secret not in stored, "a secret is in an audit record"
         assert secret not in lines.text, "a secret is in a log line"
+
+
+async def test_a_failed_flush_shows_in_the_metrics(
+    make_client: Callable[..., Awaitable[Client]], config: Config, tmp_path: Path
+) -> None:
+    """The web app counts a flush that Redis refused in tokenbroker_audit_flush_failures."""
+    store = RedisProcess(tmp_path / "redis")
+    await asyncio.to_thread(store.start)
+    try:
+        app = await make_client(dataclasses.replace(config, redis_url=store.url), live=False)
+        await asyncio.to_thread(store.stop)
+        core = app.app[CORE]
+        core.audit.token_answer(
+            account="a", api_token=("t", None), client="192.0.2.1", request_id="r", source="cache"
+        )
+        assert await core.audit.flush() is False and core.audit.pending == 1
+        text = app.app[METRICS].render().decode()
+        assert "tokenbroker_audit_flush_failures_total 1.0" in text, text
+        await app.close()  # the shutdown flush fails too, and is survived
+    finally:
+        await asyncio.to_thread(store.stop)

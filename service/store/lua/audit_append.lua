@@ -1,9 +1,9 @@
--- Append audit records to one partition's stream, then trim it by age and by length.
+-- Append audit entries (each a batch of records) to one partition's stream, then trim it.
 -- KEYS[1] the partition's audit stream
 -- ARGV[1] oldest time kept, epoch ms (XTRIM MINID: older records go)
 -- ARGV[2] length cap of the stream (XADD MAXLEN ~: a safety net)
--- ARGV[3..] pairs: the record's time (epoch ms, the entry id's first part), the record (JSON)
--- returns the number of records appended
+-- ARGV[3..] pairs: the entry's time (epoch ms, its id's first part), the records (a JSON array)
+-- returns the number of entries appended
 -- An entry id is `<time>-<seq>`; a time behind the stream's last entry (another process's
 -- clock, a retried batch) takes the server's next id instead, so that no record is refused.
 local key, cap = KEYS[1], ARGV[2]
