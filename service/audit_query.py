@@ -82,8 +82,10 @@ class _Scan:
 class AuditReader:
     """Reads the audit streams of `partitions` partitions."""
 
-    def __init__(self, redis: Redis, keys: Keys, partitions: int) -> None:
-        self.redis, self.keys, self.partitions = redis, keys, partitions
+    def __init__(
+        self, redis: Redis, keys: Keys, partitions: int, budget: int = SCAN_BUDGET
+    ) -> None:
+        self.redis, self.keys, self.partitions, self.budget = redis, keys, partitions, budget
 
     def _partitions_of(self, flt: AuditFilter) -> list[int]:
         """Every partition; only the account's own when the filter names an account."""
@@ -124,7 +126,7 @@ class AuditReader:
         found: list[tuple[Position, dict[str, Any]]] = []
         read, last = 0, (0, 0, partition, 0)
         while high is not None and len(found) < limit:
-            if read >= SCAN_BUDGET:
+            if read >= self.budget:
                 return _Scan(found, last)
             answer = await self.redis.xrevrange(key, max=high, min=low, count=BATCH)
             entries = cast(list[tuple[str, dict[str, str]]], answer)

@@ -256,7 +256,7 @@ AUDIT_PARTITIONS = Setting(
 )  # fmt: skip
 AUDIT_MAX_LEN = Setting(
     "TOKENBROKER_AUDIT_MAX_LEN", "audit_max_len", "integer", 1_000_000,
-    "safety cap on the records of one audit stream (approximate)",
+    "safety cap on the entries of one audit stream (approximate; an entry holds the records of one flush)",
     low=1000, high=100_000_000,
 )  # fmt: skip
 AUDIT_FLUSH_MS = Setting(

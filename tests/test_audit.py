@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from service.audit import DAY_MS, TOKEN_ISSUED, AuditCounters, AuditTrail, partition_of
-from service.audit_query import AuditFilter, AuditReader
+from service.audit_query import AuditFilter, AuditReader, parse_cursor
 from service.clock import ManualClock, SystemClock
 from service.config import Config
 from service.store.connection import create_redis
@@ -173,3 +173,31 @@ async def test_store_down_during_flush_is_survived_counted_and_retried(
         assert len(await stream_ids(redis, cfg)) == 1
     finally:
         await redis.aclose()
+
+
+async def test_a_rare_filter_pages_through_the_scan_budget(redis: Redis, config: Config) -> None:
+    """With a small scan budget, pages may come short but their cursors find every match once."""
+    cfg = dataclasses.replace(config, audit_partitions=3)
+    clock = ManualClock(START_MS)
+    trail, _ = trail_of(redis, cfg, clock)
+    for n in range(300):
+        trail.token_answer(
+            account=f"acct-{n % 7}",
+            api_token=("rare" if n % 37 == 0 else "common", None),
+            client="192.0.2.1",
+            request_id=f"r{n}",
+            source="cache",
+        )
+        clock.advance(1)
+        if n % 25 == 24:
+            await trail.flush()  # several entries per partition
+    reader = AuditReader(redis, Keys(), 3, budget=40)
+    seen: list[str] = []
+    cursor = None
+    for _ in range(100):
+        page = await reader.page(AuditFilter(api_token="rare"), 3, cursor, 0)
+        seen += [record["requestId"] for record in page.records]
+        cursor = None if page.cursor is None else parse_cursor(page.cursor)
+        if cursor is None:
+            break
+    assert seen == [f"r{n}" for n in reversed(range(0, 300, 37))]
