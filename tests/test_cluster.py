@@ -14,6 +14,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+from service.audit import AuditTrail
+from service.audit_query import AuditFilter, AuditReader
 from service.clock import ManualClock, SystemClock, iso
 from service.config import Config, ConfigError
 from service.crypto.cipher import Cipher
@@ -22,6 +24,7 @@ from service.sealed_records import SealedRecords, account_ids
 from service.store.cache import MISS
 from service.store.connection import create_redis, is_cluster
 from service.store.keys import Keys
+from service.store.scripts import Scripts
 from service.web.appkeys import CORE
 from tests.conftest import make_token
 from tests.support.cluster import RedisClusterProcesses
@@ -252,3 +255,29 @@ async def test_cluster_mode_switch_with_a_redis_url(
         Config.from_env({**env, "REDIS_URL": "redis+cluster://127.0.0.1:1,nohost"})
     env["REDIS_URL"] = cluster.url
     assert is_cluster(Config.from_env({**env, "TOKENBROKER_REDIS_MODE": "single"}))
+
+
+async def test_audit_partitions_spread_and_read_back_on_a_cluster(
+    cluster_config: Config, cluster: RedisClusterProcesses
+) -> None:
+    """One audit flush writes every partition (own hash tags) and the reader merges them back."""
+    cfg = dataclasses.replace(cluster_config, audit_partitions=8)
+    store = create_redis(cfg)
+    try:
+        keys = Keys(cfg.redis_prefix)
+        trail = AuditTrail(store, keys, Scripts(store), SystemClock(), cfg)
+        for n in range(80):
+            trail.token_answer(
+                account=f"acct{n}",
+                api_token=("t", None),
+                client="192.0.2.1",
+                request_id=f"r{n}",
+                source="cache",
+            )
+        assert await trail.flush() is True
+        masters = {cluster.owner(keys.audit(p)) for p in range(8)}
+        assert len(masters) > 1  # the partitions' tags land on several masters
+        page = await AuditReader(store, keys, 8).page(AuditFilter(), 100, None, 0)
+        assert sorted(r["requestId"] for r in page.records) == sorted(f"r{n}" for n in range(80))
+    finally:
+        await store.aclose()
