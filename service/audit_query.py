@@ -25,8 +25,9 @@ from service.store.keys import Keys
 
 BATCH = 20  # entries per XREVRANGE (each up to a flush's records)
 SCAN_BUDGET = 5_000  # records one partition reads for one page at most
-CURSOR = re.compile(r"(\d{1,15})-(\d{1,19})-(\d{1,4})-(\d{1,9})")
+CURSOR = re.compile(r"(\d{1,15})-(\d{1,20})-(\d{1,4})-(\d{1,9})")
 Position = tuple[int, int, int, int]  # (ms, seq, partition, index): the merge order
+SEQ_MAX = 2**64 - 1  # the largest sequence number of a stream entry id
 
 
 @dataclass(frozen=True)
@@ -142,13 +143,19 @@ class AuditReader:
         return _Scan(found, None)
 
 
-def _upper(partition: int, cursor: Position | None) -> str:
-    """The XREVRANGE max of a partition: the cursor's entry (in merge order) and below."""
+def _upper(partition: int, cursor: Position | None) -> str | None:
+    """The XREVRANGE max of a partition: the cursor's entry (in merge order) and below.
+
+    None when nothing can be older (an exclusive bound below 0-0).
+    """
     if cursor is None:
         return "+"
     ms, seq, cursor_partition, _ = cursor
+    seq = min(seq, SEQ_MAX)  # a cursor no page handed out may overflow an entry id
     # the cursor's own entry, and equal ids of lower partitions, still hold older records
-    return f"{ms}-{seq}" if partition <= cursor_partition else f"({ms}-{seq}"
+    if partition <= cursor_partition:
+        return f"{ms}-{seq}"
+    return f"({ms}-{seq}" if (ms, seq) > (0, 0) else None
 
 
 def _position(entry_id: str, partition: int, index: int) -> Position:

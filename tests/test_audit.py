@@ -10,7 +10,6 @@ from typing import cast
 
 import pytest
 from redis.asyncio import Redis
-from structlog.testing import capture_logs
 
 from service.audit import DAY_MS, TOKEN_ISSUED, AuditCounters, AuditTrail, partition_of
 from service.audit_query import AuditFilter, AuditReader, parse_cursor
@@ -20,6 +19,7 @@ from service.store.connection import create_redis
 from service.store.embedded import RedisProcess
 from service.store.keys import Keys
 from service.store.scripts import Scripts
+from tests.support.logs import logged_lines
 
 START_MS = 1_800_000_000_000
 
@@ -81,10 +81,11 @@ async def test_answers_wait_for_the_flush_then_go_in_one_pipeline(
     for n in range(10):
         answer(trail, f"acct-{n}")
     assert await stream_ids(redis, config) == [] and trail.pending == 10
-    with capture_logs() as logged:
+    with logged_lines() as lines:
         assert await trail.flush() is True
     assert counts.written == 10 and trail.pending == 0
-    assert [line["event"] for line in logged] == ["audit"] * 10
+    logged = lines.events("audit")
+    assert len(logged) == 10 and logged[0]["logger"] == "audit"
     assert logged[0]["action"] == TOKEN_ISSUED and logged[0]["apiToken"] == "tok1"
     for n in range(10):
         key = Keys().audit(partition_of(f"acct-{n}", config.audit_partitions))
@@ -160,15 +161,15 @@ async def test_store_down_during_flush_is_survived_counted_and_retried(
         trail, counts = trail_of(redis, cfg, ManualClock(SystemClock().now_ms()))
         answer(trail, "during-outage")
         await asyncio.to_thread(own_store.stop)
-        with capture_logs() as logged:
+        with logged_lines() as lines:
             assert await trail.flush() is False
         assert counts.failed == 1 and counts.written == 0 and trail.pending == 1
-        assert any(line["event"] == "audit_flush_failed" for line in logged)
-        assert [line for line in logged if line["event"] == "audit"]  # the SIEM line went out
+        assert lines.events("audit_flush_failed"), lines.text
+        assert lines.events("audit"), lines.text  # the SIEM line went out anyway
         await asyncio.to_thread(own_store.start)
-        with capture_logs() as again:
+        with logged_lines() as again:
             assert await trail.flush() is True
-        assert not [line for line in again if line["event"] == "audit"]  # logged once only
+        assert not again.events("audit")  # logged once only
         assert counts.written == 1 and trail.pending == 0
         assert len(await stream_ids(redis, cfg)) == 1
     finally:

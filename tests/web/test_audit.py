@@ -251,3 +251,20 @@ async def test_a_failed_flush_shows_in_the_metrics(
         await app.close()  # the shutdown flush fails too, and is survived
     finally:
         await asyncio.to_thread(store.stop)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"account": "rHqNqAx-QQOq", "cursor": "000-0-0000-0", "from": "2000-01-01T00:00:00Z"},
+        {"cursor": "8409704-49825-0-09141718", "from": "2583-02-02T11:32:05.316036Z"},
+        {"to": "1343-02-05T09:13:00.77+20:37", "action": "2\u00dcB\u00ae\x00\u008c"},
+        {"cursor": "999999999999999-0-9999-0"},
+    ],
+)
+async def test_odd_but_valid_queries_answer(
+    client: Client, admin: dict[str, str], query: dict[str, str]
+) -> None:
+    """Far times, a cursor from nowhere, an action nobody records: an empty page, not a 500."""
+    body = await audit(client, admin, **query)
+    assert body["records"] == []
