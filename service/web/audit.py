@@ -12,6 +12,7 @@ from service.audit_query import AuditFilter, AuditPage, parse_cursor
 from service.clock import parse_iso_ms
 from service.limits import AUDIT_LIMIT
 from service.web.appkeys import CORE
+from service.web.audit_actions import ACTION_NAMES
 from service.web.io import authorize, json_response, known_query
 
 QUERY = {"account", "token", "action", "from", "to", "cursor", "limit"}
@@ -20,10 +21,15 @@ QUERY = {"account", "token", "action", "from", "to", "cursor", "limit"}
 def audit_filter(query: MultiMapping[str]) -> AuditFilter:
     """The filters of a query (API or page); 400 with the field for a malformed one."""
     account = query.get("account") or None
+    action = query.get("action") or None
+    if action is not None and action not in ACTION_NAMES:
+        raise errors.InvalidInput(
+            f"action must be one of {', '.join(ACTION_NAMES)}", details={"field": "action"}
+        )
     return AuditFilter(
         account=validate.account_id(account) if account else None,
         api_token=query.get("token") or None,
-        action=query.get("action") or None,
+        action=action,
         from_ms=_time(query.get("from"), "from"),
         to_ms=_time(query.get("to"), "to"),
     )

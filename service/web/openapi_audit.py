@@ -24,7 +24,7 @@ def audit_parameters() -> dict[str, tuple[Schema, str]]:
             schema_type("string", description="only those of this API token id"),
             "",
         ),
-        "action": (schema_type("string", enum=list(ACTION_NAMES)), ""),
+        "action": (schema_type("string", enum=list(ACTION_NAMES)), "InvalidInput"),
         "from": (
             schema_type("string", format="date-time", description=f"oldest time, {TIME}"),
             "InvalidInput",
