@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -18,16 +19,20 @@ from service.web.io import authorize, json_response, known_query
 QUERY = {"account", "token", "action", "from", "to", "cursor", "limit"}
 
 
-def audit_filter(query: MultiMapping[str]) -> AuditFilter:
-    """The filters of a query (API or page); 400 with the field for a malformed one."""
-    account = query.get("account") or None
-    action = query.get("action") or None
+def filled(query: MultiMapping[str]) -> dict[str, str]:
+    """A form's query without its blank fields (the page's filter form sends them all)."""
+    return {name: value for name, value in query.items() if value}
+
+
+def audit_filter(query: Mapping[str, str]) -> AuditFilter:
+    """The filters of a query; 400 with the field for a malformed one (a blank one too)."""
+    account, action = query.get("account"), query.get("action")
     if action is not None and action not in ACTION_NAMES:
         raise errors.InvalidInput(
             f"action must be one of {', '.join(ACTION_NAMES)}", details={"field": "action"}
         )
     return AuditFilter(
-        account=validate.account_id(account) if account else None,
+        account=validate.account_id(account) if account is not None else None,
         api_token=query.get("token") or None,
         action=action,
         from_ms=_time(query.get("from"), "from"),
@@ -36,7 +41,7 @@ def audit_filter(query: MultiMapping[str]) -> AuditFilter:
 
 
 def _time(raw: str | None, field: str) -> int | None:
-    if not raw:
+    if raw is None:
         return None
     try:
         return parse_iso_ms(raw)
@@ -46,11 +51,11 @@ def _time(raw: str | None, field: str) -> int | None:
         ) from None
 
 
-async def read_page(request: web.Request, query: MultiMapping[str]) -> AuditPage:
+async def read_page(request: web.Request, query: Mapping[str, str]) -> AuditPage:
     """The page a query asks for (filters, cursor, limit) from the trail of this app."""
     flt = audit_filter(query)
     limit = validate.integer(query.get("limit"), "limit", AUDIT_LIMIT)
-    cursor = parse_cursor(query["cursor"]) if query.get("cursor") else None
+    cursor = parse_cursor(query["cursor"]) if "cursor" in query else None
     core = request.app[CORE]
     oldest = core.clock.now_ms() - core.audit.retention_ms
     return await core.audit_reader.page(flt, limit, cursor, oldest)

@@ -162,6 +162,8 @@ async def test_needs_the_audit_scope(client: Client, core: Core) -> None:
         ({"limit": "0"}, "InvalidInput"),
         ({"account": "no/slash"}, "InvalidAccountId"),
         ({"page": "1"}, "UnknownQueryParameter"),
+        ({"account": ""}, "InvalidAccountId"),
+        ({"cursor": ""}, "InvalidCursor"),
         ({"action": "2\u00dcB\u00ae\x00\u008c"}, "InvalidInput"),
     ],
 )

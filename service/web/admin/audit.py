@@ -10,7 +10,7 @@ from aiohttp import web
 from service import errors
 from service.web.admin.render import page
 from service.web.admin.session import admin_page
-from service.web.audit import audit_filter, read_page
+from service.web.audit import filled, read_page
 from service.web.audit_actions import ACTION_NAMES
 
 FILTERS = ("account", "token", "action", "from", "to")
@@ -26,9 +26,9 @@ async def list_audit(request: web.Request) -> web.StreamResponse:
         "records": [],
         "older": None,
     }
+    query = filled(request.query)  # a blank field of the form filters nothing
     try:
-        audit_filter(request.query)  # a bad filter is shown on the form, not as JSON
-        found = await read_page(request, request.query)
+        found = await read_page(request, query)  # a bad filter is shown on the form
     except errors.InvalidInput as exc:
         error = {"message": exc.message, "fields": [(exc.details or {}).get("field")]}
         return await page(request, "audit.html", {**context, "error": error}, status=400)
