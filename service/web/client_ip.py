@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from aiohttp import web
@@ -12,8 +13,13 @@ from service.web.appkeys import CONFIG
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_address(text: str) -> Address | None:
-    """An IP address from a peer or X-Forwarded-For entry ("[v6]" and "v4:port" too), or None."""
+    """An IP address from a peer or X-Forwarded-For entry ("[v6]" and "v4:port" too), or None.
+
+    Cached: the token endpoint reads its client's address for the audit trail on every
+    answer, and a few peers (proxies, programs) make most requests.
+    """
     text = text.strip()
     if text.startswith("["):
         text = text[1:].partition("]")[0]
@@ -40,12 +46,18 @@ def client_address(peer: str | None, forwarded: list[str], trusted: tuple[Networ
     if hop is None:
         return peer or "unknown"
     entries = [entry for header in forwarded for entry in header.split(",")]
-    while any(hop in network for network in trusted) and entries:
+    while entries and any(hop in network for network in trusted):
         found = parse_address(entries.pop())
         if found is None:
             break
         hop = found
-    return str(hop)
+    return _text(hop)
+
+
+@functools.lru_cache(maxsize=1024)
+def _text(address: Address) -> str:
+    """An address's text (cached: str() of an ipaddress object is not cheap)."""
+    return str(address)
 
 
 def client_ip(request: web.Request) -> str:
