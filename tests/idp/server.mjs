@@ -66,6 +66,12 @@
 //                        (Microsoft's client authentication): see client_auth.mjs.
 // Application grants (client_credentials, JWT bearer) and their /__test/service/* hooks:
 // see service_grants.mjs.
+//   POST /__test/mint also takes `resource_scopes`: Microsoft resource scopes the user
+//                        consented to; refreshes of that grant asking `scope` then get
+//                        per-resource tokens (see resources.mjs).
+//   POST /__test/audience {access_token} -> {audience, scope}: the resource a per-resource
+//                        token was issued for ({audience: null} for any other token).
+//   Stats also count refresh_replayed: refresh requests presenting an already used token.
 //   POST /__test/claims  {sub, claims: {name: value|null}} -> {sub, claims}; changes the
 //                        claims of that account from now on (null removes one; kept across
 //                        /__test/reset). E.g. {email_verified: false}, or Microsoft's
@@ -116,6 +122,7 @@ import Provider from 'oidc-provider';
 import {
   ClientAuthError, clientAuthMiddleware, handleClientAuthRoute, resetClientAuth,
 } from './client_auth.mjs';
+import { audienceOf, recordConsent, resourceRefresh } from './resources.mjs';
 import {
   handleServiceRoute, isServiceGrant, resetServiceStats, serviceGrant,
 } from './service_grants.mjs';
@@ -189,6 +196,7 @@ function resetStats() {
     revocations: 0,
     refresh_ok: 0,
     refresh_unheard: 0,
+    refresh_replayed: 0,
   });
 }
 resetStats();
@@ -451,7 +459,8 @@ async function tokenEndpointMiddleware(ctx, next) {
   try {
     const delay = windowDelayMs();
     if (delay > 0) await sleep(delay);
-    await applyFault(ctx, next, grantType);
+    if (await presentsUsedToken(ctx)) stats.refresh_replayed += 1;
+    await applyFault(ctx, () => resourceRefresh(ctx, provider, next), grantType);
   } finally {
     refreshInFlight -= 1;
   }
@@ -460,6 +469,15 @@ async function tokenEndpointMiddleware(ctx, next) {
     if (hungUp || ctx.req.socket.destroyed) stats.refresh_unheard += 1;
   }
   return undefined;
+}
+
+// True when the request presents a refresh token that an earlier refresh already used.
+async function presentsUsedToken(ctx) {
+  const form = new URLSearchParams(ctx.req.body.toString('utf8'));
+  const value = form.get('refresh_token');
+  if (!value) return false;
+  const token = await provider.RefreshToken.find(value, { ignoreExpiration: true });
+  return Boolean(token?.consumed);
 }
 
 async function applyFault(ctx, next, grantType) {
@@ -578,6 +596,12 @@ async function mint(provider, body) {
     gty: 'authorization_code',
     scope: scopes.join(' '),
   };
+  if (body.resource_scopes !== undefined) {
+    if (typeof body.resource_scopes !== 'string') {
+      throw new HttpError(400, 'resource_scopes must be a string');
+    }
+    recordConsent(grantId, body.resource_scopes);
+  }
   const refreshToken = new provider.RefreshToken({
     ...common,
     authTime: Math.floor(Date.now() / 1000),
@@ -677,6 +701,11 @@ async function handleTestRoute(provider, req, res) {
     }
     case 'POST /__test/revoke':
       return sendJson(res, 200, await revokeGrantOf(provider, await readJson(req)));
+    case 'POST /__test/audience': {
+      const body = await readJson(req);
+      if (typeof body.access_token !== 'string') throw new HttpError(400, 'access_token must be a string');
+      return sendJson(res, 200, audienceOf(body.access_token));
+    }
     case 'POST /__test/claims':
       return sendJson(res, 200, setClaims(await readJson(req)));
     default:

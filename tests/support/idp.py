@@ -280,15 +280,20 @@ class Idp:
         sub: str,
         scope: str = "openid email profile offline_access mail.read",
         client_id: str | None = None,
+        resource_scopes: str | None = None,
     ) -> dict[str, object]:
         """Mint a real grant with refresh and access tokens for ``sub``.
 
         Returns ``{refresh_token, access_token, token_type, expires_in, scope, grant_id}``;
-        the refresh token works (and rotates) at the real token endpoint.
+        the refresh token works (and rotates) at the real token endpoint. `resource_scopes`
+        (Microsoft resource scopes, space separated) are what the user consented to: a refresh
+        asking `scope` of one resource then gets a token for it (tests/idp/resources.mjs).
         """
         body: JsonDict = {"sub": sub, "scope": scope}
         if client_id is not None:
             body["client_id"] = client_id
+        if resource_scopes is not None:
+            body["resource_scopes"] = resource_scopes
         return self._hook("POST", "mint", body)
 
     def service_account(self, scopes: str | None = None) -> JsonDict:
@@ -324,7 +329,8 @@ class Idp:
 
         Keys: token_requests, refresh_requests, code_requests, revocations, refresh_ok
         (refresh_token grants answered 200), refresh_unheard (of those, answered after the
-        client hung up), refresh_in_flight (being handled now), faults_pending.
+        client hung up), refresh_in_flight (being handled now), refresh_replayed (requests
+        presenting an already used refresh token), faults_pending.
         Faulted requests are counted too.
         """
         payload = self._hook("GET", "stats")
@@ -372,6 +378,15 @@ class Idp:
         invalid_grant. Raises RuntimeError if the token is unknown to the IdP.
         """
         self._hook("POST", "revoke", {"refresh_token": refresh_token})
+
+    def audience(self, access_token: str) -> tuple[str | None, str | None]:
+        """(audience, scope) a per-resource access token was issued for; (None, None) else."""
+        payload = self._hook("POST", "audience", {"access_token": access_token})
+        audience, scope = payload.get("audience"), payload.get("scope")
+        return (
+            audience if isinstance(audience, str) else None,
+            scope if isinstance(scope, str) else None,
+        )
 
     def set_claims(self, sub: str, **claims: object) -> None:
         """Change what account ``sub`` claims from now on (None removes a claim).
