@@ -138,6 +138,7 @@ class AccountStore:
             self.keys.index(part, Status.REAUTH_REQUIRED),
             self.keys.app_counts(part),
             self.keys.search(part),
+            self.keys.account_resources(account_id),
         ]
         fields = self.fields(account_id, write, now_ms)
         added = await wanted_event(self.wants, "accountAdded", account_id, app, event_data, now_ms)
@@ -288,6 +289,7 @@ class AccountStore:
             self.keys.index(part, Status.REAUTH_REQUIRED),
             self.keys.app_counts(part),
             self.keys.search(part),
+            self.keys.account_resources(account.id),
         ]
         data = {"user": account.user, "provider": account.provider}
         event = await wanted_event(

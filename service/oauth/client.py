@@ -146,13 +146,22 @@ class OAuthClient:
         self.discovery = Discovery(http, self.timeout)
 
     async def refresh(
-        self, app: App, credential: ClientCredential | None, refresh_token: str
+        self,
+        app: App,
+        credential: ClientCredential | None,
+        refresh_token: str,
+        scope: str | None = None,
     ) -> RefreshResult:
-        """Run the refresh_token grant; never raises for provider or network trouble."""
-        # No `scope`: the refreshed token carries what the grant holds. Microsoft would
+        """Run the refresh_token grant; never raises for provider or network trouble.
+
+        `scope` only for a per-resource or down-scoped token (service/resources.py).
+        """
+        # Else no `scope`: the refreshed token carries what the grant holds. Microsoft would
         # refuse a refresh asking for more than was granted (a migrated grant, changed extra
         # scopes), and EmailEngine sends none on an Outlook refresh either.
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        if scope is not None:
+            form["scope"] = scope
         return await self._granting(app, credential, form, self.refresh_timeout)
 
     async def exchange_code(

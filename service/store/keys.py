@@ -36,6 +36,10 @@ class Keys:
             return None
         return account if self.account(account) == key else None
 
+    def account_resources(self, account: str) -> str:
+        """Hash of one account's per-resource access tokens (slot -> sealed entry)."""
+        return f"{self._tag(self.partition_of(account))}:acctres:{account}"
+
     def lock(self, account: str) -> str:
         """Single-flight refresh lock of one account."""
         return f"{self._tag(self.partition_of(account))}:lock:{account}"

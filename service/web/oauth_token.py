@@ -5,7 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from service import errors
+from service.core import Core
 from service.limits import MIN_VALIDITY_S
+from service.resources import DEFAULT, Resource, resolve
 from service.settings import OAUTH_TOKENS_API
 from service.web.appkeys import CORE
 from service.web.io import account_param, authorize, json_response
@@ -14,19 +16,39 @@ from service.web.metrics import counted
 
 @counted
 async def oauth_token(request: web.Request) -> web.Response:
-    """Serve the account's access token, refreshing it first when it expires too soon."""
+    """Serve the account's access token, refreshing it first when it expires too soon.
+
+    `resource` or `scopes` ask for a per-resource (Microsoft) or down-scoped token instead.
+    """
     account_id = account_param(request)
     core = request.app[CORE]
     with core.tracing.span("auth"):
-        await authorize(request, "oauth-tokens", account_id)
+        token = await authorize(request, "oauth-tokens", account_id)
     if not await core.cached_settings.get(OAUTH_TOKENS_API):
         raise errors.ApiEndpointDisabled(
             "the oauth-token endpoint is disabled; enable it on the settings page"
         )
     query = request.query if request.query_string else None  # most requests carry none
     min_validity = _min_validity(query.get("minValidity") if query else None)
+    if query is not None and ("resource" in query or "scopes" in query):
+        resource = await _resource(core, account_id, query.get("resource"), query.get("scopes"))
+        token.allows_resource(resource.name)
+        fresh = await core.token_service.fresh_resource_token(
+            account_id, resource, min_validity * 1000
+        )
+        return json_response(fresh.body(), headers={"Cache-Control": "no-store"})
+    if token.resources is not None:
+        token.allows_resource(DEFAULT)
     fresh = await core.token_service.fresh_token(account_id, min_validity * 1000)
     return json_response(fresh.body(), headers={"Cache-Control": "no-store"})
+
+
+async def _resource(core: Core, account_id: str, name: str | None, scopes: str | None) -> Resource:
+    """The token a resource/scopes request names, checked against what was consented."""
+    account = await core.accounts.require(account_id)
+    app = await core.apps.cached(account.app)
+    consented = list(dict.fromkeys([*app.scopes, *account.scopes]))
+    return resolve(app.provider, app.cloud, consented, name, scopes)
 
 
 def _min_validity(raw: str | None) -> int:

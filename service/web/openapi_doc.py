@@ -132,9 +132,9 @@ ROUTES = (
         f"GET {A}/oauth-token",
         "The access token",
         "OAuthToken",
-        f"{REFRESH} ApiEndpointDisabled ProviderTypeUnsupported",
+        f"{REFRESH} ApiEndpointDisabled ProviderTypeUnsupported ResourceNotAllowed",
         "oauth-tokens",
-        query="minValidity",
+        query="minValidity resource scopes",
     ),
     Route(
         "account_create",
@@ -322,6 +322,23 @@ def _parameter(name: str) -> tuple[Schema, str]:
         "minValidity": (
             schema_type("integer", **MIN_VALIDITY_S.schema()),
             "InvalidMinValidity",
+        ),
+        "resource": (
+            schema_type(
+                "string",
+                maxLength=300,
+                description="outlook apps: a token for one resource, outlook, graph or an "
+                "audience URI (https://… or api://…), from the account's one refresh token",
+            ),
+            "InvalidResource MixedResources",
+        ),
+        "scopes": (
+            schema_type(
+                "string",
+                description="a token for these of the consented scopes (space or comma "
+                "separated): outlook apps, of one resource; gmail and oidc apps, down-scoped",
+            ),
+            "ScopeNotConsented MixedResources InvalidResource",
         ),
         "page": (schema_type("integer", **PAGE.schema()), "InvalidInput"),
         "pageSize": (schema_type("integer", **PAGE_SIZE.schema()), "InvalidInput"),

@@ -162,6 +162,14 @@ def ee_schemas() -> Schema:
 
 
 def _token_schemas() -> Schema:
+    resources = _t(
+        "array",
+        minItems=1,
+        items=_t("string", maxLength=300),
+        description="token endpoint resources it may ask for: default (no resource or "
+        "scopes parameter, or scopes of a provider without resources), outlook, graph or an "
+        "audience URI; absent: any",
+    )
     token = _t(
         "object",
         properties={
@@ -173,6 +181,7 @@ def _token_schemas() -> Schema:
             "expires": _t("string", "null"),
             "lastUsed": _t("string", "null"),
             "access": _t("object", properties={"time": _t("string", "null"), "ip": _t("null")}),
+            "resources": resources,
         },
         required=["id", "account", "scopes", "created", "access"],
     )
@@ -191,6 +200,7 @@ def _token_schemas() -> Schema:
             "account": _t("string", "null", pattern=ACCOUNT_PATTERN),
             "description": _t("string", "null", minLength=1, maxLength=DESCRIPTION_MAX),
             "scopes": _t("array", minItems=1, items=_t("string", enum=list(SCOPES))),
+            "resources": resources,
         },
         required=["scopes"],
         additionalProperties=False,

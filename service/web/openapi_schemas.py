@@ -220,6 +220,11 @@ def _token_schema() -> Schema:
             "expires": _time(),
             "cached": schema_type("boolean"),
             "refreshFailed": failed,
+            "resource": schema_type(
+                "string",
+                description="with `resource` or `scopes`: the token's resource (outlook, "
+                "graph, an audience URI, or default for a down-scoped token)",
+            ),
         },
         required=(*required, "expires", "cached"),
     )

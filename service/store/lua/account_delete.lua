@@ -1,4 +1,5 @@
--- Delete an account and every key of it: record, lock, schedule, indexes, app count; event.
+-- Delete an account and every key of it: record, lock, per-resource tokens, schedule,
+-- indexes, app count; event.
 -- KEYS[1] account hash
 -- KEYS[2] account lock
 -- KEYS[3] partition schedule
@@ -8,6 +9,7 @@
 -- KEYS[7] partition index of reauth_required accounts
 -- KEYS[8] partition app counts (hash app id -> accounts)
 -- KEYS[9] partition search index (sorted set, score 0: see service/account_search.py)
+-- KEYS[10] account's per-resource tokens
 -- ARGV[1] account id
 -- ARGV[2] invalidation channel
 -- ARGV[3] event JSON to append ('' = none)
@@ -18,7 +20,7 @@ local app = redis.call('HGET', KEYS[1], 'app')
 if not app then return 0 end
 local user = redis.call('HGET', KEYS[1], 'user') or ''
 search_rem(KEYS[9], user, ARGV[1])
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[10])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[6], ARGV[1])

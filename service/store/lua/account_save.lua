@@ -1,5 +1,5 @@
 -- Create or replace an account's grant (import, consent, re-consent): record, new grant
--- generation, schedule, indexes, event, invalidation. An account never moves to another app.
+-- generation (its per-resource tokens dropped), schedule, indexes, event, invalidation. An account never moves to another app.
 -- KEYS[1] account hash
 -- KEYS[2] partition schedule (sorted set, score = refresh due, epoch ms)
 -- KEYS[3] partition event stream
@@ -8,6 +8,7 @@
 -- KEYS[6] partition index of reauth_required accounts
 -- KEYS[7] partition app counts (hash app id -> accounts)
 -- KEYS[8] partition search index (sorted set, score 0: see service/account_search.py)
+-- KEYS[9] account's per-resource tokens (deleted: they belong to the replaced grant)
 -- ARGV[1] account id
 -- ARGV[2] app id
 -- ARGV[3] refresh due time, epoch ms
@@ -32,6 +33,7 @@ redis.call('HDEL', KEYS[1], 'reason', 'lastError', 'accessToken', 'expiresAt', '
   'previousRefreshToken', 'answerLostAt', 'missingScopes', 'tid', 'oid', 'sub', 'iss',
   'expectedUser')
 redis.call('HSET', KEYS[1], 'status', 'active', 'attempts', '0', unpack(ARGV, 8))
+redis.call('DEL', KEYS[9])
 local gen = redis.call('HINCRBY', KEYS[1], 'grantGen', 1)
 if not existed then redis.call('HSET', KEYS[1], 'createdAt', redis.call('HGET', KEYS[1], 'updatedAt')) end
 redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), id)
