@@ -15,6 +15,7 @@ previous refresh token where it can.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
 import time
 from dataclasses import dataclass
@@ -23,16 +24,17 @@ from typing import Literal
 import structlog
 
 from service import errors
-from service.account_outcomes import Written
+from service.account_outcomes import Stored, Written
 from service.accounts import Account, Status
 from service.apps import App
 from service.credential_retry import with_credentials
 from service.oauth.client import Failure, Granted, RefreshResult
 from service.refresh import ENDPOINTS_CHANGED, LOCK_POLL_S, MAX_SUPERSEDED, Refresher
 from service.refresh_lock import AnswerAbandoned, HeldLock, take
-from service.refresh_results import RefreshFailed, Superseded
+from service.refresh_results import STORE_RETRY_S, RefreshFailed, Superseded
 from service.resource_tokens import ResourceToken, ResourceTokens
 from service.resources import Resource
+from service.store.connection import STORE_ERRORS
 
 log = structlog.get_logger("refresh")
 RESOURCE_REASONS = frozenset({"consentRequired", "interactionRequired", "conditionalAccess"})
@@ -169,12 +171,9 @@ class ResourceRefresher:
         token = ResourceToken(granted.access_token, granted.expires_at_ms, scopes)
         rotated = (granted.refresh_token, sent) if granted.refresh_token is not None else None
         results = self.refresher.results
-        result = await asyncio.shield(
-            self.store.store(
-                account, lock.value, resource.slot, token, rotated, self.clock.now_ms(),
-                results.replica_wait,
-            )
-        )  # fmt: skip
+        # Shielded and retried, as a refresh's result: the provider may have rotated the
+        # refresh token, so losing this write would lose the account.
+        result = await asyncio.shield(self._persist(account, lock, resource, token, rotated))
         lock.released = True
         if result == Written.SUPERSEDED:
             await results.orphaned(app, granted, "superseded")
@@ -190,3 +189,27 @@ class ResourceRefresher:
             late=result == Written.LATE,
         )
         return Served(account, token, called=True)
+
+    async def _persist(
+        self,
+        account: Account,
+        lock: HeldLock,
+        resource: Resource,
+        token: ResourceToken,
+        rotated: tuple[str, str] | None,
+    ) -> Stored:
+        """The store script, retried while Redis is unreachable (up to STORE_RETRY_S)."""
+        deadline = time.monotonic() + STORE_RETRY_S
+        wait = self.refresher.results.replica_wait
+        for attempt in itertools.count(1):
+            try:
+                return await self.store.store(
+                    account, lock.value, resource.slot, token, rotated, self.clock.now_ms(), wait
+                )
+            except STORE_ERRORS as exc:
+                if time.monotonic() > deadline:
+                    log.error("rotated_tokens_not_stored", account=account.id)
+                    raise
+                log.warning("store_retry", account=account.id, error=type(exc).__name__)
+                await asyncio.sleep(min(0.1 * attempt, 1.0))
+        raise AssertionError("unreachable")
