@@ -136,6 +136,20 @@ async def test_tokens_created_shown_once_and_revoked(operator: Client, core: Cor
     assert (await operator.get("/v1/settings", headers=bearer)).status == 401
 
 
+async def test_tokens_limited_to_resources(operator: Client, core: Core) -> None:
+    """The form's resources limit the token (listed); a bad name is shown with the input kept."""
+    form = {"scopes": ["oauth-tokens"], "description": "imap", "resources": "outlook graph"}
+    resp = await post_form(operator, "/admin/tokens", form)
+    assert resp.status == 200, await resp.text()
+    (meta,) = await core.tokens.all()
+    assert meta.resources == ("outlook", "graph")
+    listing = await (await operator.get("/admin/tokens")).text()
+    assert "<td>outlook, graph</td>" in listing
+    resp = await post_form(operator, "/admin/tokens", {**form, "resources": "sharepoint"})
+    body = await resp.text()
+    assert resp.status == 400 and 'value="sharepoint"' in body, body
+
+
 async def test_token_form_errors_keep_input(operator: Client, core: Core) -> None:
     """No scope, a bad account id or a bad expiry is shown (400) with what was typed."""
     for fields, message in (
