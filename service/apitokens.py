@@ -57,9 +57,9 @@ class ApiToken:
         """True when the token carries `scope` or `*`."""
         return "*" in self.scopes or scope in self.scopes
 
-    def allows_resource(self, name: str) -> None:
-        """Raise ResourceNotAllowed unless the token may ask for resource `name`."""
-        if self.resources is not None and name not in self.resources:
+    def allows_resource(self, name: str, audience: str | None = None) -> None:
+        """Raise ResourceNotAllowed unless the token may ask for resource `name` (or its URI)."""
+        if self.resources is not None and not {name, audience} & set(self.resources):
             raise errors.ResourceNotAllowed(
                 f"the API token may not ask for the resource {name[:200]!r}",
                 details={"resource": name[:200], "allowed": list(self.resources)},

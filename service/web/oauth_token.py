@@ -32,7 +32,7 @@ async def oauth_token(request: web.Request) -> web.Response:
     min_validity = _min_validity(query.get("minValidity") if query else None)
     if query is not None and ("resource" in query or "scopes" in query):
         resource = await _resource(core, account_id, query.get("resource"), query.get("scopes"))
-        token.allows_resource(resource.name)
+        token.allows_resource(resource.name, resource.audience)
         fresh = await core.token_service.fresh_resource_token(
             account_id, resource, min_validity * 1000
         )

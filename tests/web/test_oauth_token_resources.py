@@ -143,6 +143,11 @@ async def test_an_api_token_limited_to_outlook_is_refused_graph(
     headers = {"Authorization": f"Bearer {token}"}
     assert meta.public()["resources"] == ["outlook"]
     assert (await _token(client, headers, "resource=outlook"))["resource"] == "outlook"
+    by_uri, _ = await core.tokens.create(
+        ["oauth-tokens"], None, "graph by URI", None, SystemClock().now_ms(), [GRAPH]
+    )
+    graph = await _token(client, {"Authorization": f"Bearer {by_uri}"}, "resource=graph")
+    assert graph["resource"] == "graph"  # a limit by audience URI covers its name
     for query in ("resource=graph", f"scopes={GRAPH}/Mail.Read", "minValidity=60"):
         resp = await client.get(f"{URL}?{query}", headers=headers)
         body = await resp.json()
