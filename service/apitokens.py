@@ -20,7 +20,7 @@ from service import errors, validate
 from service.clock import iso
 from service.crypto.cipher import sha256_hex
 from service.limits import DESCRIPTION_MAX
-from service.resources import valid_resource_name
+from service.resources import resource_name, valid_resource_name
 from service.store.cache import Invalidate, forget_nothing
 from service.store.connection import as_mapping, read_hash
 from service.store.keys import CacheNames, Keys
@@ -132,6 +132,8 @@ class ApiTokenStore:
         bad = [s for s in scopes if s not in SCOPES]
         if not scopes or bad:
             raise errors.InvalidInput(f"scopes must be some of {', '.join(SCOPES)}")
+        if resources is not None:
+            resources = [resource_name(r) for r in resources]
         if resources is not None and (
             not resources or not all(valid_resource_name(r) for r in resources)
         ):

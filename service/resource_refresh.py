@@ -19,7 +19,6 @@ import itertools
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Literal
 
 import structlog
 
@@ -38,7 +37,6 @@ from service.store.connection import STORE_ERRORS
 
 log = structlog.get_logger("refresh")
 RESOURCE_REASONS = frozenset({"consentRequired", "interactionRequired", "conditionalAccess"})
-GrantRefused = Literal["grant_refused"]  # the refusal may be the grant's: check it
 
 
 @dataclass(frozen=True)
@@ -48,6 +46,14 @@ class Served:
     account: Account
     token: ResourceToken
     called: bool
+
+
+@dataclass(frozen=True)
+class GrantRefused:
+    """The provider refused the refresh token itself, it seems: check it with a refresh."""
+
+    account: Account
+    failure: Failure
 
 
 ResourceOutcome = Served | RefreshFailed
@@ -76,9 +82,9 @@ class ResourceRefresher:
         checked = False
         for _ in range(MAX_SUPERSEDED):
             outcome = await self._locked(account_id, resource, min_valid_ms)
-            if outcome == "grant_refused":
-                if checked:
-                    break
+            if isinstance(outcome, GrantRefused):
+                if checked:  # the grant works (its refresh said so): the resource is refused
+                    return RefreshFailed(outcome.account, outcome.failure)
                 checked = True
                 grant = await self.refresher.refresh(account_id, 0, force=True)
                 if isinstance(grant, RefreshFailed):
@@ -144,7 +150,7 @@ class ResourceRefresher:
             return RefreshFailed(account, result)
         if result.kind == "permanent":
             log.warning("resource_refresh_refused_grant", account=account.id, error=result.error)
-            return "grant_refused"
+            return GrantRefused(account, result)
         return await self.refresher.results.fail(account, app, lock, result)
 
     async def _call(self, app: App, sent: str, resource: Resource, lock: HeldLock) -> RefreshResult:

@@ -27,9 +27,11 @@ from service.providers import (
 
 NAMES = ("outlook", "graph")
 DEFAULT = "default"  # the resource name of the answer without parameters (API token limits)
-AUDIENCE_URI = re.compile(
-    r"(https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~-]+)*|api://[A-Za-z0-9._~/-]+)/?"
+# An audience URI (also the OpenAPI pattern of a resource, anchored there).
+AUDIENCE_PATTERN = (
+    r"(?:https://[A-Za-z0-9.-]+(?::[0-9]+)?(?:/[A-Za-z0-9._~-]+)*|api://[A-Za-z0-9._~/-]+)/?"
 )
+AUDIENCE_URI = re.compile(AUDIENCE_PATTERN)
 MAX_SCOPES = 50
 RESOURCE_KINDS = frozenset({"outlook"})  # per-resource tokens (a multi-resource refresh token)
 SCOPED_KINDS = frozenset({"gmail", "oidc"})  # down-scoped tokens through a narrower scope
@@ -78,6 +80,11 @@ def resolve(
 def valid_resource_name(name: str) -> bool:
     """True for a name an API token may be limited to: default, outlook, graph or a URI."""
     return name in (DEFAULT, *NAMES) or (len(name) <= 300 and bool(AUDIENCE_URI.fullmatch(name)))
+
+
+def resource_name(raw: str) -> str:
+    """A resource name as given (a query parameter, a token's list), surrounding space dropped."""
+    return raw.strip()
 
 
 def _scope_list(raw: str) -> list[str]:

@@ -6,7 +6,7 @@ import pytest
 
 from service import errors
 from service.providers import default_scopes
-from service.resources import resolve, valid_resource_name
+from service.resources import resolve, resource_name, valid_resource_name
 
 GRAPH = "https://graph.microsoft.com"
 OUTLOOK = "https://outlook.office.com"
@@ -87,3 +87,4 @@ def test_names_an_api_token_may_be_limited_to() -> None:
     """default, outlook, graph and audience URIs; nothing else."""
     assert all(map(valid_resource_name, ["default", "outlook", "graph", "api://x", GRAPH]))
     assert not any(map(valid_resource_name, ["", "sharepoint", "ftp://x"]))
+    assert resource_name(" api://x\n") == "api://x"  # as the schema's `$` lets it end

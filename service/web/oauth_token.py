@@ -7,7 +7,7 @@ from aiohttp import web
 from service import errors
 from service.core import Core
 from service.limits import MIN_VALIDITY_S
-from service.resources import DEFAULT, Resource, resolve
+from service.resources import DEFAULT, Resource, resolve, resource_name
 from service.settings import OAUTH_TOKENS_API
 from service.web.appkeys import CORE
 from service.web.io import account_param, authorize, json_response
@@ -48,6 +48,7 @@ async def _resource(core: Core, account_id: str, name: str | None, scopes: str |
     account = await core.accounts.require(account_id)
     app = await core.apps.cached(account.app)
     consented = list(dict.fromkeys([*app.scopes, *account.scopes]))
+    name = resource_name(name) if name is not None else None
     return resolve(app.provider, app.cloud, consented, name, scopes)
 
 

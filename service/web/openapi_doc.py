@@ -9,12 +9,13 @@ from typing import Any, NamedTuple
 from service import errors
 from service.accounts import STATUSES
 from service.limits import MIN_VALIDITY_S, PAGE, PAGE_SIZE
+from service.resources import NAMES
 from service.web.ee_settings import EE_KEYS
 from service.web.openapi_consent import (
     PAGE_TYPE,
     redirect_response,
 )
-from service.web.openapi_ee import ee_parameters
+from service.web.openapi_ee import ee_parameters, resource_schema
 from service.web.openapi_schemas import (
     ACCOUNT_PATTERN,
     APP_PATTERN,
@@ -324,11 +325,10 @@ def _parameter(name: str) -> tuple[Schema, str]:
             "InvalidMinValidity",
         ),
         "resource": (
-            schema_type(
-                "string",
-                maxLength=300,
-                description="outlook apps: a token for one resource, outlook, graph or an "
-                "audience URI (https://… or api://…), from the account's one refresh token",
+            resource_schema(
+                NAMES,
+                "outlook apps: a token for one resource, outlook, graph or an audience URI "
+                "(https://… or api://…), from the account's one refresh token",
             ),
             "InvalidResource MixedResources",
         ),

@@ -248,6 +248,24 @@ async def test_a_transient_refusal_of_the_resource_check_keeps_the_grant(
     assert idp.stats()["refresh_requests"] == 3  # refused, the account's refresh, again
 
 
+async def test_a_resource_refused_again_after_the_check_is_the_resources_refusal(
+    client: Client,
+    admin: dict[str, str],
+    core: Core,
+    idp: Idp,
+    outlook_account: dict[str, object],
+) -> None:
+    """invalid_grant for the resource, the account's refresh fine, invalid_grant again: 409."""
+    refused: dict[str, object] = {"kind": "error", "error": "invalid_grant"}
+    idp.faults([refused, {"kind": "delay_ms", "ms": 0}, refused])
+    resp = await client.get(f"{URL}?resource=graph", headers=admin)
+    body = await resp.json()
+    assert resp.status == 409 and body["details"]["resource"] == "graph", body
+    account = await core.accounts.require("ms-user")
+    assert account.status == "active" and idp.active(core.accounts.refresh_token(account)).active
+    assert idp.stats()["refresh_requests"] == 3
+
+
 async def test_per_resource_tokens_are_sealed_and_go_with_the_account(
     client: Client,
     admin: dict[str, str],
@@ -304,3 +322,33 @@ async def test_oidc_scopes_yield_a_down_scoped_token(
     ):
         resp = await client.get(f"{url}?{query}", headers=admin)
         assert resp.status == 400 and (await resp.json())["code"] == code
+
+
+async def test_a_national_cloud_asks_its_own_hosts(
+    client: Client, admin: dict[str, str], idp: Idp, enabled: None
+) -> None:
+    """A gcc-high app's graph and outlook tokens are for the US Government hosts."""
+    us_graph, us_outlook = "https://graph.microsoft.us", "https://outlook.office365.us"
+    body = {
+        "id": "ms-us",
+        "provider": "outlook",
+        "cloud": "gcc-high",
+        "authority": "organizations",
+        "clientId": idp.client_id,
+        "clientSecret": idp.client_secret,
+        "tokenUrl": idp.token_url,
+        "additionalScopes": [f"{us_graph}/Mail.Read"],
+    }
+    resp = await client.post("/v1/oauth2", json=body, headers=admin)
+    assert resp.status == 200, await resp.text()
+    consented = f"{us_outlook}/IMAP.AccessAsUser.All {us_outlook}/SMTP.Send {us_graph}/Mail.Read"
+    minted = idp.mint("us-user", "openid email offline_access", resource_scopes=consented)
+    oauth2 = {"provider": "ms-us", "auth": {"user": "us@example.test"}}
+    oauth2["refreshToken"] = str(minted["refresh_token"])
+    resp = await client.post("/v1/account", json={"account": "us", "oauth2": oauth2}, headers=admin)
+    assert resp.status == 200, await resp.text()
+    for name, audience in (("graph", us_graph), ("outlook", us_outlook)):
+        resp = await client.get(f"/v1/account/us/oauth-token?resource={name}", headers=admin)
+        token = await resp.json()
+        assert resp.status == 200, token
+        assert idp.audience(token["accessToken"])[0] == audience
