@@ -138,6 +138,7 @@ class AccountStore:
             self.keys.index(part, Status.REAUTH_REQUIRED),
             self.keys.app_counts(part),
             self.keys.search(part),
+            self.keys.grant_deadlines(part),
         ]
         fields = self.fields(account_id, write, now_ms)
         added = await wanted_event(self.wants, "accountAdded", account_id, app, event_data, now_ms)
@@ -183,6 +184,7 @@ class AccountStore:
             self.keys.lock(account_id),
             self.keys.schedule(part),
             self.keys.events(part),
+            self.keys.grant_deadlines(part),
         ]
         data = {"user": account.user, "provider": account.provider, "missingScopes": missing}
         event = (  # asked only when some are missing: the common case costs no settings read
@@ -288,6 +290,7 @@ class AccountStore:
             self.keys.index(part, Status.REAUTH_REQUIRED),
             self.keys.app_counts(part),
             self.keys.search(part),
+            self.keys.grant_deadlines(part),
         ]
         data = {"user": account.user, "provider": account.provider}
         event = await wanted_event(

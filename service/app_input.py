@@ -9,6 +9,7 @@ import orjson
 from service import app_credentials, errors, limits, validate
 from service.config import Config
 from service.crypto.cipher import Cipher
+from service.grant_deadline import DECLARATIONS, check_declarations
 from service.outbound.urls import check_outbound_url
 from service.providers import (
     BASE_SCOPES,
@@ -27,7 +28,7 @@ FROZEN_FIELDS = ("issuer", "tenant", "cloud", *ENDPOINT_FIELDS)
 SERVICE_FIELDS = ("serviceClient", "serviceClientEmail")  # gmailService only
 TEXT_FIELDS = (
     "name", "description", "title", "clientId", "redirectUrl", "tenant", "cloud",
-    "baseScopes", *SERVICE_FIELDS, "issuer", *ENDPOINT_FIELDS,
+    "baseScopes", *SERVICE_FIELDS, "issuer", *ENDPOINT_FIELDS, *DECLARATIONS,
 )  # fmt: skip
 LIST_FIELDS = {"extraScopes": "additionalScopes", "skipScopes": "skipScopes"}  # input -> hash
 INPUT_FIELDS = {
@@ -139,6 +140,7 @@ def check_kind_fields(
             f"baseScopes must be one of {', '.join(BASE_SCOPES)}, none",
             details={"field": "baseScopes"},
         )
+    check_declarations(kind, pairs)
     if kind in MICROSOFT_KINDS:
         _check_microsoft(kind, pairs)
     elif "tenant" in pairs or "cloud" in pairs:

@@ -130,6 +130,9 @@ class App:
             "updated": self.fields.get("updated"),
             "error": orjson.loads(self.fields["error"]) if "error" in self.fields else None,
         }
+        body.update(
+            {k: self.fields[k] for k in ("publishingStatus", "platform") if k in self.fields}
+        )
         if accounts is not None:
             body["accounts"] = accounts
         return body

@@ -13,6 +13,7 @@ from service import errors, limits, validate
 from service.account_record import F
 from service.accounts import STATUSES, AccountWrite
 from service.core import Core
+from service.grant_deadline import at_grant
 from service.providers import SERVICE_KINDS
 from service.refresh import Refreshed
 from service.refresh_errors import refresh_error
@@ -132,6 +133,7 @@ async def import_grant(core: Core, body: dict[str, Any], oauth2: dict[str, Any])
         identity={
             k: v for k, v in ((F.EMAIL, email), (F.DELEGATED_USER, delegated)) if v is not None
         },
+        grant_deadline=at_grant(app.provider, app.fields, None, now),  # import: consent now
     )
     due = next_refresh_ms(core.config, now, expires, None) if expires is not None else now
     data = {"user": user, "provider": app.provider}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.accounts import STATUSES
+from service.grant_deadline import PLATFORMS, PUBLISHING_STATUSES
 from service.limits import (
     ACCESS_TOKEN_MAX,
     APP_TEXT_MAX,
@@ -246,6 +247,8 @@ def _app_schemas() -> Schema:
             "string",
         ),
         "baseScopes": schema_type("string", enum=[*BASE_SCOPES, "none"]),
+        "publishingStatus": schema_type("string", enum=list(PUBLISHING_STATUSES)),
+        "platform": schema_type("string", enum=list(PLATFORMS)),
         "extraScopes": _strings(),
         "skipScopes": _strings(),
         "accounts": schema_type("integer", minimum=0),
@@ -359,6 +362,18 @@ def _app_input_schema(*, create: bool) -> Schema:
         },
         **{name: _time("null") for name in ("credentialExpires", "nextCredentialExpires")},
         "baseScopes": schema_type("string", "null", enum=[*BASE_SCOPES, "none", None]),
+        "publishingStatus": schema_type(
+            "string",
+            "null",
+            enum=[*PUBLISHING_STATUSES, None],
+            description="gmail, oidc: testing means refresh tokens die 7 days after consent",
+        ),
+        "platform": schema_type(
+            "string",
+            "null",
+            enum=[*PLATFORMS, None],
+            description="outlook: spa means refresh tokens die 24 hours after consent",
+        ),
         "extraScopes": _scopes_input()["anyOf"][0],
         "skipScopes": _scopes_input()["anyOf"][0],
         "additionalScopes": _scopes_input(),

@@ -56,6 +56,11 @@
 //                        {refresh_tokens: [...]} -> {tokens: [{...}, ...]}: whether the
 //                        token would be accepted now (known, unused, unexpired, its grant
 //                        alive) and how many refresh tokens of its grant would be.
+//   POST /__test/refresh-lifetime {seconds, client_id?} -> {client_id, seconds}: from now on
+//                        every token response of that client (default: every client) that
+//                        carries a refresh_token also carries refresh_token_expires_in =
+//                        seconds (null stops it; cleared by reset), like Google's answers
+//                        for apps in testing.
 //   POST /__test/rotation {retire_rotated} -> {retire_rotated}; false keeps a rotated
 //                        refresh token usable (like Microsoft), true (the default, restored
 //                        by reset) consumes it, so that presenting it again is a replay.
@@ -90,6 +95,8 @@
 //   string_expires_in  real exchange, then expires_in becomes a string ("3600").
 //   no_expires_in      real exchange, then expires_in is removed.
 //   expires_in         real exchange, then expires_in is replaced by `value` (any JSON).
+//   refresh_token_expires_in  real exchange, then refresh_token_expires_in is set to
+//                      `value` (any JSON; it wins over /__test/refresh-lifetime).
 //   no_refresh_token   real exchange WITHOUT rotation (the presented refresh token stays
 //                      valid and is not consumed), and refresh_token is removed from the
 //                      response — like providers that only return a new refresh token
@@ -243,7 +250,7 @@ function takeFault(grantType) {
 
 const FAULT_KINDS = new Set([
   'error', 'status', 'string_expires_in', 'no_expires_in', 'no_refresh_token',
-  'expires_in', 'delay_ms', 'answer_delay_ms', 'hang', 'drop',
+  'expires_in', 'refresh_token_expires_in', 'delay_ms', 'answer_delay_ms', 'hang', 'drop',
 ]);
 
 function validateFault(fault) {
@@ -253,8 +260,9 @@ function validateFault(fault) {
   if (!FAULT_KINDS.has(fault.kind)) {
     throw new HttpError(400, `unknown fault kind ${JSON.stringify(fault.kind)}`);
   }
-  if (fault.kind === 'expires_in' && !('value' in fault)) {
-    throw new HttpError(400, 'expires_in fault needs a "value"');
+  if ((fault.kind === 'expires_in' || fault.kind === 'refresh_token_expires_in')
+      && !('value' in fault)) {
+    throw new HttpError(400, `${fault.kind} fault needs a "value"`);
   }
   for (const field of ['status', 'ms']) {
     if (field in fault && (!Number.isInteger(fault[field]) || fault[field] < 0)) {
@@ -275,6 +283,33 @@ const GRANT_BOUND = new Set([
   'BackchannelAuthenticationRequest',
 ]);
 const rotation = { retireRotated: true };
+const refreshLifetimes = new Map(); // client_id ('*' = any) -> refresh_token_expires_in (s)
+
+// Add refresh_token_expires_in to a successful answer that carries a refresh token, when
+// /__test/refresh-lifetime asked for it for the answer's client.
+function addRefreshLifetime(ctx) {
+  const clientId = ctx.oidc?.client?.clientId;
+  const seconds = refreshLifetimes.get(clientId) ?? refreshLifetimes.get('*');
+  if (seconds === undefined) return;
+  rewriteSuccess(ctx, (body) => {
+    if (body.refresh_token && !('refresh_token_expires_in' in body)) {
+      body.refresh_token_expires_in = seconds;
+    }
+  });
+}
+
+function setRefreshLifetime(body) {
+  const clientId = body.client_id ?? '*';
+  if (typeof clientId !== 'string') throw new HttpError(400, 'client_id must be a string');
+  if (body.seconds === null) {
+    refreshLifetimes.delete(clientId);
+  } else if (Number.isInteger(body.seconds) && body.seconds > 0) {
+    refreshLifetimes.set(clientId, body.seconds);
+  } else {
+    throw new HttpError(400, 'seconds must be a positive integer or null');
+  }
+  return { client_id: clientId, seconds: refreshLifetimes.get(clientId) ?? null };
+}
 
 function live(key) {
   const entry = store.get(key);
@@ -439,7 +474,11 @@ async function tokenEndpointMiddleware(ctx, next) {
     const authenticate = clientAuthMiddleware(providerIssuer, [ROUTES.token], readRawBody);
     return authenticate(ctx, () => applyFault(ctx, handle, grantType));
   }
-  if (grantType !== 'refresh_token') return applyFault(ctx, next, grantType);
+  if (grantType !== 'refresh_token') {
+    await applyFault(ctx, next, grantType);
+    if (grantType === 'authorization_code') addRefreshLifetime(ctx);
+    return undefined;
+  }
 
   stats.refresh_requests += 1;
   traceparents.push(ctx.get('traceparent'));
@@ -452,6 +491,7 @@ async function tokenEndpointMiddleware(ctx, next) {
     const delay = windowDelayMs();
     if (delay > 0) await sleep(delay);
     await applyFault(ctx, next, grantType);
+    addRefreshLifetime(ctx);
   } finally {
     refreshInFlight -= 1;
   }
@@ -520,6 +560,10 @@ async function applyFault(ctx, next, grantType) {
     case 'expires_in':
       await next();
       rewriteSuccess(ctx, (body) => { body.expires_in = fault.value; });
+      return undefined;
+    case 'refresh_token_expires_in':
+      await next();
+      rewriteSuccess(ctx, (body) => { body.refresh_token_expires_in = fault.value; });
       return undefined;
     default:
       return next();
@@ -660,6 +704,7 @@ async function handleTestRoute(provider, req, res) {
       resetStats();
       delayWindow = null;
       rotation.retireRotated = true;
+      refreshLifetimes.clear();
       resetClientAuth();
       resetServiceStats();
       return sendJson(res, 200, {});
@@ -675,6 +720,8 @@ async function handleTestRoute(provider, req, res) {
       rotation.retireRotated = body.retire_rotated;
       return sendJson(res, 200, { retire_rotated: rotation.retireRotated });
     }
+    case 'POST /__test/refresh-lifetime':
+      return sendJson(res, 200, setRefreshLifetime(await readJson(req)));
     case 'POST /__test/revoke':
       return sendJson(res, 200, await revokeGrantOf(provider, await readJson(req)));
     case 'POST /__test/claims':

@@ -131,6 +131,8 @@ class Idp:
       the refresh token is not consumed.
     - ``string_expires_in`` / ``no_expires_in`` / ``expires_in`` (with ``value``): real
       exchange, then expires_in is turned into a string / removed / replaced.
+    - ``refresh_token_expires_in`` (with ``value``): real exchange, then the answer says
+      its refresh token dies in ``value`` seconds (see also ``refresh_lifetime``).
     - ``no_refresh_token``: real exchange WITHOUT rotation: the presented refresh token
       stays valid and unconsumed, and ``refresh_token`` is left out of the response.
     - ``delay_ms``: wait ``ms`` (1000), then the real exchange.
@@ -364,6 +366,16 @@ class Idp:
     def retire_rotated(self, retire: bool) -> None:
         """False: a rotated refresh token stays usable (like Microsoft); True: the default."""
         self._hook("POST", "rotation", {"retire_rotated": retire})
+
+    def refresh_lifetime(self, seconds: int | None, client_id: str | None = None) -> None:
+        """Answers carrying a refresh token carry refresh_token_expires_in = seconds too.
+
+        For one client (default: every client); None stops it. Cleared by reset().
+        """
+        body: JsonDict = {"seconds": seconds}
+        if client_id is not None:
+            body["client_id"] = client_id
+        self._hook("POST", "refresh-lifetime", body)
 
     def revoke(self, refresh_token: str) -> None:
         """Revoke the grant behind ``refresh_token`` (as if the user removed access).

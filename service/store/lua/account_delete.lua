@@ -8,6 +8,7 @@
 -- KEYS[7] partition index of reauth_required accounts
 -- KEYS[8] partition app counts (hash app id -> accounts)
 -- KEYS[9] partition search index (sorted set, score 0: see service/account_search.py)
+-- KEYS[10] partition grant deadlines (sorted set)
 -- ARGV[1] account id
 -- ARGV[2] invalidation channel
 -- ARGV[3] event JSON to append ('' = none)
@@ -23,6 +24,7 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[6], ARGV[1])
 redis.call('ZREM', KEYS[7], ARGV[1])
+redis.call('ZREM', KEYS[10], ARGV[1])
 if redis.call('HINCRBY', KEYS[8], app, -1) <= 0 then redis.call('HDEL', KEYS[8], app) end
 if ARGV[3] ~= '' then redis.call('XADD', KEYS[4], '*', 'payload', ARGV[3]) end
 redis.call('PUBLISH', ARGV[2], ARGV[4])

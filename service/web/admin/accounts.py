@@ -1,4 +1,4 @@
-"""Admin pages of accounts: list (filter, search, paging), details, connect, refresh, delete."""
+"""Admin pages of accounts: list (filter, search, paging, dying grants), details, actions."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from aiohttp import web
 from service import errors, limits, validate
 from service.accounts import STATUSES, Account
 from service.core import Core
+from service.grant_watch import WEEK_MS, GrantWatch
 from service.refresh import Refreshed
 from service.refresh_errors import refresh_error
 from service.web.admin.render import flash_redirect, form_of, invalid, page
@@ -49,6 +50,9 @@ async def list_accounts(request: web.Request) -> web.StreamResponse:
         "pages": max(1, -(-total // PAGE_SIZE)),
         "apps": await core.apps.all(),
         "values": {},
+        "dying": await GrantWatch(core.accounts, core.links, core.config, core.clock).dying(
+            WEEK_MS
+        ),
     }
     return await page(request, "accounts.html", context)
 

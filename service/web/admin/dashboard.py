@@ -1,4 +1,4 @@
-"""The admin dashboard: accounts, apps with errors or dying credentials, webhooks, schedule."""
+"""The admin dashboard: accounts, dying grants, apps with errors or dying credentials, webhooks."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from service.credential_watch import expiries
+from service.grant_watch import WEEK_MS, GrantWatch
 from service.web.admin.render import page
 from service.web.admin.session import admin_page
 from service.web.appkeys import CORE
@@ -30,6 +31,9 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         "counts": await core.accounts.count_by_status(),
         "apps_with_errors": [a for a in apps if "error" in a.fields],
         "expiring": [e for a in apps for e in expiries(a, now, core.config) if e.stage != "ok"],
+        "dying": await GrantWatch(core.accounts, core.links, core.config, core.clock).dying(
+            WEEK_MS
+        ),
         "backlog": backlog,
         "oldest_s": oldest_ms // 1000,
         "dead": await deliveries.dead_count(),
