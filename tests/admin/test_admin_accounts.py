@@ -182,3 +182,19 @@ async def test_dashboard_counts_live_workers(operator: Client, core: Core) -> No
     await core.redis.hset(core.keys.workers, mapping={"w1": now - 5_000, "w2": now - 600_000})
     page = await (await operator.get("/admin/")).text()
     assert "1 worker reported in the last minute" in page
+
+
+async def test_grants_ending_within_a_week_listed(
+    operator: Client, core: Core, oidc_app: str, import_account: Importer
+) -> None:
+    """The accounts page and the dashboard list a grant of a testing app, with its deadline."""
+    app = await core.apps.require(oidc_app)
+    await core.apps.update(app, {"publishingStatus": "testing"}, iso(core.clock.now_ms()))
+    await import_account("dying")
+    await add_accounts(core, oidc_app, 1)  # saved without a deadline
+    deadline = iso((await core.accounts.require("dying")).grant_deadline_ms or 0)
+    for path in ("/admin/accounts", "/admin/"):
+        page = await (await operator.get(path)).text()
+        section = page.split('id="grants-expiring"', 1)[1].split("</section>", 1)[0]
+        assert "dying" in section and deadline in section, path
+        assert "acct-00" not in section

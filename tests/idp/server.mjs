@@ -57,10 +57,10 @@
 //                        token would be accepted now (known, unused, unexpired, its grant
 //                        alive) and how many refresh tokens of its grant would be.
 //   POST /__test/refresh-lifetime {seconds, client_id?} -> {client_id, seconds}: from now on
-//                        every token response of that client (default: every client) that
-//                        carries a refresh_token also carries refresh_token_expires_in =
-//                        seconds (null stops it; cleared by reset), like Google's answers
-//                        for apps in testing.
+//                        every successful authorization_code and refresh_token answer to
+//                        that client (default: every client) carries refresh_token_expires_in
+//                        = seconds, rotated or not (null stops it; cleared by reset), like
+//                        Google's answers for apps in testing.
 //   POST /__test/rotation {retire_rotated} -> {retire_rotated}; false keeps a rotated
 //                        refresh token usable (like Microsoft), true (the default, restored
 //                        by reset) consumes it, so that presenting it again is a replay.
@@ -285,16 +285,14 @@ const GRANT_BOUND = new Set([
 const rotation = { retireRotated: true };
 const refreshLifetimes = new Map(); // client_id ('*' = any) -> refresh_token_expires_in (s)
 
-// Add refresh_token_expires_in to a successful answer that carries a refresh token, when
-// /__test/refresh-lifetime asked for it for the answer's client.
+// Add refresh_token_expires_in to a successful answer, when /__test/refresh-lifetime asked
+// for it for the answer's client (a refresh_token_expires_in fault's value wins).
 function addRefreshLifetime(ctx) {
   const clientId = ctx.oidc?.client?.clientId;
   const seconds = refreshLifetimes.get(clientId) ?? refreshLifetimes.get('*');
   if (seconds === undefined) return;
   rewriteSuccess(ctx, (body) => {
-    if (body.refresh_token && !('refresh_token_expires_in' in body)) {
-      body.refresh_token_expires_in = seconds;
-    }
+    if (!('refresh_token_expires_in' in body)) body.refresh_token_expires_in = seconds;
   });
 }
 

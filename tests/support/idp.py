@@ -368,7 +368,7 @@ class Idp:
         self._hook("POST", "rotation", {"retire_rotated": retire})
 
     def refresh_lifetime(self, seconds: int | None, client_id: str | None = None) -> None:
-        """Answers carrying a refresh token carry refresh_token_expires_in = seconds too.
+        """Successful code and refresh answers carry refresh_token_expires_in = seconds too.
 
         For one client (default: every client); None stops it. Cleared by reset().
         """
