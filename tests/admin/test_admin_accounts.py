@@ -187,7 +187,7 @@ async def test_dashboard_counts_live_workers(operator: Client, core: Core) -> No
 async def test_grants_ending_within_a_week_listed(
     operator: Client, core: Core, oidc_app: str, import_account: Importer
 ) -> None:
-    """The accounts page and the dashboard list a grant of a testing app, with its deadline."""
+    """The accounts page and the dashboard list a testing app's grant; its page shows the end."""
     app = await core.apps.require(oidc_app)
     await core.apps.update(app, {"publishingStatus": "testing"}, iso(core.clock.now_ms()))
     await import_account("dying")
@@ -198,3 +198,5 @@ async def test_grants_ending_within_a_week_listed(
         section = page.split('id="grants-expiring"', 1)[1].split("</section>", 1)[0]
         assert "dying" in section and deadline in section, path
         assert "acct-00" not in section
+    detail = await (await operator.get("/admin/accounts/dying")).text()
+    assert 'id="grant-deadline"' in detail and "publishingStatus:testing" in detail

@@ -223,3 +223,24 @@ async def test_app_form_speaks_emailengine_vocabulary(operator: Client, core: Co
     )
     assert app.scopes[:2] == ["Calendars.Read", "https://graph.microsoft.us/Mail.ReadWrite"]
     assert app.enabled
+
+
+async def test_app_form_declares_grant_lifetimes(operator: Client, core: Core) -> None:
+    """The form offers publishingStatus and platform; each saves on its provider type only."""
+    page = await (await operator.get("/admin/apps/new")).text()
+    assert 'id="publishing-status"' in page and 'id="platform"' in page
+    form = {
+        "id": "ol",
+        "provider": "outlook",
+        "clientId": "cid",
+        "clientSecret": SECRET,
+        "tenant": "organizations",
+        "platform": "spa",
+        "publishingStatus": "testing",  # not an outlook field: left out
+    }
+    resp = await post_form(operator, "/admin/apps/new", form)
+    assert resp.status == 303, await resp.text()
+    app = await core.apps.require("ol")
+    assert app.fields["platform"] == "spa" and "publishingStatus" not in app.fields
+    edit = await (await operator.get("/admin/apps/ol")).text()
+    assert '<option value="spa" selected>' in edit and 'id="publishing-status"' not in edit

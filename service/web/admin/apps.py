@@ -9,6 +9,7 @@ from aiohttp import web
 from service import app_credentials, errors, validate
 from service.apps import App
 from service.clock import iso
+from service.grant_deadline import DECLARATIONS, PLATFORMS, PUBLISHING_STATUSES
 from service.providers import BASE_SCOPES, ENDPOINT_FIELDS, KINDS, MICROSOFT_CLOUDS
 from service.web.admin.render import flash_redirect, form_of, invalid, page, words
 from service.web.admin.session import admin_page
@@ -16,7 +17,7 @@ from service.web.appkeys import CONFIG, CORE
 
 OPTIONAL = (
     "name", "description", "redirectUrl", "tenant", "cloud", "baseScopes",
-    "serviceClient", "serviceClientEmail", "issuer", *ENDPOINT_FIELDS,
+    "serviceClient", "serviceClientEmail", "issuer", *ENDPOINT_FIELDS, *DECLARATIONS,
 )  # fmt: skip
 OUTLOOK_ONLY = ("tenant", "cloud")
 GMAIL_SERVICE_ONLY = ("serviceClient", "serviceClientEmail")
@@ -41,6 +42,8 @@ def form_context(values: dict[str, Any], app: App | None, base_url: str) -> dict
         "base_scopes": BASE_SCOPES,
         "clouds": MICROSOFT_CLOUDS,
         "endpoint_fields": ENDPOINT_FIELDS,
+        "publishing_statuses": PUBLISHING_STATUSES,
+        "platforms": PLATFORMS,
         "callback": app.callback_url(base_url) if app else f"{base_url}/oauth/callback",
         "credentials": app_credentials.describe(app) if app else None,
     }
@@ -63,6 +66,8 @@ def _applies(name: str, kind: str) -> bool:
     """The form shows every field; some apply to one provider type only."""
     if name in OUTLOOK_ONLY:
         return kind in ("outlook", "outlookService")
+    if name in DECLARATIONS:
+        return kind in DECLARATIONS[name][1]
     return name not in GMAIL_SERVICE_ONLY or kind == "gmailService"
 
 
