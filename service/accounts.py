@@ -341,6 +341,10 @@ class AccountStore:
         found = await self.search.find(prefix, page, size, status)
         return found.total, await self._load(found.ids)
 
+    async def load(self, ids: list[str]) -> list[Account]:
+        """The accounts of these ids that exist, in order, read in one pipeline."""
+        return await self._load(ids)
+
     async def _load(self, ids: list[str]) -> list[Account]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for account_id in ids:

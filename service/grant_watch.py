@@ -7,13 +7,12 @@ the worker reads only the part of it that falls within the warning window.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
 
-from service.account_record import Account, Status
+from service.account_record import Account, F, Status
 from service.accounts import AccountStore
 from service.clock import Clock, iso
 from service.config import Config
@@ -27,6 +26,7 @@ Stage = Literal["ok", "warning", "final"]
 RANK: dict[Stage, int] = {"ok": 0, "warning": 1, "final": 2}
 HOUR_MS = 3_600_000
 WEEK_MS = 7 * 24 * HOUR_MS
+LISTED = 100  # grants listed on a page (the soonest)
 EVENT = "authenticationExpiring"
 
 
@@ -78,26 +78,41 @@ class GrantWatch:
     ) -> None:
         self.accounts, self.links, self.config, self.clock = accounts, links, config, clock
 
-    async def dying(self, within_ms: int) -> list[Account]:
-        """Active accounts whose grant dies within `within_ms` from now, soonest first."""
-        now = self.clock.now_ms()
-        ids: list[str] = []
+    async def _ids(self, now: int, within_ms: int, limit: int | None) -> list[str]:
+        """Ids in the index whose deadline is in (now, now + within_ms], per partition."""
         keys = self.accounts.keys
-        for part in range(keys.partitions):
-            found = await self.accounts.redis.zrangebyscore(
-                keys.grant_deadlines(part), f"({now}", now + within_ms
-            )
-            ids.extend(str(account) for account in found)
-        accounts = await asyncio.gather(*(self.accounts.get(account) for account in ids))
+        start, num = (0, limit) if limit is not None else (None, None)
+        async with self.accounts.redis.pipeline(transaction=False) as pipe:
+            for part in range(keys.partitions):
+                key = keys.grant_deadlines(part)
+                pipe.zrangebyscore(key, f"({now}", now + within_ms, start=start, num=num)
+            found = await pipe.execute()
+        return [str(account) for ids in found for account in ids]
+
+    async def dying(self, within_ms: int, limit: int | None = None) -> list[Account]:
+        """Active accounts whose grant dies within `within_ms` from now, soonest first.
+
+        With `limit`, at most that many (the soonest of each partition, then merged).
+        """
+        now = self.clock.now_ms()
+        accounts = await self.accounts.load(await self._ids(now, within_ms, limit))
         alive = [
             a
             for a in accounts
-            if a is not None
-            and a.status == Status.ACTIVE
+            if a.status == Status.ACTIVE
             and a.grant_deadline_ms is not None
             and now < a.grant_deadline_ms <= now + within_ms
         ]
-        return sorted(alive, key=lambda a: (a.grant_deadline_ms or 0, a.id))
+        return sorted(alive, key=lambda a: (a.grant_deadline_ms or 0, a.id))[:limit]
+
+    async def count(self, within_ms: int) -> int:
+        """How many active accounts' grants die within `within_ms` (reads only their status)."""
+        ids = await self._ids(self.clock.now_ms(), within_ms, None)
+        async with self.accounts.redis.pipeline(transaction=False) as pipe:
+            for account in ids:
+                pipe.hget(self.accounts.keys.account(account), F.STATUS)
+            statuses = await pipe.execute()
+        return sum(1 for status in statuses if status == Status.ACTIVE)
 
     async def check(self) -> list[Expiring]:
         """Warn of every grant within the warning window now; return the notices recorded."""
@@ -161,4 +176,4 @@ class GrantWatch:
         }
 
 
-__all__ = ["WEEK_MS", "Expiring", "GrantWatch", "due_notice", "stage_of"]
+__all__ = ["LISTED", "WEEK_MS", "Expiring", "GrantWatch", "due_notice", "stage_of"]

@@ -69,6 +69,8 @@ async def test_warnings_once_per_stage_and_none_for_a_dead_account(
     deadline = (await core.accounts.require("soon")).grant_deadline_ms or 0
     clock = ManualClock(deadline - 50 * HOUR_MS)
     watch = GrantWatch(core.accounts, core.links, config, clock)
+    assert await watch.count(WEEK_MS) == 1  # the reauth_required one is not counted
+    assert [a.id for a in await watch.dying(WEEK_MS, 1)] == ["soon"]
     assert await watch.check() == []
     clock.advance(3 * HOUR_MS)
     assert [(e.account.id, e.stage, e.hours_left) for e in await watch.check()] == [

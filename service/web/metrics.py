@@ -63,11 +63,8 @@ async def _app_credentials(core: Core, registry: Metrics) -> None:
 async def _grants_expiring(core: Core, registry: Metrics) -> None:
     """Active accounts whose grant has a known deadline within 48 hours and within 7 days."""
     watch = GrantWatch(core.accounts, core.links, core.config, core.clock)
-    week = await watch.dying(WEEK_MS)
-    now = core.clock.now_ms()
-    soon = [a for a in week if (a.grant_deadline_ms or 0) <= now + 48 * HOUR_MS]
-    registry.grants_expiring.labels("48h").set(len(soon))
-    registry.grants_expiring.labels("7d").set(len(week))
+    registry.grants_expiring.labels("48h").set(await watch.count(48 * HOUR_MS))
+    registry.grants_expiring.labels("7d").set(await watch.count(WEEK_MS))
 
 
 def counted(handler: Handler) -> Handler:

@@ -10,9 +10,9 @@ from aiohttp import web
 from service import errors, limits, validate
 from service.accounts import STATUSES, Account
 from service.core import Core
-from service.grant_watch import WEEK_MS, GrantWatch
 from service.refresh import Refreshed
 from service.refresh_errors import refresh_error
+from service.web.admin.dashboard import dying_grants
 from service.web.admin.render import flash_redirect, form_of, invalid, page
 from service.web.admin.session import admin_page
 from service.web.appkeys import CORE
@@ -50,9 +50,7 @@ async def list_accounts(request: web.Request) -> web.StreamResponse:
         "pages": max(1, -(-total // PAGE_SIZE)),
         "apps": await core.apps.all(),
         "values": {},
-        "dying": await GrantWatch(core.accounts, core.links, core.config, core.clock).dying(
-            WEEK_MS
-        ),
+        "dying": await dying_grants(core),
     }
     return await page(request, "accounts.html", context)
 
