@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.accounts import STATUSES
-from service.grant_deadline import PLATFORMS, PUBLISHING_STATUSES
+from service.grant_deadline import DECLARATIONS, PLATFORMS, PUBLISHING_STATUSES
 from service.limits import (
     ACCESS_TOKEN_MAX,
     APP_TEXT_MAX,
@@ -430,6 +430,10 @@ def _kind_rules() -> list[Schema]:
         {"if": kind("outlookService"), "then": {"properties": no_named}},
         {"if": kind("gmail", "gmailService", "mailRu"), "then": no_certificate},
         {"if": kind("oidc"), "then": {"anyOf": [given("issuer"), given("tokenUrl")]}},
+        *(
+            {"if": {"not": kind(*sorted(kinds))}, "then": {"properties": _each(name, "null")}}
+            for name, (_, kinds, _) in DECLARATIONS.items()
+        ),
     ]
 
 
