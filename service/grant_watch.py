@@ -27,6 +27,7 @@ RANK: dict[Stage, int] = {"ok": 0, "warning": 1, "final": 2}
 HOUR_MS = 3_600_000
 WEEK_MS = 7 * 24 * HOUR_MS
 LISTED = 100  # grants listed on a page (the soonest)
+LINK_GRACE_S = 86_400  # the event's re-consent link outlives the deadline by a day
 EVENT = "authenticationExpiring"
 
 
@@ -163,7 +164,8 @@ class GrantWatch:
         request = ConsentRequest(
             account=account.id, app=account.app, expected_user=account.user or None
         )
-        ttl_s = min(max(expiring.left_ms // 1000, LINK_TTL_S.low), LINK_TTL_S.high)
+        # valid past the deadline too: a user who is late can still connect the account anew
+        ttl_s = min(expiring.left_ms // 1000 + LINK_GRACE_S, LINK_TTL_S.high)
         return {
             "user": account.user,
             "provider": account.provider,

@@ -100,6 +100,10 @@ async def test_warned_at_48_and_6_hours_once_then_reconsent_clears(
     ]
     data = sent[-1]["data"]
     assert isinstance(data, dict) and data["deadline"] == iso(deadline)
+    assert (
+        data["urlExpires"] == iso(deadline + DAY_MS)
+        and data["source"] == "publishingStatus:testing"
+    )
     # The user follows the link now: the provider signs its id_token on the real clock.
     flow_clock.advance(SystemClock().now_ms() - flow_clock.now_ms())
     opened = await open_link(flow_client, str(data["url"]))
