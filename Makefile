@@ -79,5 +79,13 @@ bench: $(STAMP) idp
 	$(BIN)/python -m tests.bench.slow_provider
 	$(BIN)/python -m tests.bench.redis_memory
 
+# A million accounts end to end (minutes): import rate, Redis bytes per account, claim cost,
+# a worker's refresh rate and lag among them all, export time and peak RSS, admin page and
+# search latency. `make bench-scale ACCOUNTS=100000` for a smaller run.
+ACCOUNTS ?= 1000000
+.PHONY: bench-scale
+bench-scale: $(STAMP)
+	$(BIN)/python -m tests.bench.scale --accounts $(ACCOUNTS)
+
 clean:
 	rm -rf $(VENV) var tests/idp/node_modules
