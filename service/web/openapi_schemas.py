@@ -37,6 +37,7 @@ from service.web.openapi_ee import (
     ee_page_props,
     ee_schemas,
 )
+from service.web.openapi_mail import mail_app_fields, mail_check_schemas
 from service.web.openapi_webhooks import (
     webhook_event_schema,
     webhook_schemas,
@@ -249,6 +250,7 @@ def _app_schemas() -> Schema:
         "extraScopes": _strings(),
         "skipScopes": _strings(),
         "accounts": schema_type("integer", minimum=0),
+        **mail_app_fields(URL_PATTERN, nullable=False),
     }
     count = schema_type("integer", minimum=0)
     return {
@@ -367,6 +369,7 @@ def _app_input_schema(*, create: bool) -> Schema:
         "cloud": schema_type(
             "string", "null", enum=[*MICROSOFT_CLOUDS, None], description="outlook only"
         ),
+        **mail_app_fields(URL_PATTERN, nullable=True),
     }
     if not create:
         return _obj(props, required=(), closed=True)
@@ -487,6 +490,7 @@ def components() -> Schema:
         **consent_schemas(URL_PATTERN, ACCOUNT_PATTERN, APP_PATTERN),
         **_account_schemas(),
         **_app_schemas(),
+        **mail_check_schemas(),
         **webhook_schemas(),
         "WebhookEvent": webhook_event_schema(),
         "Settings": _settings_schema(update=False),

@@ -32,6 +32,10 @@
 //   `offline_access` in the authorization request is dropped unless prompt=consent is
 //   also sent, but refresh tokens are issued to our clients regardless of it.
 //
+// Token introspection (RFC 7662) at /token/introspection answers the resource-server client
+// tokenbroker-mailserver/tokenbroker-mailserver-secret (HTTP Basic; the tests' Dovecot):
+// a revoked (RFC 7009 /token/revocation), expired or unknown access token is inactive.
+//
 // Test hooks (JSON in, JSON out), handled before the provider sees the request:
 //   POST /__test/mint    {sub, scope?, client_id?}
 //                        -> {refresh_token, access_token, token_type, expires_in, scope, grant_id}
@@ -176,6 +180,16 @@ const CLIENTS = [
   redirect_uris: REDIRECT_URIS,
 }));
 const DEFAULT_CLIENT_ID = CLIENTS[0].client_id;
+// A resource server (the tests' Dovecot): no grants, it only asks the RFC 7662 introspection
+// endpoint about access tokens presented to it, authenticating with HTTP Basic.
+CLIENTS.push({
+  client_id: 'tokenbroker-mailserver',
+  client_secret: 'tokenbroker-mailserver-secret',
+  token_endpoint_auth_method: 'client_secret_basic',
+  grant_types: [],
+  response_types: [],
+  redirect_uris: [],
+});
 
 // ---------------------------------------------------------------------------
 // Test state.

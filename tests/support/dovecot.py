@@ -1,0 +1,195 @@
+"""A real Dovecot (Debian's dovecot-imapd and dovecot-submissiond) on loopback for the mail check.
+
+Its OAuth2 passdb asks the test provider's introspection endpoint (RFC 7662) about every
+token presented with XOAUTH2 or OAUTHBEARER, so a token the provider retired is refused and a
+fresh one logs in. Everything lives in a temporary directory: no system service or system
+configuration is touched. Plain text on loopback (ssl = no); submission relays to a port
+nobody listens on, which only matters once mail is sent, and none is.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.idp import Idp
+from tests.support.polling import eventually_blocking
+from tests.support.processes import die_with_parent, stop_processes
+from tests.support.sentinel import free_ports
+
+DOVECOT = "/usr/sbin/dovecot"
+START_TIMEOUT_S = 15.0
+CONFIG = """\
+instance_name = tokenbroker-test-{imap_port}
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+protocols = imap submission
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = xoauth2 oauthbearer
+auth_failure_delay = 0
+auth_verbose = yes
+default_login_user = dovenull
+default_internal_user = dovecot
+default_internal_group = dovecot
+first_valid_uid = 1
+hostname = mail.test
+mail_location = maildir:~/Maildir
+submission_relay_host = 127.0.0.1
+submission_relay_port = {relay_port}
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/oauth2.conf.ext
+}}
+userdb {{
+  driver = static
+  args = uid=dovecot gid=dovecot home={root}/home/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service submission-login {{
+  inet_listener submission {{
+    address = 127.0.0.1
+    port = {submission_port}
+  }}
+}}
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+"""
+# dovecot-oauth2.conf.ext: every login is an introspection (no local token cache), and the
+# provider's `active` must be true; the user named in XOAUTH2 must be the token's `sub`.
+OAUTH2_CONFIG = """\
+introspection_mode = post
+introspection_url = {introspection_url}
+force_introspection = yes
+username_attribute = sub
+active_attribute = active
+active_value = true
+"""
+
+
+def installed() -> bool:
+    """Whether Dovecot with its IMAP and submission services is installed."""
+    base = Path("/usr/lib/dovecot")
+    return (
+        Path(DOVECOT).exists() and (base / "imap-login").exists() and (base / "submission").exists()
+    )
+
+
+@dataclass
+class Dovecot:
+    """A running Dovecot: its ports, its directory, its process."""
+
+    root: Path
+    imap_port: int
+    submission_port: int
+    process: subprocess.Popen[bytes]
+
+    def log(self) -> str:
+        """Everything Dovecot logged so far."""
+        path = self.root / "dovecot.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        """Stop the master (its children follow) and remove the directory."""
+        stop_processes([self.process])
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_dovecot(introspection_url: str) -> Dovecot:
+    """Start Dovecot on free loopback ports, checking tokens at `introspection_url`.
+
+    The directory is made outside pytest's private temporary tree: Dovecot's unprivileged
+    processes (dovenull, dovecot) must be able to reach it.
+    """
+    root = Path(tempfile.mkdtemp(prefix="tokenbroker-dovecot-"))
+    root.chmod(0o755)
+    imap_port, submission_port, relay_port = free_ports(3)
+    (root / "home").mkdir()
+    user = pwd.getpwnam("dovecot")
+    os.chown(root / "home", user.pw_uid, user.pw_gid)
+    (root / "oauth2.conf.ext").write_text(OAUTH2_CONFIG.format(introspection_url=introspection_url))
+    config = root / "dovecot.conf"
+    config.write_text(
+        CONFIG.format(
+            root=root,
+            imap_port=imap_port,
+            submission_port=submission_port,
+            relay_port=relay_port,
+        )
+    )
+    process = subprocess.Popen(
+        [DOVECOT, "-F", "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / "stderr.log", "wb"),  # noqa: SIM115 - the child keeps it
+        preexec_fn=die_with_parent,
+    )
+    server = Dovecot(root, imap_port, submission_port, process)
+    try:
+        _wait_listening(server)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def _wait_listening(server: Dovecot) -> None:
+    """Wait until both listeners greet (max START_TIMEOUT_S), or fail with Dovecot's log."""
+
+    def greets(port: int) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.settimeout(1)
+                return bool(sock.recv(100))
+        except OSError:
+            return False
+
+    def alive() -> None:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"dovecot exited:\n{diagnostics()}")
+
+    def diagnostics() -> str:
+        stderr = (server.root / "stderr.log").read_text(errors="replace")
+        return f"{stderr}\n{server.log()[-2000:]}"
+
+    for port in (server.imap_port, server.submission_port):
+        eventually_blocking(
+            lambda port=port: greets(port),  # type: ignore[misc]
+            START_TIMEOUT_S,
+            f"dovecot to greet on port {port}",
+            every_s=0.05,
+            check=alive,
+            diagnostics=diagnostics,
+        )
+
+
+@pytest.fixture(scope="module")
+def dovecot(idp: Idp) -> Iterator[Dovecot]:
+    """A Dovecot checking XOAUTH2 tokens at the test provider, for one test module."""
+    if not installed():
+        pytest.fail("Dovecot is not installed: run `make mail`")
+    server = start_dovecot(idp.introspection_url_with_credentials())
+    yield server
+    server.stop()
