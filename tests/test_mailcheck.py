@@ -7,61 +7,15 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from service.clock import SystemClock, iso
+from service.clock import SystemClock
 from service.core import Core
-from tests.support.dovecot import Dovecot, dovecot
+from tests.support.dovecot import Dovecot, dovecot, import_mailbox, mail_app
 from tests.support.idp import Idp
 from tests.support.logs import logged_lines
 from tests.support.sentinel import free_ports
 
 __all__ = ["dovecot"]  # the fixture, used by name
 Client = TestClient[web.Request, web.Application]
-USER = "alice@example.test"  # the token's sub: Dovecot's passdb checks XOAUTH2's user against it
-MAIL_SCOPES = "openid email profile offline_access mail.read"
-
-
-async def mail_app(core: Core, idp: Idp, server: Dovecot, **fields: Any) -> str:
-    """An oidc app at the test provider whose mail servers are the test's Dovecot."""
-    body = {
-        "id": "mailapp",
-        "provider": "oidc",
-        "clientId": idp.client_id,
-        "clientSecret": idp.client_secret,
-        "issuer": idp.issuer,
-        "tokenUrl": idp.token_url,
-        "additionalScopes": ["mail.read"],
-        "imapHost": "127.0.0.1",
-        "imapPort": server.imap_port,
-        "imapTls": "plain",
-        "smtpHost": "127.0.0.1",
-        "smtpPort": server.submission_port,
-        "smtpTls": "plain",
-        "mailScope": "mail.read",
-        "mailApiUrl": idp.userinfo_url,
-        **fields,
-    }
-    app = await core.apps.create(body, iso(SystemClock().now_ms()))
-    return app.id
-
-
-async def import_mailbox(
-    client: Client, admin: dict[str, str], idp: Idp, scope: str = MAIL_SCOPES
-) -> dict[str, Any]:
-    """Import `alice` with a token minted for `scope`; the minted set."""
-    minted = idp.mint(USER, scope)
-    oauth2 = {
-        "provider": "mailapp",
-        "auth": {"user": USER},
-        "refreshToken": minted["refresh_token"],
-        "accessToken": minted["access_token"],
-        "expires": iso(SystemClock().now_ms() + 3_600_000),
-        "scopes": scope.split(),
-    }
-    resp = await client.post(
-        "/v1/account", json={"account": "alice", "oauth2": oauth2}, headers=admin
-    )
-    assert resp.status == 200, await resp.text()
-    return minted
 
 
 async def verify(client: Client, admin: dict[str, str]) -> tuple[str, dict[str, Any]]:
