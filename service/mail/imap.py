@@ -72,6 +72,11 @@ def _result(answer: str, sent: bool) -> Outcome:
         return Outcome(Kind.OK, text)
     if not sent or status == "BAD":
         return Outcome(Kind.PROTOCOL, f"XOAUTH2 not accepted: {answer}")
+    return Outcome(refusal_kind(text), text)
+
+
+def refusal_kind(text: str) -> Kind:
+    """What a refused AUTHENTICATE's text means: IMAP off for the mailbox, or the token refused."""
     if any(words in text.lower() for words in DISABLED_WORDS):
-        return Outcome(Kind.IMAP_DISABLED, text)
-    return Outcome(Kind.TOKEN_REFUSED, text)
+        return Kind.IMAP_DISABLED
+    return Kind.TOKEN_REFUSED

@@ -1,0 +1,46 @@
+"""An app's mail server fields: checked on input, shown by the API, reset by null."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+Client = TestClient[web.Request, web.Application]
+BASE = {"provider": "gmail", "clientId": "c", "clientSecret": "s"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"imapPort": 0}, "imapPort"),
+        ({"smtpPort": "587"}, "smtpPort"),
+        ({"imapTls": "ssl"}, "imapTls"),
+        ({"smtpHost": "smtp.example.test:587"}, "smtpHost"),
+        ({"imapHost": "-bad-"}, "imapHost"),
+        ({"mailApiUrl": "ftp://example.test/"}, "mailApiUrl"),
+    ],
+)
+async def test_bad_mail_fields_refused(
+    client: Client, admin: dict[str, str], fields: dict[str, Any], field: str
+) -> None:
+    """A port out of range or not an integer, an unknown TLS mode, a bad host or URL: 400."""
+    resp = await client.post("/v1/oauth2", json={**BASE, "id": "m", **fields}, headers=admin)
+    body = await resp.json()
+    assert resp.status == 400 and body["code"] == "InvalidInput", body
+    assert body["details"]["field"] == field
+
+
+async def test_mail_fields_round_trip_and_reset(client: Client, admin: dict[str, str]) -> None:
+    """Set fields show in GET /v1/oauth2/{app} (ports as numbers); null resets one."""
+    fields = {"imapHost": "imap.example.test", "imapPort": 1993, "imapTls": "tls"}
+    resp = await client.post("/v1/oauth2", json={**BASE, "id": "m", **fields}, headers=admin)
+    assert resp.status == 200, await resp.text()
+    shown = await (await client.get("/v1/oauth2/m", headers=admin)).json()
+    assert {k: shown[k] for k in fields} == fields and "smtpHost" not in shown
+    resp = await client.put("/v1/oauth2/m", json={"imapPort": None}, headers=admin)
+    assert resp.status == 200, await resp.text()
+    shown = await (await client.get("/v1/oauth2/m", headers=admin)).json()
+    assert "imapPort" not in shown and shown["imapHost"] == "imap.example.test"
