@@ -97,15 +97,17 @@ class MailCheck:
         fresh = await self.core.token_service.fresh_token(account_id, MIN_VALIDITY_S.default * 1000)
         view = fresh.view
         app = await self.core.apps.require(view.app)
+        account = await self.core.accounts.require(account_id)
+        user = account.delegated_user or view.user  # a shared mailbox logs in by its address
         plan = checks(app)
         token = view.access_token or ""
         names = list(plan)
         results = await asyncio.gather(
-            *(self._one(name, plan[name], app, view.user, view.scopes, token) for name in names)
+            *(self._one(name, plan[name], app, user, view.scopes, token) for name in names)
         )
         body: dict[str, Any] = {
             "account": account_id,
-            "user": view.user,
+            "user": user,
             "app": app.id,
             "provider": app.provider,
             "ok": all(result.status != "failed" for result in results),

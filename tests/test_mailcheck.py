@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from service.clock import SystemClock
 from service.core import Core
-from tests.support.dovecot import Dovecot, dovecot, import_mailbox, mail_app
+from tests.support.dovecot import USER, Dovecot, dovecot, import_mailbox, mail_app
 from tests.support.idp import Idp
 from tests.support.logs import logged_lines
 from tests.support.sentinel import free_ports
@@ -92,6 +92,18 @@ async def test_unreachable_server_classified(
         "remediation": body["smtp"]["remediation"],
     }
     assert body["api"]["code"] == "notConfigured"
+
+
+async def test_delegated_mailbox_logs_in_by_its_address(
+    client: Client, admin: dict[str, str], core: Core, idp: Idp, dovecot: Dovecot
+) -> None:
+    """An account with a delegated (shared) mailbox logs in as that mailbox, not as its user."""
+    await mail_app(core, idp, dovecot, mailApiUrl=None)
+    auth = {"user": "owner@example.test", "delegatedUser": USER}
+    await import_mailbox(client, admin, idp, auth=auth)
+    _, body = await verify(client, admin)
+    assert body["user"] == USER
+    assert body["imap"]["status"] == body["smtp"]["status"] == "ok", body
 
 
 async def test_unknown_account_and_scope_of_api_token(

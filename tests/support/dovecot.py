@@ -3,8 +3,8 @@
 Its OAuth2 passdb asks the test provider's introspection endpoint (RFC 7662) about every
 token presented with XOAUTH2 or OAUTHBEARER, so a token the provider retired is refused and a
 fresh one logs in. Everything lives in a temporary directory: no system service or system
-configuration is touched. Plain text on loopback (ssl = no); submission relays to a port
-nobody listens on, which only matters once mail is sent, and none is.
+configuration is touched. Plain text on loopback (ssl = no) unless given a certificate;
+submission relays to a port nobody listens on, which matters only once mail is sent (none is).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from aiohttp.test_utils import TestClient
 
 from service.clock import SystemClock, iso
 from service.core import Core
+from tests.support.certs import SelfSigned
 from tests.support.idp import Idp
 from tests.support.polling import eventually_blocking
 from tests.support.processes import die_with_parent, stop_processes
@@ -43,7 +44,7 @@ state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap submission
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = xoauth2 oauthbearer
 auth_failure_delay = 0
@@ -71,7 +72,8 @@ service imap-login {{
     port = {imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
   }}
 }}
 service submission-login {{
@@ -114,6 +116,7 @@ class Dovecot:
     imap_port: int
     submission_port: int
     process: subprocess.Popen[bytes]
+    imaps_port: int = 0  # implicit TLS, served only with a certificate
 
     def log(self) -> str:
         """Everything Dovecot logged so far."""
@@ -126,15 +129,23 @@ class Dovecot:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_dovecot(introspection_url: str) -> Dovecot:
+def start_dovecot(introspection_url: str, tls: SelfSigned | None = None) -> Dovecot:
     """Start Dovecot on free loopback ports, checking tokens at `introspection_url`.
+
+    Without `tls`, plain text only (imaps is not served); with it, that certificate serves
+    STARTTLS on the IMAP and submission ports and implicit TLS on the imaps port.
 
     The directory is made outside pytest's private temporary tree: Dovecot's unprivileged
     processes (dovenull, dovecot) must be able to reach it.
     """
     root = Path(tempfile.mkdtemp(prefix="tokenbroker-dovecot-"))
     root.chmod(0o755)
-    imap_port, submission_port, relay_port = free_ports(3)
+    imap_port, imaps_port, submission_port, relay_port = free_ports(4)
+    ssl = "ssl = no"
+    if tls is not None:
+        (root / "cert.pem").write_text(tls.cert_pem)
+        (root / "key.pem").write_text(tls.key_pem)
+        ssl = f"ssl = yes\nssl_cert = <{root}/cert.pem\nssl_key = <{root}/key.pem"
     (root / "home").mkdir()
     user = pwd.getpwnam("dovecot")
     os.chown(root / "home", user.pw_uid, user.pw_gid)
@@ -144,7 +155,9 @@ def start_dovecot(introspection_url: str) -> Dovecot:
         CONFIG.format(
             root=root,
             imap_port=imap_port,
+            imaps_port=imaps_port if tls is not None else 0,
             submission_port=submission_port,
+            ssl=ssl,
             relay_port=relay_port,
         )
     )
@@ -154,7 +167,7 @@ def start_dovecot(introspection_url: str) -> Dovecot:
         stderr=open(root / "stderr.log", "wb"),  # noqa: SIM115 - the child keeps it
         preexec_fn=die_with_parent,
     )
-    server = Dovecot(root, imap_port, submission_port, process)
+    server = Dovecot(root, imap_port, submission_port, process, imaps_port)
     try:
         _wait_listening(server)
     except BaseException:
@@ -228,13 +241,17 @@ async def mail_app(core: Core, idp: Idp, server: Dovecot, **fields: Any) -> str:
 
 
 async def import_mailbox(
-    client: Client, admin: dict[str, str], idp: Idp, scope: str = MAIL_SCOPES
+    client: Client,
+    admin: dict[str, str],
+    idp: Idp,
+    scope: str = MAIL_SCOPES,
+    auth: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Import `alice` with a token minted for `scope`; the minted set."""
+    """Import `alice` with a token minted for `scope` (`auth`: oauth2.auth); the minted set."""
     minted = idp.mint(USER, scope)
     oauth2 = {
         "provider": "mailapp",
-        "auth": {"user": USER},
+        "auth": auth or {"user": USER},
         "refreshToken": minted["refresh_token"],
         "accessToken": minted["access_token"],
         "expires": iso(SystemClock().now_ms() + 3_600_000),
