@@ -13,6 +13,8 @@ HOST_FIELDS = ("imapHost", "smtpHost")
 PORT_FIELDS = ("imapPort", "smtpPort")
 TLS_FIELDS = ("imapTls", "smtpTls")
 MAIL_FIELDS = (*HOST_FIELDS, *PORT_FIELDS, *TLS_FIELDS, "mailScope", "mailApiUrl")
+# the fields that decide where (and how protected) the mail check sends access tokens
+TOKEN_TARGET_FIELDS = (*HOST_FIELDS, *PORT_FIELDS, *TLS_FIELDS, "mailApiUrl")
 TLS_MODES = ("tls", "starttls", "plain")
 HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
 HOST_MAX = 255

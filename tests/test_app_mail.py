@@ -8,6 +8,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from service.core import Core
+from tests.conftest import make_token
+
 Client = TestClient[web.Request, web.Application]
 BASE = {"provider": "gmail", "clientId": "c", "clientSecret": "s"}
 
@@ -44,3 +47,19 @@ async def test_mail_fields_round_trip_and_reset(client: Client, admin: dict[str,
     assert resp.status == 200, await resp.text()
     shown = await (await client.get("/v1/oauth2/m", headers=admin)).json()
     assert "imapPort" not in shown and shown["imapHost"] == "imap.example.test"
+
+
+async def test_mail_servers_need_operator_authority(
+    client: Client, admin: dict[str, str], core: Core
+) -> None:
+    """An `api` token may set mailScope but not where tokens go: hosts, ports, TLS, the API URL."""
+    api = {"Authorization": f"Bearer {await make_token(core, 'api')}"}
+    resp = await client.post("/v1/oauth2", json={**BASE, "id": "m", "imapPort": 993}, headers=admin)
+    assert resp.status == 200, await resp.text()
+    for field, value in (("imapHost", "evil.example"), ("smtpTls", "plain"), ("imapPort", 143)):
+        resp = await client.put("/v1/oauth2/m", json={field: value}, headers=api)
+        body = await resp.json()
+        assert resp.status == 403 and body["code"] == "OperatorAuthorityRequired", body
+        assert body["details"]["fields"] == [field]
+    same = await client.put("/v1/oauth2/m", json={"imapPort": 993, "mailScope": "x"}, headers=api)
+    assert same.status == 200, await same.text()
