@@ -49,7 +49,9 @@ def mail_pairs(body: dict[str, Any], config: Config) -> dict[str, str]:
             pairs[name] = mode
     scope = validate.string(body, "mailScope", max_len=limits.SCOPE_MAX)
     if scope is not None:
-        pairs["mailScope"] = scope.strip()
+        if not validate.SCOPE.fullmatch(scope):
+            raise errors.InvalidInput("mailScope must be one scope", details={"field": "mailScope"})
+        pairs["mailScope"] = scope
     url = validate.string(body, "mailApiUrl", max_len=limits.URL_MAX)
     if url is not None:
         pairs["mailApiUrl"] = check_outbound_url(

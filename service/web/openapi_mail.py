@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.app_mail import HOST_FIELDS, HOST_MAX, PORT_FIELDS, TLS_FIELDS, TLS_MODES
+from service.app_mail import HOST, HOST_FIELDS, HOST_MAX, PORT_FIELDS, TLS_FIELDS, TLS_MODES
 from service.limits import SCOPE_MAX, URL_MAX
 from service.mail.wire import Kind
+from service.validate import SCOPE
 
 Schema = dict[str, Any]
 CODES = [*(kind.value for kind in Kind if kind != Kind.OK), "missingScope", "notConfigured"]
@@ -21,15 +22,23 @@ def mail_app_fields(url_pattern: str, *, nullable: bool) -> Schema:
     extra = ("null",) if nullable else ()
     tls = [*TLS_MODES, None] if nullable else list(TLS_MODES)
     return {
-        **{name: _of("string", *extra, maxLength=HOST_MAX) for name in HOST_FIELDS},
+        **{
+            name: _of("string", *extra, maxLength=HOST_MAX, pattern=f"^(?:{HOST.pattern})$")
+            for name in HOST_FIELDS
+        },
         **{name: _of("integer", *extra, minimum=1, maximum=65535) for name in PORT_FIELDS},
         **{name: _of("string", *extra, enum=tls) for name in TLS_FIELDS},
         "mailScope": _of(
-            "string", *extra, maxLength=SCOPE_MAX, description="oidc: the scope mail needs"
+            "string",
+            *extra,
+            maxLength=SCOPE_MAX,
+            pattern=f"^{SCOPE.pattern}$",
+            description="oidc: the scope mail needs",
         ),
         "mailApiUrl": _of(
             "string",
             *extra,
+            minLength=1,
             maxLength=URL_MAX,
             pattern=url_pattern,
             description="the mail API's profile URL (default: Gmail's or Graph's)",

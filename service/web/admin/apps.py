@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from service import app_credentials, errors, validate
+from service.app_mail import MAIL_FIELDS, PORT_FIELDS
 from service.apps import App
 from service.clock import iso
 from service.providers import BASE_SCOPES, ENDPOINT_FIELDS, KINDS, MICROSOFT_CLOUDS
@@ -82,6 +83,7 @@ def body_of(form: dict[str, str], app: App | None) -> dict[str, Any]:
             body[name] = value
         elif app is not None and name in app.fields:
             body[name] = None
+    body.update(_mail_fields(form, app))
     for secret in WRITE_ONLY:
         if form.get(secret):
             body[secret] = form[secret]
@@ -95,6 +97,18 @@ def body_of(form: dict[str, str], app: App | None) -> dict[str, Any]:
     body["enabled"] = form.get("enabled") == "on"
     body["additionalScopes"] = words(form.get("additionalScopes", ""))
     body["skipScopes"] = words(form.get("skipScopes", ""))
+    return body
+
+
+def _mail_fields(form: dict[str, str], app: App | None) -> dict[str, Any]:
+    """The mailbox check's server fields of the form (ports as numbers when they are)."""
+    body: dict[str, Any] = {}
+    for name in MAIL_FIELDS:
+        value = form.get(name, "").strip()
+        if value:
+            body[name] = int(value) if name in PORT_FIELDS and value.isdigit() else value
+        elif app is not None and name in app.fields:
+            body[name] = None
     return body
 
 
