@@ -33,6 +33,8 @@ def mail_pairs(body: dict[str, Any], config: Config) -> dict[str, str]:
             pairs[name] = host.strip("[]")
     for name in PORT_FIELDS:
         port = body.get(name)
+        if type(port) is float and port.is_integer():
+            port = int(port)  # JSON's 587.0 is the integer 587
         if port is not None:
             if type(port) is not int or not 1 <= port <= 65535:
                 raise errors.InvalidInput(

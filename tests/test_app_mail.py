@@ -20,6 +20,8 @@ BASE = {"provider": "gmail", "clientId": "c", "clientSecret": "s"}
     [
         ({"imapPort": 0}, "imapPort"),
         ({"smtpPort": "587"}, "smtpPort"),
+        ({"smtpPort": 587.5}, "smtpPort"),
+        ({"imapPort": True}, "imapPort"),
         ({"imapTls": "ssl"}, "imapTls"),
         ({"smtpHost": "smtp.example.test:587"}, "smtpHost"),
         ({"imapHost": "-bad-"}, "imapHost"),
@@ -39,7 +41,8 @@ async def test_bad_mail_fields_refused(
 async def test_mail_fields_round_trip_and_reset(client: Client, admin: dict[str, str]) -> None:
     """Set fields show in GET /v1/oauth2/{app} (ports as numbers); null resets one."""
     fields = {"imapHost": "imap.example.test", "imapPort": 1993, "imapTls": "tls"}
-    resp = await client.post("/v1/oauth2", json={**BASE, "id": "m", **fields}, headers=admin)
+    as_float = {**fields, "imapPort": 1993.0}  # JSON's integer written with a fraction
+    resp = await client.post("/v1/oauth2", json={**BASE, "id": "m", **as_float}, headers=admin)
     assert resp.status == 200, await resp.text()
     shown = await (await client.get("/v1/oauth2/m", headers=admin)).json()
     assert {k: shown[k] for k in fields} == fields and "smtpHost" not in shown
