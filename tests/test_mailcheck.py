@@ -62,6 +62,20 @@ async def test_retired_token_refused_refreshed_token_logs_in(
     ]
 
 
+async def test_token_refreshed_first_when_none_is_usable(
+    client: Client, admin: dict[str, str], core: Core, idp: Idp, dovecot: Dovecot
+) -> None:
+    """An account without a usable access token is refreshed by the token path, then logs in."""
+    await mail_app(core, idp, dovecot, mailApiUrl=None)
+    await import_mailbox(client, admin, idp, with_access=False)
+    refreshes = idp.stats()["refresh_ok"]
+    _, body = await verify(client, admin)
+    assert body["imap"]["status"] == body["smtp"]["status"] == "ok", body
+    assert idp.stats()["refresh_ok"] == refreshes + 1
+    account = await core.accounts.require("alice")
+    assert account.refreshed_at_ms is not None and account.encrypted_access is not None
+
+
 async def test_missing_scope_skips(
     client: Client, admin: dict[str, str], core: Core, idp: Idp, dovecot: Dovecot
 ) -> None:

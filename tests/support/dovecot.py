@@ -246,17 +246,22 @@ async def import_mailbox(
     idp: Idp,
     scope: str = MAIL_SCOPES,
     auth: dict[str, str] | None = None,
+    with_access: bool = True,
 ) -> dict[str, Any]:
-    """Import `alice` with a token minted for `scope` (`auth`: oauth2.auth); the minted set."""
+    """Import `alice` with a token minted for `scope` (`auth`: oauth2.auth); the minted set.
+
+    `with_access` False imports the refresh token alone: the first use refreshes.
+    """
     minted = idp.mint(USER, scope)
-    oauth2 = {
+    oauth2: dict[str, Any] = {
         "provider": "mailapp",
         "auth": auth or {"user": USER},
         "refreshToken": minted["refresh_token"],
-        "accessToken": minted["access_token"],
-        "expires": iso(SystemClock().now_ms() + 3_600_000),
         "scopes": scope.split(),
     }
+    if with_access:
+        oauth2["accessToken"] = minted["access_token"]
+        oauth2["expires"] = iso(SystemClock().now_ms() + 3_600_000)
     resp = await client.post(
         "/v1/account", json={"account": "alice", "oauth2": oauth2}, headers=admin
     )
