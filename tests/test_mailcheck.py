@@ -9,7 +9,14 @@ from aiohttp.test_utils import TestClient
 
 from service.clock import SystemClock
 from service.core import Core
-from tests.support.dovecot import USER, Dovecot, dovecot, import_mailbox, mail_app
+from tests.support.dovecot import (
+    USER,
+    Dovecot,
+    dovecot,
+    import_mailbox,
+    mail_app,
+    start_dovecot,
+)
 from tests.support.idp import Idp
 from tests.support.logs import logged_lines
 from tests.support.sentinel import free_ports
@@ -74,6 +81,28 @@ async def test_token_refreshed_first_when_none_is_usable(
     assert idp.stats()["refresh_ok"] == refreshes + 1
     account = await core.accounts.require("alice")
     assert account.refreshed_at_ms is not None and account.encrypted_access is not None
+
+
+async def test_mailbox_with_imap_off_is_imap_disabled(
+    client: Client, admin: dict[str, str], core: Core, idp: Idp
+) -> None:
+    """A server refusing a good token with Gmail's "not enabled for IMAP" words: imapDisabled."""
+    refusal = "Your account is not enabled for IMAP use."
+    # This Dovecot turns the provider's mail_refusal claim into a refused login with that reason.
+    server = start_dovecot(
+        idp.introspection_url_with_credentials(),
+        pass_attrs="nologin=y reason=%{oauth2:mail_refusal}",
+    )
+    idp.set_claims(USER, mail_refusal=refusal)
+    try:
+        await mail_app(core, idp, server, mailApiUrl=None, smtpHost=None)
+        await import_mailbox(client, admin, idp)
+        _, body = await verify(client, admin)
+    finally:
+        idp.set_claims(USER, mail_refusal=None)
+        server.stop()
+    assert body["imap"]["status"] == "failed" and body["imap"]["code"] == "imapDisabled", body
+    assert refusal in body["imap"]["message"] and "ImapEnabled" in body["imap"]["remediation"]
 
 
 async def test_missing_scope_skips(

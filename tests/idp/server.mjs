@@ -74,6 +74,9 @@
 //                        claims of that account from now on (null removes one; kept across
 //                        /__test/reset). E.g. {email_verified: false}, or Microsoft's
 //                        {tid, oid, preferred_username}, which go into the id_token.
+//                        {mail_refusal: text} also goes into each access token issued from
+//                        then on, so introspection answers it (the tests' Dovecot refuses
+//                        mail logins with that reason).
 //
 // Claims: sub, email, email_verified (true) and name by default. The id_token carries the
 // `openid` scope's claims (sub, tid, oid, preferred_username, when set); email and name are
@@ -744,6 +747,12 @@ server.listen(PORT, '127.0.0.1', () => {
       profile: ['name'],
     },
     adapter: UnboundedAdapter,
+    // An account's `mail_refusal` claim (set with /__test/claims) goes into each new access
+    // token and so into introspection answers: the tests' Dovecot refuses mail logins with it.
+    extraTokenClaims: async (ctx, token) => {
+      const refusal = claimOverrides.get(token.accountId)?.mail_refusal;
+      return refusal ? { mail_refusal: refusal } : undefined;
+    },
     findAccount: async (ctx, sub) => accountFor(sub),
     features: {
       devInteractions: { enabled: true },

@@ -129,11 +129,15 @@ class Dovecot:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_dovecot(introspection_url: str, tls: SelfSigned | None = None) -> Dovecot:
+def start_dovecot(
+    introspection_url: str, tls: SelfSigned | None = None, pass_attrs: str | None = None
+) -> Dovecot:
     """Start Dovecot on free loopback ports, checking tokens at `introspection_url`.
 
     Without `tls`, plain text only (imaps is not served); with it, that certificate serves
     STARTTLS on the IMAP and submission ports and implicit TLS on the imaps port.
+    `pass_attrs`: passdb fields a successful introspection adds (the oauth2 passdb's
+    `pass_attrs`, with `%{oauth2:name}` for a field of the provider's answer).
 
     The directory is made outside pytest's private temporary tree: Dovecot's unprivileged
     processes (dovenull, dovecot) must be able to reach it.
@@ -149,7 +153,10 @@ def start_dovecot(introspection_url: str, tls: SelfSigned | None = None) -> Dove
     (root / "home").mkdir()
     user = pwd.getpwnam("dovecot")
     os.chown(root / "home", user.pw_uid, user.pw_gid)
-    (root / "oauth2.conf.ext").write_text(OAUTH2_CONFIG.format(introspection_url=introspection_url))
+    oauth2 = OAUTH2_CONFIG.format(introspection_url=introspection_url)
+    if pass_attrs is not None:
+        oauth2 += f"pass_attrs = {pass_attrs}\n"
+    (root / "oauth2.conf.ext").write_text(oauth2)
     config = root / "dovecot.conf"
     config.write_text(
         CONFIG.format(
