@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from service import app_credentials, errors, limits, validate
+from service.app_mail import MAIL_FIELDS
 from service.config import Config
 from service.crypto.cipher import Cipher
 from service.grant_deadline import DECLARATIONS, check_declarations
@@ -33,7 +34,7 @@ TEXT_FIELDS = (
 LIST_FIELDS = {"extraScopes": "additionalScopes", "skipScopes": "skipScopes"}  # input -> hash
 INPUT_FIELDS = {
     "id", "provider", "enabled", "clientSecret", "serviceKey", "authority",
-    "additionalScopes", *LIST_FIELDS, *TEXT_FIELDS, *app_credentials.INPUT,
+    "additionalScopes", *LIST_FIELDS, *TEXT_FIELDS, *app_credentials.INPUT, *MAIL_FIELDS,
 }  # fmt: skip
 EE_CLOUDS = tuple(MICROSOFT_CLOUDS)
 

@@ -1,4 +1,4 @@
-"""Account routes: import or connect, list, search, show, delete and force a refresh."""
+"""Account routes: import or connect, list, search, show, delete, force a refresh, check mail."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from service.account_record import F
 from service.accounts import STATUSES, AccountWrite
 from service.core import Core
 from service.grant_deadline import at_grant
+from service.mailcheck import MailCheck
 from service.providers import SERVICE_KINDS
 from service.refresh import Refreshed
 from service.refresh_errors import refresh_error
@@ -256,3 +257,12 @@ def _refreshed_body(public: dict[str, Any]) -> dict[str, Any]:
         "expires": public["expires"],
         "scopes": public["scopes"],
     }
+
+
+async def verify_account(request: web.Request) -> web.Response:
+    """Check the account's mailbox with its token: IMAP, SMTP and the mail API, classified."""
+    account_id = account_param(request)
+    await authorize(request, "api", account_id)
+    known_query(request, set())
+    body = await MailCheck(request.app[CORE]).check(account_id)
+    return json_response(body, headers={"Cache-Control": "no-store"})

@@ -39,6 +39,7 @@ from service.web.openapi_ee import (
     ee_page_props,
     ee_schemas,
 )
+from service.web.openapi_mail import mail_app_fields, mail_check_schemas
 from service.web.openapi_webhooks import (
     webhook_event_schema,
     webhook_schemas,
@@ -259,6 +260,7 @@ def _app_schemas() -> Schema:
         "extraScopes": _strings(),
         "skipScopes": _strings(),
         "accounts": schema_type("integer", minimum=0),
+        **mail_app_fields(URL_PATTERN, nullable=False),
     }
     optional = described(optional)
     optional["clientSecret"] = schema_type("string", const="******", description="set; never shown")
@@ -392,6 +394,7 @@ def _app_input_schema(*, create: bool) -> Schema:
         "authority": authority,
         "tenant": dict(authority),
         "cloud": schema_type("string", "null", enum=[*MICROSOFT_CLOUDS, None]),
+        **mail_app_fields(URL_PATTERN, nullable=True),
     }
     props = described(props)
     if not create:
@@ -521,6 +524,7 @@ def components() -> Schema:
         **consent_schemas(URL_PATTERN, ACCOUNT_PATTERN, APP_PATTERN),
         **_account_schemas(),
         **_app_schemas(),
+        **mail_check_schemas(),
         **webhook_schemas(),
         "WebhookEvent": webhook_event_schema(),
         "Settings": _settings_schema(update=False),

@@ -50,6 +50,23 @@ async def test_add_app_with_additional_scopes(operator: Client, core: Core, idp:
     assert "mail" in listing and "oidc" in listing
 
 
+async def test_mail_check_servers_on_the_form(operator: Client, core: Core, idp: Idp) -> None:
+    """The form sets the mailbox check's servers (port as a number); emptied, they are removed."""
+    fields = {"imapHost": "imap.example.test", "imapPort": "1993", "imapTls": "tls"}
+    resp = await post_form(operator, "/admin/apps/new", {**app_form(idp), **fields})
+    assert resp.status == 303, await resp.text()
+    app = await core.apps.require("mail")
+    assert {k: app.fields[k] for k in fields} == fields
+    page = await (await operator.get("/admin/apps/mail")).text()
+    assert 'value="imap.example.test"' in page and 'value="1993"' in page
+    bad = await post_form(operator, "/admin/apps/mail", {**app_form(idp), "imapPort": "x"})
+    assert bad.status == 400 and "imapPort must be an integer" in await bad.text()
+    emptied = {**app_form(idp), "imapHost": "", "imapPort": "", "imapTls": ""}
+    resp = await post_form(operator, "/admin/apps/mail", emptied)
+    assert resp.status == 303, await resp.text()
+    assert not {"imapHost", "imapPort", "imapTls"} & set((await core.apps.require("mail")).fields)
+
+
 async def test_add_app_bad_input_keeps_what_was_typed(operator: Client, idp: Idp) -> None:
     """A refused form comes back (400) naming the problem, with the typed values but no secret."""
     cases: list[tuple[dict[str, str], str]] = [

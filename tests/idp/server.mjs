@@ -32,6 +32,10 @@
 //   `offline_access` in the authorization request is dropped unless prompt=consent is
 //   also sent, but refresh tokens are issued to our clients regardless of it.
 //
+// Token introspection (RFC 7662) at /token/introspection answers the resource-server client
+// tokenbroker-mailserver/tokenbroker-mailserver-secret (HTTP Basic; the tests' Dovecot):
+// a revoked (RFC 7009 /token/revocation), expired or unknown access token is inactive.
+//
 // Test hooks (JSON in, JSON out), handled before the provider sees the request:
 //   POST /__test/mint    {sub, scope?, client_id?}
 //                        -> {refresh_token, access_token, token_type, expires_in, scope, grant_id}
@@ -75,6 +79,9 @@
 //                        claims of that account from now on (null removes one; kept across
 //                        /__test/reset). E.g. {email_verified: false}, or Microsoft's
 //                        {tid, oid, preferred_username}, which go into the id_token.
+//                        {mail_refusal: text} also goes into each access token issued from
+//                        then on, so introspection answers it (the tests' Dovecot refuses
+//                        mail logins with that reason).
 //
 // Claims: sub, email, email_verified (true) and name by default. The id_token carries the
 // `openid` scope's claims (sub, tid, oid, preferred_username, when set); email and name are
@@ -183,6 +190,16 @@ const CLIENTS = [
   redirect_uris: REDIRECT_URIS,
 }));
 const DEFAULT_CLIENT_ID = CLIENTS[0].client_id;
+// A resource server (the tests' Dovecot): no grants, it only asks the RFC 7662 introspection
+// endpoint about access tokens presented to it, authenticating with HTTP Basic.
+CLIENTS.push({
+  client_id: 'tokenbroker-mailserver',
+  client_secret: 'tokenbroker-mailserver-secret',
+  token_endpoint_auth_method: 'client_secret_basic',
+  grant_types: [],
+  response_types: [],
+  redirect_uris: [],
+});
 
 // ---------------------------------------------------------------------------
 // Test state.
@@ -775,6 +792,12 @@ server.listen(PORT, '127.0.0.1', () => {
       profile: ['name'],
     },
     adapter: UnboundedAdapter,
+    // An account's `mail_refusal` claim (set with /__test/claims) goes into each new access
+    // token and so into introspection answers: the tests' Dovecot refuses mail logins with it.
+    extraTokenClaims: async (ctx, token) => {
+      const refusal = claimOverrides.get(token.accountId)?.mail_refusal;
+      return refusal ? { mail_refusal: refusal } : undefined;
+    },
     findAccount: async (ctx, sub) => accountFor(sub),
     features: {
       devInteractions: { enabled: true },

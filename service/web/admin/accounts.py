@@ -10,6 +10,7 @@ from aiohttp import web
 from service import errors, limits, validate
 from service.accounts import STATUSES, Account
 from service.core import Core
+from service.mailcheck import MailCheck
 from service.refresh import Refreshed
 from service.refresh_errors import refresh_error
 from service.web.admin.dashboard import dying_grants
@@ -102,6 +103,21 @@ async def refresh_account(request: web.Request) -> web.StreamResponse:
         error = refresh_error(outcome)
         message = f"The refresh failed: {error.message} ({error.code}: {outcome.failure.error})."
     raise await flash_redirect(request, f"/admin/accounts/{quote(account.id)}", message)
+
+
+@admin_page
+async def verify_account(request: web.Request) -> web.StreamResponse:
+    """Check the account's mailbox (IMAP, SMTP, mail API) and show the answer on its page."""
+    account = await _account(request)
+    core = request.app[CORE]
+    check, problem = None, None
+    try:
+        check = await MailCheck(core).check(account.id)
+    except errors.ApiError as exc:  # no token to check with (re-consent needed, provider down)
+        problem = f"{exc.message} ({exc.code})"
+    context = {"account": await _account(request), "connected": False}
+    context.update({"now_ms": core.clock.now_ms(), "check": check, "check_problem": problem})
+    return await page(request, "account.html", context)
 
 
 @admin_page

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from service import app_credentials, errors, validate
+from service.app_mail import MAIL_FIELDS, PORT_FIELDS
 from service.apps import App
 from service.clock import iso
 from service.grant_deadline import DECLARATIONS, PLATFORMS, PUBLISHING_STATUSES
@@ -120,6 +121,7 @@ def body_of(form: dict[str, str], app: App | None, overrides: bool) -> dict[str,
             body[name] = form[name]
         elif app is not None and name in app.fields and name not in KEPT:
             body[name] = None
+    body.update(_mail_fields(form, app))
     for secret in (s for s in WRITE_ONLY if s in shown):
         if form.get(secret):
             body[secret] = form[secret]
@@ -137,6 +139,18 @@ def body_of(form: dict[str, str], app: App | None, overrides: bool) -> dict[str,
     for name in ("additionalScopes", "skipScopes"):
         if name in shown:
             body[name] = words(form.get(name, ""))
+    return body
+
+
+def _mail_fields(form: dict[str, str], app: App | None) -> dict[str, Any]:
+    """The mailbox check's server fields of the form (ports as numbers when they are)."""
+    body: dict[str, Any] = {}
+    for name in MAIL_FIELDS:
+        value = form.get(name, "").strip()
+        if value:
+            body[name] = int(value) if name in PORT_FIELDS and value.isdigit() else value
+        elif app is not None and name in app.fields:
+            body[name] = None
     return body
 
 
