@@ -124,6 +124,12 @@ class Metrics:
             ["app", "credential"],
             registry=self.registry,
         )
+        self.grants_expiring = Gauge(
+            "tokenbroker_grants_expiring",
+            "Active accounts whose grant has a known deadline within the window (48h, 7d)",
+            ["within"],
+            registry=self.registry,
+        )
 
     def count_token_request(self, code: str, seconds: float) -> None:
         """Count one token endpoint answer (`ok` or an error code) and its duration."""

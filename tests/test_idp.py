@@ -85,6 +85,31 @@ def test_active_follows_rotation_and_revocation(provider: Idp) -> None:
     assert provider.active(second).active is False
 
 
+def test_refresh_lifetime_per_client_and_per_request(provider: Idp) -> None:
+    """refresh_token_expires_in comes for the chosen client only, a fault sets one answer's."""
+    provider.refresh_lifetime(3600, client_id=provider.client_id)
+    first = str(provider.mint("lifetime-user", SCOPE)["refresh_token"])
+    status, body = provider.refresh(first)
+    assert status == 200 and body["refresh_token_expires_in"] == 3600
+    other = provider.mint("lifetime-other", SCOPE, client_id=provider.other_client_id)
+    status, body = provider.refresh(
+        str(other["refresh_token"]),
+        client_id=provider.other_client_id,
+        client_secret=provider.other_client_secret,
+    )
+    assert status == 200 and "refresh_token_expires_in" not in body
+    provider.fault("refresh_token_expires_in", value=60)
+    status, body = provider.refresh(
+        str(body["refresh_token"]),
+        client_id=provider.other_client_id,
+        client_secret=provider.other_client_secret,
+    )
+    assert status == 200 and body["refresh_token_expires_in"] == 60
+    provider.reset()
+    status, body = provider.refresh(str(provider.mint("lifetime-late", SCOPE)["refresh_token"]))
+    assert status == 200 and "refresh_token_expires_in" not in body
+
+
 def test_rotation_can_keep_the_previous_token_usable(provider: Idp) -> None:
     """With retire_rotated false an old refresh token still works; reset restores retiring."""
     provider.retire_rotated(False)

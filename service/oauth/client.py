@@ -14,7 +14,7 @@ from service.clock import Clock
 from service.oauth.client_auth import ClientCredential, attach
 from service.oauth.discovery import Discovery
 from service.outbound.session import read_capped
-from service.timing import lifetime_s
+from service.timing import lifetime_s, refresh_expiry_ms
 
 FailureKind = Literal["transient", "permanent", "app"]
 AADSTS = re.compile(r"AADSTS(\d+)")
@@ -45,6 +45,7 @@ class Granted:
     lifetime_s: int
     expires_at_ms: int
     scopes: list[str] | None
+    refresh_expires_at_ms: int | None = None  # from refresh_token_expires_in, when given
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ def parse_granted(body: object, sent_at_ms: int) -> RefreshResult:
         lifetime_s=life,
         expires_at_ms=sent_at_ms + life * 1000,
         scopes=scope.split() if isinstance(scope, str) else None,
+        refresh_expires_at_ms=refresh_expiry_ms(body.get("refresh_token_expires_in"), sent_at_ms),
     )
 
 

@@ -56,6 +56,10 @@ class Keys:
         """Sorted set (score 0, ordered by id) of the partition's accounts, by status."""
         return f"{self._tag(partition)}:idx:{status}"
 
+    def grant_deadlines(self, partition: int) -> str:
+        """Sorted set of the partition's account ids scored by their grant's known deadline (ms)."""
+        return f"{self._tag(partition)}:grantdl"
+
     def search(self, partition: int) -> str:
         """Sorted set (score 0) of the partition's search entries (service.account_search)."""
         return f"{self._tag(partition)}:idx:search"

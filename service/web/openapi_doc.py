@@ -224,6 +224,13 @@ ROUTES = (
         body="EeAccountUpdate",
     ),
     Route("account_refresh", f"POST {A}/refresh", "Refresh now", "AccountRefreshed", REFRESH),
+    Route(
+        "account_verify",
+        f"POST {A}/verify",
+        "Check the mailbox: log in over IMAP and SMTP, call the mail API",
+        "AccountVerified",
+        f"{REFRESH} AppNotFound UnknownQueryParameter",
+    ),
     Route("apps_list", "GET /v1/oauth2", "List OAuth2 apps", "AppList", query="page pageSize"),
     Route(
         "app_create",
