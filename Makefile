@@ -9,7 +9,7 @@ LOCK_FLAGS  ?=
 COMPILE     := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
                --generate-hashes --custom-compile-command "make lock" --quiet $(LOCK_FLAGS)
 
-.PHONY: run test lint lock bench venv idp browser prometheus screenshots dashboard-picture clean
+.PHONY: run test lint lock bench venv idp browser prometheus mail screenshots dashboard-picture clean
 
 # Every dependency, transitive ones too, at the version and hashes of the test lock; then the
 # project itself, editable, without dependencies (hatchling, its build backend, is in the lock).
@@ -46,8 +46,13 @@ browser:
 prometheus:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || scripts/need-package --no-install-recommends prometheus
 
+# Debian's Dovecot (IMAP and submission): the mailbox check's tests start their own on loopback
+# (tests/support/dovecot.py); the package's system service is not used.
+mail:
+	@test -x /usr/sbin/dovecot && test -x /usr/lib/dovecot/imap && test -x /usr/lib/dovecot/submission || scripts/need-package dovecot-imapd dovecot-submissiond
+
 # A coverage report of service/ and workers/ (as run in the test process) ends the output.
-test: $(STAMP) idp browser prometheus
+test: $(STAMP) idp browser prometheus mail
 	$(BIN)/python -m pytest -q --cov --cov-report=term:skip-covered
 
 # Refresh docs/screenshots/ from the browser test (README shows two of them).
@@ -78,6 +83,14 @@ bench: $(STAMP) idp
 	$(BIN)/python -m tests.bench.webhooks
 	$(BIN)/python -m tests.bench.slow_provider
 	$(BIN)/python -m tests.bench.redis_memory
+
+# A million accounts end to end (minutes): import rate, Redis bytes per account, claim cost,
+# a worker's refresh rate and lag among them all, export time and peak RSS, admin page and
+# search latency. `make bench-scale ACCOUNTS=100000` for a smaller run.
+ACCOUNTS ?= 1000000
+.PHONY: bench-scale
+bench-scale: $(STAMP)
+	$(BIN)/python -m tests.bench.scale --accounts $(ACCOUNTS)
 
 clean:
 	rm -rf $(VENV) var tests/idp/node_modules

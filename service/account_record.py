@@ -69,6 +69,9 @@ class F:
     EXPECTED_USER = "expectedUser"  # the user every consent of the account must be
     EMAIL = "email"  # the mailbox address an import gave (EmailEngine's `email`)
     DELEGATED_USER = "delegatedUser"  # Microsoft: the shared mailbox the user opens
+    GRANT_DEADLINE = "grantDeadline"  # when the grant is known to die, epoch ms
+    GRANT_DEADLINE_FROM = "grantDeadlineFrom"  # what told us (service/grant_deadline.py)
+    GRANT_NOTICE = "grantNotice"  # the last authenticationExpiring sent: "<deadline>:<stage>"
 
 
 FIELDS = frozenset(v for k, v in vars(F).items() if k.isupper())
@@ -112,6 +115,9 @@ class Account:
     encrypted_previous_refresh: str | None = field(default=None, repr=False)
     email: str | None = None
     delegated_user: str | None = None
+    grant_deadline_ms: int | None = None
+    grant_deadline_from: str | None = None
+    grant_notice: str | None = None
 
     def valid_for_ms(self, now_ms: int) -> int:
         """How long the stored access token stays valid (negative: expired or none)."""
@@ -172,6 +178,9 @@ def account_from_hash(raw: dict[str, str]) -> Account | None:
         encrypted_previous_refresh=raw.get(F.PREVIOUS_REFRESH_TOKEN),
         email=raw.get(F.EMAIL) or None,
         delegated_user=raw.get(F.DELEGATED_USER) or None,
+        grant_deadline_ms=_int(raw, F.GRANT_DEADLINE),
+        grant_deadline_from=raw.get(F.GRANT_DEADLINE_FROM) or None,
+        grant_notice=raw.get(F.GRANT_NOTICE) or None,
     )
 
 
@@ -180,6 +189,8 @@ class AccountWrite:
     """What one writer sets on an account, in plaintext; None leaves a field as it is.
 
     `identity` carries extra fields a consent verified (field name -> value).
+    `grant_deadline` is when the grant is known to die and what says so (None: unknown, or
+    unchanged on a refresh; a new grant without one clears the old one).
     """
 
     app: str | None = None
@@ -196,6 +207,7 @@ class AccountWrite:
     refreshed_at_ms: int | None = None
     app_endpoints: str | None = None
     identity: dict[str, str] = field(default_factory=dict)
+    grant_deadline: tuple[int, str] | None = None
 
 
 def account_fields(
@@ -221,6 +233,9 @@ def account_fields(
             else None
         ),
     }
+    if write.grant_deadline is not None:
+        plain[F.GRANT_DEADLINE] = str(write.grant_deadline[0])
+        plain[F.GRANT_DEADLINE_FROM] = write.grant_deadline[1]
     pairs = {name: value for name, value in plain.items() if value is not None}
     sealed = (
         (F.ACCESS_TOKEN, write.access_token),

@@ -13,11 +13,14 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
+import structlog
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from service.store.keys import Keys
 from service.store.scripts import Scripts
 
+log = structlog.get_logger("accounts")
 _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
 TOP = b"\xff"  # never in UTF-8 text: every member with the prefix sorts below prefix + 0xFF
 WINDOW = 10_000  # entries read per partition when a status filter narrows the matches
@@ -100,6 +103,20 @@ class AccountSearch:
         done = await self.backfill()
         await self.redis.set(self.keys.search_backfilled, "1")
         return done
+
+    async def backfill_quietly(self) -> None:
+        """ensure_backfilled while the process serves (a web start never waits for it).
+
+        Searches miss the accounts not indexed yet until it ends; Redis failing it is
+        logged, and the next start goes on from the beginning (indexing is idempotent).
+        """
+        try:
+            done = await self.ensure_backfilled()
+        except (RedisError, OSError) as exc:
+            log.warning("search_backfill_failed", error=type(exc).__name__)
+            return
+        if done is not None:
+            log.info("search_backfilled", accounts=done)
 
     async def backfill(self, batch: int = 500) -> int:
         """Index every stored account (idempotent); returns how many were indexed."""

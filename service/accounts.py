@@ -138,6 +138,8 @@ class AccountStore:
             self.keys.index(part, Status.REAUTH_REQUIRED),
             self.keys.app_counts(part),
             self.keys.search(part),
+            self.keys.grant_deadlines(part),
+            self.keys.account_resources(account_id),
         ]
         fields = self.fields(account_id, write, now_ms)
         added = await wanted_event(self.wants, "accountAdded", account_id, app, event_data, now_ms)
@@ -183,6 +185,7 @@ class AccountStore:
             self.keys.lock(account_id),
             self.keys.schedule(part),
             self.keys.events(part),
+            self.keys.grant_deadlines(part),
         ]
         data = {"user": account.user, "provider": account.provider, "missingScopes": missing}
         event = (  # asked only when some are missing: the common case costs no settings read
@@ -288,6 +291,8 @@ class AccountStore:
             self.keys.index(part, Status.REAUTH_REQUIRED),
             self.keys.app_counts(part),
             self.keys.search(part),
+            self.keys.grant_deadlines(part),
+            self.keys.account_resources(account.id),
         ]
         data = {"user": account.user, "provider": account.provider}
         event = await wanted_event(
@@ -337,6 +342,10 @@ class AccountStore:
         """Return (matches, accounts of the page) whose id or user starts with `prefix`."""
         found = await self.search.find(prefix, page, size, status)
         return found.total, await self._load(found.ids)
+
+    async def load(self, ids: list[str]) -> list[Account]:
+        """The accounts of these ids that exist, in order, read in one pipeline."""
+        return await self._load(ids)
 
     async def _load(self, ids: list[str]) -> list[Account]:
         async with self.redis.pipeline(transaction=False) as pipe:

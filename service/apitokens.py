@@ -20,6 +20,7 @@ from service import errors, validate
 from service.clock import iso
 from service.crypto.cipher import sha256_hex
 from service.limits import DESCRIPTION_MAX
+from service.resources import resource_name, valid_resource_name
 from service.store.cache import Invalidate, forget_nothing
 from service.store.connection import as_mapping, read_hash
 from service.store.keys import CacheNames, Keys
@@ -50,10 +51,19 @@ class ApiToken:
     expires_at_ms: int | None
     last_used_ms: int | None = None
     raw_bytes: bool = False  # imported: its digest is of the token's raw bytes
+    resources: tuple[str, ...] | None = None  # token endpoint resources it may ask (None: any)
 
     def allows(self, scope: str) -> bool:
         """True when the token carries `scope` or `*`."""
         return "*" in self.scopes or scope in self.scopes
+
+    def allows_resource(self, name: str, audience: str | None = None) -> None:
+        """Raise ResourceNotAllowed unless the token may ask for resource `name` (or its URI)."""
+        if self.resources is not None and not {name, audience} & set(self.resources):
+            raise errors.ResourceNotAllowed(
+                f"the API token may not ask for the resource {name[:200]!r}",
+                details={"resource": name[:200], "allowed": list(self.resources)},
+            )
 
     def public(self) -> dict[str, Any]:
         """The token's metadata as the API and CLI show it (never the token)."""
@@ -65,6 +75,7 @@ class ApiToken:
             "created": iso(self.created_ms),
             "expires": iso(self.expires_at_ms) if self.expires_at_ms else None,
             "lastUsed": iso(self.last_used_ms) if self.last_used_ms else None,
+            **({"resources": list(self.resources)} if self.resources is not None else {}),
         }
 
 
@@ -82,6 +93,7 @@ def token_from_hash(digest: str, raw: dict[str, str]) -> ApiToken | None:
         expires_at_ms=int(raw["expires"]) if raw.get("expires") else None,
         last_used_ms=int(raw["lastUsed"]) if raw.get("lastUsed") else None,
         raw_bytes=raw.get(HASH_FORM) == RAW_FORM,
+        resources=tuple(orjson.loads(raw["resources"])) if raw.get("resources") else None,
     )
 
 
@@ -111,11 +123,24 @@ class ApiTokenStore:
         description: str | None,
         expires_at_ms: int | None,
         now_ms: int,
+        resources: list[str] | None = None,
     ) -> tuple[str, ApiToken]:
-        """Create a token; returns (the token, shown this once, and its metadata)."""
+        """Create a token; returns (the token, shown this once, and its metadata).
+
+        `resources` limits what it may ask the token endpoint for (service/resources.py).
+        """
         bad = [s for s in scopes if s not in SCOPES]
         if not scopes or bad:
             raise errors.InvalidInput(f"scopes must be some of {', '.join(SCOPES)}")
+        if resources is not None:
+            resources = [resource_name(r) for r in resources]
+        if resources is not None and (
+            not resources or not all(valid_resource_name(r) for r in resources)
+        ):
+            raise errors.InvalidInput(
+                "resources must list default, outlook, graph or audience URIs",
+                details={"field": "resources"},
+            )
         if account is not None:  # "" too: an empty binding must not mean "every account"
             validate.account_id(account)
         if description is not None and len(description) > DESCRIPTION_MAX:
@@ -136,6 +161,8 @@ class ApiTokenStore:
             record["description"] = description
         if expires_at_ms is not None:
             record["expires"] = str(expires_at_ms)
+        if resources is not None:
+            record["resources"] = orjson.dumps(list(dict.fromkeys(resources))).decode()
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.keys.api_token(digest), mapping=as_mapping(record))
             pipe.hset(self.keys.api_token_ids, record["id"], digest)

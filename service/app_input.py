@@ -7,8 +7,10 @@ from typing import Any
 import orjson
 
 from service import app_credentials, errors, limits, validate
+from service.app_mail import MAIL_FIELDS
 from service.config import Config
 from service.crypto.cipher import Cipher
+from service.grant_deadline import DECLARATIONS, check_declarations
 from service.outbound.urls import check_outbound_url
 from service.providers import (
     BASE_SCOPES,
@@ -27,12 +29,12 @@ FROZEN_FIELDS = ("issuer", "tenant", "cloud", *ENDPOINT_FIELDS)
 SERVICE_FIELDS = ("serviceClient", "serviceClientEmail")  # gmailService only
 TEXT_FIELDS = (
     "name", "description", "title", "clientId", "redirectUrl", "tenant", "cloud",
-    "baseScopes", *SERVICE_FIELDS, "issuer", *ENDPOINT_FIELDS,
+    "baseScopes", *SERVICE_FIELDS, "issuer", *ENDPOINT_FIELDS, *DECLARATIONS,
 )  # fmt: skip
 LIST_FIELDS = {"extraScopes": "additionalScopes", "skipScopes": "skipScopes"}  # input -> hash
 INPUT_FIELDS = {
     "id", "provider", "enabled", "clientSecret", "serviceKey", "authority",
-    "additionalScopes", *LIST_FIELDS, *TEXT_FIELDS, *app_credentials.INPUT,
+    "additionalScopes", *LIST_FIELDS, *TEXT_FIELDS, *app_credentials.INPUT, *MAIL_FIELDS,
 }  # fmt: skip
 EE_CLOUDS = tuple(MICROSOFT_CLOUDS)
 
@@ -139,6 +141,7 @@ def check_kind_fields(
             f"baseScopes must be one of {', '.join(BASE_SCOPES)}, none",
             details={"field": "baseScopes"},
         )
+    check_declarations(kind, pairs)
     if kind in MICROSOFT_KINDS:
         _check_microsoft(kind, pairs)
     elif "tenant" in pairs or "cloud" in pairs:

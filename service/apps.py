@@ -24,6 +24,7 @@ from service.app_input import (
     text_pairs,
     with_key_file_fields,
 )
+from service.app_mail import MAIL_FIELDS, mail_pairs, mail_view
 from service.config import Config
 from service.crypto.cipher import Cipher
 from service.crypto.credentials import ClientCredential, Slot
@@ -130,6 +131,10 @@ class App:
             "updated": self.fields.get("updated"),
             "error": orjson.loads(self.fields["error"]) if "error" in self.fields else None,
         }
+        body.update(
+            {k: self.fields[k] for k in ("publishingStatus", "platform") if k in self.fields}
+        )
+        body.update(mail_view(self.fields))
         if accounts is not None:
             body["accounts"] = accounts
         return body
@@ -173,7 +178,15 @@ def sealed_record(key: str, app_id: str) -> Record:
     return bound_record(key, f"app:{app_id}", SEALED_FIELDS)
 
 
-STORED = {*TEXT_FIELDS, *app_credentials.PLAIN, "created", "updated", "error", "enabled"}
+STORED = {
+    *TEXT_FIELDS,
+    *MAIL_FIELDS,
+    *app_credentials.PLAIN,
+    "created",
+    "updated",
+    "error",
+    "enabled",
+}
 CREDENTIALS = ("clientSecret", *app_credentials.SEALED)
 
 
@@ -315,7 +328,7 @@ class AppStore:
         validate.no_unknown(body, INPUT_FIELDS - {"id", "provider"})
         if "clientId" in body and body["clientId"] is None:
             raise errors.InvalidInput("clientId cannot be removed", details={"field": "clientId"})
-        removed = [f for f in TEXT_FIELDS if f in body and body[f] is None]
+        removed = [f for f in (*TEXT_FIELDS, *MAIL_FIELDS) if f in body and body[f] is None]
         kept = {k: v for k, v in app.fields.items() if k not in removed}
         pairs = self._pairs(app.provider, body, app.id, kept)
         removed += app_credentials.removed_fields(body, pairs)
@@ -382,6 +395,7 @@ class AppStore:
         pairs = text_pairs(body)
         check_kind_fields(kind, pairs, kept, self.config)
         pairs.update(list_pairs(body))
+        pairs.update(mail_pairs(body, self.config))
         pairs.update(sealed_pairs(kind, body, app_id, self.cipher))
         pairs.update(app_credentials.input_pairs(kind, body, app_id, self.cipher))
         return pairs

@@ -62,6 +62,8 @@ class Config:
     credential_warning_days: int = t.CREDENTIAL_WARNING_DAYS.default
     credential_final_warning_days: int = t.CREDENTIAL_FINAL_WARNING_DAYS.default
     credential_check_s: int = t.CREDENTIAL_CHECK_S.default
+    grant_warning_hours: int = t.GRANT_WARNING_HOURS.default
+    grant_final_warning_hours: int = t.GRANT_FINAL_WARNING_HOURS.default
     cache_ttl_s: float = t.CACHE_TTL_S.default
     max_body_bytes: int = MAX_BODY_BYTES  # an input limit (service/limits.py), not a variable
     worker_concurrency: int = t.WORKER_CONCURRENCY.default

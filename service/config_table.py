@@ -150,6 +150,16 @@ CREDENTIAL_CHECK_S = Setting(
     "how often the worker checks the expiry dates of apps' credentials",
     low=1, high=86_400,
 )  # fmt: skip
+GRANT_WARNING_HOURS = Setting(
+    "TOKENBROKER_GRANT_WARNING_HOURS", "grant_warning_hours", "integer", 48,
+    "an `authenticationExpiring` event (with a re-consent link) this many hours before a grant's known deadline (a refresh token that expires: `refresh_token_expires_in`, a Google app in testing, a Microsoft single-page app)",
+    low=1, high=24 * 365,
+)  # fmt: skip
+GRANT_FINAL_WARNING_HOURS = Setting(
+    "TOKENBROKER_GRANT_FINAL_WARNING_HOURS", "grant_final_warning_hours", "integer", 6,
+    "a second `authenticationExpiring` event this many hours before the deadline (0: none)",
+    low=0, high=24 * 365,
+)  # fmt: skip
 CACHE_TTL_S = Setting(
     "TOKENBROKER_CACHE_TTL_S", "cache_ttl_s", "number", 5.0,
     "safety-net TTL of the per-process cache",
@@ -270,7 +280,8 @@ SETTINGS: tuple[Setting[object], ...] = (
     SCHEDULE_PARTITIONS, LOG_FORMAT, ENABLE_OAUTH_TOKENS_API, ALLOW_ENDPOINT_OVERRIDES,
     ALLOW_PRIVATE_URLS, TRUSTED_PROXIES, REDIS_TIMEOUT_S, PROVIDER_TIMEOUT_S,
     PROVIDER_ANSWER_MAX_S, LOCK_MS, REPLICA_WAIT_MS, REFRESH_LEAD_S, KEEPALIVE_S,
-    CREDENTIAL_WARNING_DAYS, CREDENTIAL_FINAL_WARNING_DAYS, CREDENTIAL_CHECK_S, CACHE_TTL_S,
+    CREDENTIAL_WARNING_DAYS, CREDENTIAL_FINAL_WARNING_DAYS, CREDENTIAL_CHECK_S,
+    GRANT_WARNING_HOURS, GRANT_FINAL_WARNING_HOURS, CACHE_TTL_S,
     WORKER_CONCURRENCY, APP_RATE_PER_S, WEB_REFRESH_CONCURRENCY, LEASE_MS, POLL_MS,
     SHUTDOWN_GRACE_S, WORKER_HEALTH_FILE, WORKER_METRICS_PORT, WORKER_METRICS_HOST,
     WEBHOOK_TIMEOUT_S, WEBHOOK_RETRY_BUDGET_S, WEBHOOK_RETRY_BASE_MS, WEBHOOK_LEASE_MS,

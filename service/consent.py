@@ -21,6 +21,7 @@ from service.config import Config
 from service.consent_state import ConsentStates
 from service.credential_retry import with_credentials
 from service.crypto.cipher import Cipher
+from service.grant_deadline import at_grant
 from service.oauth.claims import (
     EXPECTED_USER_FIELD,
     PIN_FIELDS,
@@ -273,6 +274,7 @@ class ConsentFlow:
                 **identity_fields(identity, request.expected_user),
                 **_mailbox_fields(request),
             },
+            grant_deadline=at_grant(app.provider, app.fields, granted.refresh_expires_at_ms, now),
         )
         due = next_refresh_ms(self.config, now, granted.expires_at_ms, lifetime_ms)
         data = {"user": identity.user, "provider": app.provider}

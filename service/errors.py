@@ -9,6 +9,7 @@ out, so that renaming a class never changes one (tests/test_errors.py holds the 
     ├── ApiError                  400 BadRequest (the base; stray HTTP errors use it)
     │   ├── InvalidInput          400  a request field is wrong
     │   │   ├── InvalidJson, InvalidAccountId, InvalidAppId, InvalidMinValidity
+    │   │   ├── InvalidResource, ScopeNotConsented, MixedResources  (the token endpoint)
     │   │   ├── RedirectUrlNotAllowed, InvalidWebhookHeader, InvalidLink
     │   │   └── InvalidState, ConsentDenied                  (the OAuth callback)
     │   ├── Unauthorized          401  no valid API token
@@ -16,6 +17,7 @@ out, so that renaming a class never changes one (tests/test_errors.py holds the 
     │   ├── Forbidden             403  the caller may not do this
     │   │   ├── ApiEndpointDisabled, SettingNotAllowed, OperatorAuthorityRequired
     │   │   ├── ScopesMissing, UserMismatch, BrowserMismatch (a finished consent)
+    │   │   ├── ResourceNotAllowed                           (an API token's resources)
     │   │   └── FormTokenInvalid, CsrfFailed                 (pages; CsrfFailed: web/admin)
     │   ├── NotFound              404  no such thing
     │   │   └── AccountNotFound, AppNotFound, TokenNotFound, DeliveryNotFound, RouteNotFound
@@ -122,6 +124,24 @@ class InvalidMinValidity(InvalidInput):
     code = "InvalidMinValidity"
 
 
+class InvalidResource(InvalidInput):
+    """The token endpoint's resource is no known name or audience URI, or not for this app."""
+
+    code = "InvalidResource"
+
+
+class ScopeNotConsented(InvalidInput):
+    """The token endpoint's scopes name one the account's user never consented to."""
+
+    code = "ScopeNotConsented"
+
+
+class MixedResources(InvalidInput):
+    """The token endpoint's scopes belong to two resources (one token serves one)."""
+
+    code = "MixedResources"
+
+
 class RedirectUrlNotAllowed(InvalidInput):
     """A redirectUrl that the operator's allowedRedirectUrls setting does not allow."""
 
@@ -197,6 +217,12 @@ class ScopesMissing(Forbidden):
     """The user granted fewer scopes than the app requires."""
 
     code = "ScopesMissing"
+
+
+class ResourceNotAllowed(Forbidden):
+    """The API token is limited to other resources than the one asked for."""
+
+    code = "ResourceNotAllowed"
 
 
 class UserMismatch(Forbidden):

@@ -125,6 +125,12 @@ class Metrics:
             ["app", "credential"],
             registry=self.registry,
         )
+        self.grants_expiring = Gauge(
+            "tokenbroker_grants_expiring",
+            "Active accounts whose grant has a known deadline within the window (48h, 7d)",
+            ["within"],
+            registry=self.registry,
+        )
 
     def _audit_metrics(self) -> None:
         """The audit trail's writes, failed flushes and records lost to a long outage."""

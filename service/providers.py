@@ -21,11 +21,12 @@ MICROSOFT_CLOUDS = {
     "china": ("login.chinacloudapi.cn", "microsoftgraph.chinacloudapi.cn", "partner.outlook.cn"),
 }
 LEGACY_CLOUDS = {"usgov": "gcc-high"}
-# cloud -> Exchange Online's resource for app-only IMAP/POP/SMTP (docs/microsoft-clouds.md)
+# cloud -> Exchange Online's resource for app-only IMAP/POP/SMTP (docs/microsoft-clouds.md,
+# with sources: DoD's Exchange Online is outlook-dod.office365.us, not GCC High's host)
 EXCHANGE_APP_ONLY = {
     "global": "outlook.office365.com",
     "gcc-high": "outlook.office365.us",
-    "dod": "outlook.office365.us",
+    "dod": "outlook-dod.office365.us",
     "china": "partner.outlook.cn",
 }
 MICROSOFT_TENANTS = ("common", "organizations", "consumers")

@@ -23,6 +23,7 @@ from service.apps import App, AppStore
 from service.clock import Clock, iso
 from service.config import Config
 from service.credential_retry import with_credentials
+from service.grant_deadline import on_refresh
 from service.oauth.client import Failure, Granted, OAuthClient
 from service.providers import missing_scopes
 from service.refresh_lock import HeldLock
@@ -98,6 +99,9 @@ class ResultWriter:
             lifetime_ms=lifetime_ms,
             scopes=granted.scopes,
             refreshed_at_ms=now,
+            grant_deadline=on_refresh(
+                granted.refresh_token is not None, granted.refresh_expires_at_ms
+            ),
         )
         pairs = self.accounts.fields(account.id, write, now)
         due = next_refresh_ms(self.config, now, granted.expires_at_ms, lifetime_ms)

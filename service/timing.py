@@ -39,6 +39,24 @@ def lifetime_s(expires_in: object) -> int:
     return int(min(max(value, MIN_LIFETIME_S), MAX_LIFETIME_S))
 
 
+def refresh_expiry_ms(expires_in: object, sent_at_ms: int) -> int | None:
+    """When a refresh token dies, from a response's refresh_token_expires_in (None: unknown).
+
+    Seconds as a number or a numeric string; anything else, or a value not above zero, says
+    nothing.
+    """
+    value: float
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float | str):
+        return None
+    try:
+        value = float(expires_in.strip() if isinstance(expires_in, str) else expires_in)
+    except ValueError:
+        return None
+    if value != value or value <= 0 or value == float("inf"):
+        return None
+    return sent_at_ms + int(min(value, 10 * 365 * 86_400) * 1000)
+
+
 def refresh_lead_ms(lifetime_ms: int, configured_lead_s: int) -> int:
     """Lead before expiry: min(max(configured, 10% of lifetime), 50% of lifetime)."""
     return int(min(max(configured_lead_s * 1000, lifetime_ms // 10), lifetime_ms // 2))
@@ -57,7 +75,9 @@ def due_ms(
 
     Without an expiry (a token that never expires) the next refresh is a keep-alive.
     """
-    jitter = (rng or random.Random()).uniform(-0.1, 0.1)  # noqa: S311 - spreading load only
+    # The module's generator unless one is given: a new Random() seeds itself from the OS
+    # each time (about a tenth of an import's CPU time went there).
+    jitter = (rng or random).uniform(-0.1, 0.1)  # spreading load only, not a secret
     if expires_at_ms is None:
         return now_ms + int(keepalive_s * 1000 * (1 + jitter))
     life = lifetime_ms if lifetime_ms and lifetime_ms > 0 else max(expires_at_ms - now_ms, 1)

@@ -14,6 +14,9 @@ from service.clock import Clock, iso
 from service.crypto.cipher import sha256_hex
 from service.refresh import Refreshed, Refresher, outcome_name
 from service.refresh_errors import needs_reauth, reauth_required, refresh_error
+from service.resource_refresh import ResourceRefresher, Served
+from service.resource_tokens import ResourceToken, ResourceTokens
+from service.resources import Resource
 from service.store.cache import MISS, LocalCache
 from service.store.connection import read_hash
 from service.store.keys import CacheNames, Keys
@@ -34,10 +37,11 @@ class TokenView:
     expires_at_ms: int | None
     status: Status
     expires: str | None  # expires_at_ms in ISO 8601, formatted once per view
+    resource: str | None = None  # a per-resource token's resource (service/resources.py)
 
     def body(self, cached: bool) -> dict[str, Any]:
-        """The token endpoint's JSON body."""
-        return {
+        """The token endpoint's JSON body (`resource` only for a per-resource token)."""
+        body = {
             "account": self.account,
             "user": self.user,
             "accessToken": self.access_token,
@@ -47,6 +51,9 @@ class TokenView:
             "expires": self.expires,
             "cached": cached,
         }
+        if self.resource is not None:
+            body["resource"] = self.resource
+        return body
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,8 @@ class TokenService:
         self.accounts, self.refresher, self.clock = accounts, refresher, clock
         self.tracing = tracing or Tracing()
         self.token_uses: dict[str, int] = {}  # API token digest -> last use (epoch ms)
+        store = ResourceTokens(redis, keys, scripts, accounts.cipher)
+        self.resources = ResourceRefresher(refresher, store)
 
     async def authorize(self, bearer: str | None, scope: str, account: str | None) -> ApiToken:
         """Check a presented API token for `scope` (and `account`); cached per process."""
@@ -181,3 +190,50 @@ class TokenService:
         if not needs_reauth(outcome) and outcome.account.valid_for_ms(self.clock.now_ms()) > 0:
             return FreshToken(self.view_of(outcome.account), cached=False, refresh_failed=True)
         raise refresh_error(outcome)
+
+    async def fresh_resource_token(
+        self, account_id: str, resource: Resource, min_valid_ms: int
+    ) -> FreshToken:
+        """The account's token for `resource`, valid for `min_valid_ms` (as fresh_token).
+
+        Read from Redis on every call (not the process cache): the account's record for its
+        status and grant generation, then the resource's entry.
+        """
+        account = await self.accounts.require(account_id)
+        if account.status != Status.ACTIVE:
+            raise reauth_required(account)
+        held = await self.resources.store.get(account, resource.slot)
+        if held is not None and held.expires_at_ms - self.clock.now_ms() >= min_valid_ms:
+            return FreshToken(self._resource_view(account, held, resource), cached=True)
+        with self.tracing.span("refresh") as span:
+            span.set_attribute("account.id", account_id)
+            outcome = await self.resources.fresh(account_id, resource, min_valid_ms)
+        if isinstance(outcome, Served):
+            view = self._resource_view(outcome.account, outcome.token, resource)
+            return FreshToken(view, cached=not outcome.called)
+        if (
+            held is not None
+            and not needs_reauth(outcome)
+            and held.expires_at_ms > self.clock.now_ms()
+        ):
+            view = self._resource_view(account, held, resource)
+            return FreshToken(view, cached=False, refresh_failed=True)
+        error = refresh_error(outcome)
+        error.details = {**(error.details or {}), "resource": resource.name}
+        raise error
+
+    def _resource_view(
+        self, account: Account, token: ResourceToken, resource: Resource
+    ) -> TokenView:
+        return TokenView(
+            account=account.id,
+            user=account.user,
+            access_token=token.access_token,
+            provider=account.provider,
+            app=account.app,
+            scopes=token.scopes,
+            expires_at_ms=token.expires_at_ms,
+            status=account.status,
+            expires=iso(token.expires_at_ms),
+            resource=resource.name,
+        )

@@ -23,6 +23,7 @@ QUOTED = re.compile(r"'([A-Za-z]+)'")
 NOT_FIELDS = {"HGET", "HSET", "HDEL", "EXISTS", "HINCRBY", "ZADD", "ZREM", "XADD", "XX", "DEL"}
 NOT_FIELDS |= {"GET", "PUBLISH", "PEXPIRE", "payload", "new", "existing", "ok", "late", "gone"}
 NOT_FIELDS |= {"superseded", "active", "reauth_required", "app_mismatch", "acct"}
+NOT_FIELDS |= {"PEXPIREAT", "PEXPIRETIME"}
 
 
 def test_builder_seals_tokens_to_the_account() -> None:
@@ -59,6 +60,7 @@ def test_builder_refuses_unknown_identity_fields() -> None:
         "account_delete",
         "account_search_index",
         "account_update_profile",
+        "account_store_resource",
     ],
 )
 def test_scripts_name_only_record_fields(script: str) -> None:

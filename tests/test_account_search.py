@@ -14,6 +14,7 @@ from service.accounts import AccountWrite
 from service.config import Config
 from service.core import Core
 from service.web.appkeys import CORE
+from tests.support.polling import eventually
 
 MakeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 SEARCH_COMMANDS = ("zrangebylex", "zlexcount", "hgetall")
@@ -110,3 +111,23 @@ async def test_backfill_indexes_accounts_stored_before_the_index(
     assert await core.accounts.search.ensure_backfilled() == 1
     assert await ids(core, "legacy") == (1, ["legacy-1"])
     assert await core.accounts.search.ensure_backfilled() is None
+
+
+async def test_a_web_start_backfills_in_the_background(
+    core: Core,
+    oidc_app: str,
+    redis: Redis,
+    make_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
+) -> None:
+    """A web process starting on un-indexed accounts serves at once and indexes them meanwhile."""
+    for n in range(3):
+        await add(core, oidc_app, f"older-{n}", f"older{n}@example.com")
+    await redis.delete(core.keys.search(0), core.keys.search_backfilled)
+    other = await make_client()
+    assert (await other.get("/ready")).status == 200
+
+    async def indexed() -> bool:
+        return await ids(core, "older") == (3, ["older-0", "older-1", "older-2"])
+
+    await eventually(indexed, 5, "the accounts indexed by the new process")
+    assert await redis.exists(core.keys.search_backfilled)

@@ -50,13 +50,14 @@ def trail_of(redis: Redis, config: Config, clock: ManualClock) -> tuple[AuditTra
 
 
 def answer(trail: AuditTrail, account: str, source: str = "cache") -> None:
-    """Buffer one token answer for `account`."""
+    """Buffer one token answer for `account` (a graph token for account `acct-3`)."""
     trail.token_answer(
         account=account,
         api_token=("tok1", "reader"),
         client="192.0.2.7",
         request_id="req-1",
         source=source,
+        resource="graph" if account == "acct-3" else None,
     )
 
 
@@ -87,6 +88,7 @@ async def test_answers_wait_for_the_flush_then_go_in_one_pipeline(
     logged = lines.events("audit")
     assert len(logged) == 10 and logged[0]["logger"] == "audit"
     assert logged[0]["action"] == TOKEN_ISSUED and logged[0]["apiToken"] == "tok1"
+    assert [line.get("resource") for line in logged].count("graph") == 1
     for n in range(10):
         key = Keys().audit(partition_of(f"acct-{n}", config.audit_partitions))
         found = await entries(redis, key)

@@ -164,11 +164,11 @@ async def test_import_refuses_a_damaged_file(
 async def test_import_restores_status_and_schedule(
     core: Core, redis: Redis, tmp_path: Path
 ) -> None:
-    """A re-imported account replaces the stored one: status, indexes and schedule follow it."""
+    """A re-imported account replaces the stored one: status, indexes, schedule, deadline."""
     app = await make_app(core)
     await make_accounts(core, app, 10)  # acct0 needs re-consent, the others are active
     record = await read_hash(redis, core.keys.account("acct1"))
-    record |= {"account": "acct0", "status": "active"}
+    record |= {"account": "acct0", "status": "active", "grantDeadline": "1900000000000"}
     line = {"type": "account", "id": "acct0", "record": record}
     importer = Importer(
         redis, core.keys, core.scripts, core.cipher, SystemClock(), Timing(300, 86_400)
@@ -183,6 +183,7 @@ async def test_import_restores_status_and_schedule(
     assert await redis.zscore(core.keys.index(part, "reauth_required"), "acct0") is None
     assert await redis.zscore(core.keys.schedule(part), "acct0") is not None
     assert await redis.hget(core.keys.app_counts(part), app) == "10"
+    assert await redis.zscore(core.keys.grant_deadlines(part), "acct0") == 1_900_000_000_000
 
 
 def iter_lines(*entries: dict[str, Any]) -> Any:

@@ -137,6 +137,15 @@ async def test_token_create_prints_working_token_last(cli: Cli, client: Client) 
     assert resp.status == 200, await resp.text()
 
 
+async def test_token_create_limits_resources(cli: Cli, core: Core) -> None:
+    """`token create --resource outlook` stores a token limited to outlook; a bad one fails."""
+    await create_token(cli, "--scope", "oauth-tokens", "--resource", "outlook")
+    (made,) = await core.tokens.all()
+    assert made.resources == ("outlook",)
+    result = await cli("token", "create", "--scope", "oauth-tokens", "--resource", "sharepoint")
+    assert result.code != 0 and "resources" in result.stderr
+
+
 async def test_token_list_shows_ids_never_tokens(cli: Cli, core: Core) -> None:
     """`token list` shows each token's id, scopes and description, but never the token."""
     token = await create_token(cli, "--scope", "api", "--scope", "metrics", "--description", "x")

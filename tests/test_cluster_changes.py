@@ -158,3 +158,77 @@ async def test_a_rotated_write_waits_for_a_replica(
     finally:
         await redis.delete(key)
         await redis.aclose()
+
+
+@pytest.fixture
+def fresh_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcesses]:
+    """Three masters with a replica each, for a test that kills one of them."""
+    path = Path(tmp_path_factory.mktemp("killed"))
+    with running(RedisClusterProcesses(path, masters=3, replicas=1)) as nodes:
+        yield nodes
+
+
+@pytest.mark.timeout(240)
+async def test_master_killed_after_a_rotation_burst_loses_no_grant(
+    tmp_path: Path, fresh_cluster: RedisClusterProcesses, short_idp: Idp
+) -> None:
+    """SIGKILL a master right after a burst of rotations, its replica takes over: no grant lost.
+
+    The master's replica is stalled (SIGSTOP) through the burst, so every rotated refresh
+    token the worker stores waits for an acknowledgement (WAIT, longer here than the stall)
+    that never comes; the master is killed once it holds all of them, the replica takes over
+    (CLUSTER FAILOVER TAKEOVER) and the worker's unacknowledged writes go again to the new
+    master. Loopback replication is too quick to lose a write outright (the stalled replica
+    still finds the master's last bytes in its socket), so this proves the way back, not WAIT.
+    """
+    env = {
+        "TOKENBROKER_SCHEDULE_PARTITIONS": str(PARTITIONS),
+        "TOKENBROKER_APP_RATE_PER_S": "1000",
+        "TOKENBROKER_WORKER_CONCURRENCY": "64",
+        "TOKENBROKER_REPLICA_WAIT_MS": "10000",
+    }
+    async with running_broker(tmp_path, short_idp, redis_url=fresh_cluster.url, **env) as broker:
+        keys = broker.core.keys
+        ids = [f"burst{i:02d}" for i in range(48)]
+        await broker.import_accounts(ids, valid_ms=TTL_S * 1000, lifetime_ms=TTL_S * 1000,
+                                     due_in_ms=0)  # fmt: skip
+        victim = _busiest(fresh_cluster, [keys.account(a) for a in ids])
+        on_victim = [a for a in ids if fresh_cluster.owner(keys.account(a)) == victim]
+        imported = await broker.accounts(on_victim)
+        replica = await asyncio.to_thread(fresh_cluster.stall_replica, victim)
+        try:
+            await broker.start_web()
+            broker.spawn_worker("worker")
+
+            async def rotated_on_victim() -> bool:
+                found = await broker.accounts(on_victim)
+                return all(
+                    (found[a].updated_ms or 0) > (imported[a].updated_ms or 0) for a in on_victim
+                )
+
+            await eventually(rotated_on_victim, 30, "the burst stored on the master")
+            fresh_cluster.kill(victim)  # what it acknowledged and did not pass on is gone
+        finally:
+            replica.send_signal(signal.SIGCONT)
+        promoted = await asyncio.to_thread(fresh_cluster.fail_over, victim, takeover=True)
+
+        async with TokenClient(broker.base_url, broker.api_token, min_validity_s=5) as client:
+            load = asyncio.create_task(client.steady(ids, 20.0, 15.0))
+            after = short_idp.stats()["refresh_requests"]
+            await refreshes_reach(short_idp, after + len(ids), within_s=60)  # a full round more
+            result: LoadResult = await load
+        await broker.quiet(timeout_s=30)
+        loss = await broker.loss(ids)
+        in_schedule = await scheduled(broker.redis, keys)
+
+    assert on_victim and promoted == fresh_cluster.port_of(replica)
+    assert victim not in fresh_cluster.masters() and promoted in fresh_cluster.masters()
+    assert not loss.lost and loss.stale == 0, loss.summary()
+    assert set(result.statuses) == {200}, result.summary()
+    assert sorted(in_schedule) == sorted(ids)
+
+
+def _busiest(nodes: RedisClusterProcesses, keys: list[str]) -> int:
+    """The master port owning the most of `keys`."""
+    owners = [nodes.owner(key) for key in keys]
+    return max(set(owners), key=owners.count)

@@ -14,13 +14,26 @@ from redis.asyncio import Redis
 
 from service.account_record import AccountWrite
 from service.apitokens import raw_digest
+from service.clock import iso
 from service.core import Core
 from service.ops.emailengine_plan import target_kind
+from service.providers import GMAIL_PRESETS, SERVICE_KINDS
 from service.store.embedded import RedisProcess
 from service.webhooks.headers import WebhookHeaders
 from service.webhooks.service_secret import ServiceSecret
-from tests.support.emailengine import EE_DB, FIXTURES, MANIFEST, dumps, load_dump, snapshot
+from tests.support.emailengine import (
+    EE_DB,
+    FIXTURES,
+    MANIFEST,
+    dumps,
+    load_dump,
+    put_ee_account,
+    put_ee_app,
+    snapshot,
+)
+from tests.support.idp import Idp
 from tests.test_cli import Result, base_env, run
+from tests.test_grants import TENANT
 
 
 @pytest.fixture
@@ -59,7 +72,7 @@ def expected_accounts() -> dict[str, dict[str, Any]]:
         for a in MANIFEST["accounts"]
         if a.get("appId") in apps
         and target_kind(apps[a["appId"]]["provider"]) is not None
-        and a.get("refreshToken")
+        and (a.get("refreshToken") or apps[a["appId"]]["provider"] in SERVICE_KINDS)
     }
 
 
@@ -133,13 +146,19 @@ async def check_apps(core: Core, ids: set[str]) -> None:
         if app["id"] not in ids:
             assert await core.apps.get(app["id"]) is None
             continue
-        ours = await core.apps.require(app["id"])
+        ours, plain = await core.apps.require(app["id"]), app["plaintext"]
         assert ours.provider == target_kind(app["provider"])
-        assert ours.client_id == app["plaintext"]["clientId"]
-        assert core.apps.client_secret(ours) == app["plaintext"]["clientSecret"]
-        assert ours.fields["name"] == app["plaintext"]["name"]
-        extra = app["plaintext"].get("extraScopes", [])
-        assert ours.additional_scopes == extra
+        assert ours.client_id == plain.get("clientId", "")
+        assert core.apps.client_secret(ours) == plain.get("clientSecret")
+        assert core.apps.service_key(ours) == plain.get("serviceKey")
+        assert ours.fields["name"] == plain["name"]
+        assert ours.additional_scopes == plain.get("extraScopes", [])
+        for name in ("serviceClient", "serviceClientEmail", "baseScopes"):
+            if name in plain and app["provider"] != "outlookService":
+                assert ours.fields[name] == plain[name]
+        if app["provider"] == "outlookService":
+            assert ours.fields["tenant"] == plain["authority"]
+            assert ours.scopes == ["https://graph.microsoft.com/.default"]  # as EmailEngine
 
 
 async def check_accounts(core: Core, wanted: dict[str, dict[str, Any]]) -> None:
@@ -149,7 +168,10 @@ async def check_accounts(core: Core, wanted: dict[str, dict[str, Any]]) -> None:
         assert ours.app == ee["appId"]
         assert ours.user == ee["oauth2User"]
         assert ours.name == ee["name"]
-        assert core.accounts.refresh_token(ours) == ee["refreshToken"]
+        if ee["refreshToken"] is None:  # a service-account app's mailbox
+            assert ours.encrypted_refresh is None
+        else:
+            assert core.accounts.refresh_token(ours) == ee["refreshToken"]
         if ee.get("accessToken"):
             assert core.accounts.access_token(ours) == ee["accessToken"]
             assert ours.expires_at_ms is not None
@@ -252,3 +274,56 @@ async def test_an_id_taken_here_is_refused_not_overwritten(
     assert {"what": "account", "id": "a-gmail-1"}.items() <= body["refused"][0].items()
     kept = await core.accounts.require("a-gmail-1")
     assert kept.app == "native" and core.accounts.refresh_token(kept) == "RT-native"
+
+
+@pytest.mark.timeout(120)
+async def test_service_apps_import_and_mint_tokens(
+    redis_server: RedisProcess,
+    redis: Redis,
+    client: TestClient[web.Request, web.Application],
+    admin: dict[str, str],
+    core: Core,
+    idp: Idp,
+    enabled: None,
+    tmp_path: Path,
+) -> None:
+    """Service-account apps (gmailService, outlookService) and their mailboxes get tokens."""
+    secret = MANIFEST["eengineSecret"]
+    ee = Redis.from_url(redis_server.url[:-1] + str(EE_DB + 2), decode_responses=False)
+    key_file = idp.service_account()
+    gsvc = {
+        "provider": "gmailService", "name": "Workspace", "serviceClient": key_file["client_id"],
+        "serviceClientEmail": key_file["client_email"], "serviceKey": key_file["private_key"],
+        "authMethod": "serviceKey", "baseScopes": "api", "enabled": False,
+    }  # fmt: skip
+    osvc = {
+        "provider": "outlookService", "name": "Exchange", "clientId": idp.client_id,
+        "clientSecret": idp.client_secret, "authority": TENANT, "cloud": "global",
+    }  # fmt: skip
+    url = redis_server.url[:-1] + str(EE_DB + 2)
+    env = {**base_env(redis_server.url), "EENGINE_SECRET": secret}
+    args = ("import", "--from-emailengine", url, "--json")
+    try:
+        await put_ee_app(ee, "EEGSVC", gsvc, secret)
+        await put_ee_app(ee, "EEOSVC", osvc, secret)
+        assert report(await run(*args, env=env, cwd=tmp_path))["refused"] == []
+        now = iso(core.clock.now_ms())
+        for app_id in ("EEGSVC", "EEOSVC"):  # the test provider stands in for Google, Microsoft
+            app = await core.apps.require(app_id)  # endpoints change only while it has no accounts
+            await core.apps.update(app, {"tokenUrl": idp.token_url}, now)
+        await put_ee_account(ee, "g-box", "EEGSVC", "alice@example.test")
+        await put_ee_account(ee, "o-box", "EEOSVC", "bob@example.test")
+        dry = report(await run(*args, "--dry-run", env=env, cwd=tmp_path))
+        assert dry["apps"] == ["EEGSVC", "EEOSVC"] and dry["accounts"] == ["g-box", "o-box"]
+        assert report(await run(*args, env=env, cwd=tmp_path))["result"]["account imported"] == 2
+    finally:
+        await ee.flushdb()
+        await ee.aclose()
+    assert (await core.apps.require("EEGSVC")).scopes[0] == GMAIL_PRESETS["api"][0]
+    for account, user in (("g-box", "alice@example.test"), ("o-box", "bob@example.test")):
+        resp = await client.get(f"/v1/account/{account}/oauth-token", headers=admin)
+        body = await resp.json()
+        assert resp.status == 200, body
+        assert body["user"] == user and body["accessToken"].startswith("at-")
+    stats = idp.service_stats()
+    assert stats["subjects"] == {"alice@example.test": 1} and stats["client_credentials_ok"] == 1

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from service.ops.emailengine_plan import Plan, plan_apps, plan_token, target_kind
+from service.ops.emailengine_format import EeAccount
+from service.ops.emailengine_plan import Plan, plan_account, plan_apps, plan_token, target_kind
 
 
 def test_plan_never_widens_or_guesses() -> None:
@@ -22,3 +23,32 @@ def test_plan_never_widens_or_guesses() -> None:
     assert "mars" in reasons[("app", "APPMARS")]
     assert plan.apps["APPGCC"]["cloud"] in ("usgov", "gcc-high")
     assert plan.apps["APPGCC"]["provider"] == target_kind("outlook")
+
+
+def test_service_apps_planned_or_left_out_with_reason() -> None:
+    """Service-account apps come over with their fields; what cannot work is left out, said why."""
+    plan = Plan()
+    key = {"serviceClient": "1", "serviceClientEmail": "sa@p.iam", "serviceKey": "PEM"}
+    apps = {
+        "GS": {"provider": "gmailService", "authMethod": "serviceKey", **key, "baseScopes": "api"},
+        "GSX": {"provider": "gmailService", "authMethod": "externalAccount", "serviceClient": "1"},
+        "OS": {"provider": "outlookService", "clientId": "c", "clientSecret": "s",
+               "authority": "6ba7b810-9dad-11d1-80b4-00c04fd430c8", "baseScopes": "imap"},
+        "OSC": {"provider": "outlookService", "clientId": "c", "clientSecret": "s",
+                "authority": "common"},
+    }  # fmt: skip
+    plan_apps(plan, apps)
+    reasons = {(s.what, s.id): s.reason for s in plan.skipped}
+    assert plan.apps["GS"] == {"id": "GS", "provider": "gmailService", **key, "baseScopes": "api"}
+    assert "externalAccount" in reasons[("app", "GSX")]
+    assert "tenant" in reasons[("app", "OSC")]
+    assert "baseScopes" not in plan.apps["OS"]
+    assert plan.apps["OS"]["tenant"] == apps["OS"]["authority"]
+    assert "Graph" in reasons[("field", "OS.baseScopes")]
+    box = EeAccount("box", None, "m@x.test", {"provider": "GS", "auth": {"user": "m@x.test"}})
+    stray = EeAccount("rt", None, None, {"provider": "OS", "refreshToken": "RT", "auth": {}})
+    for account in (box, stray):
+        plan_account(plan, account, set(apps))
+    assert [(a.id, a.user, a.refresh_token) for a in plan.accounts] == [("box", "m@x.test", None)]
+    reasons = {(s.what, s.id): s.reason for s in plan.skipped}
+    assert "names no mailbox" in reasons[("account", "rt")]

@@ -17,10 +17,11 @@ CONTRACT = {
     400: "ConsentDenied InvalidAccountId InvalidAppId InvalidCertificate InvalidInput "
     "InvalidJson InvalidLink InvalidCursor "
     "InvalidMinValidity InvalidState InvalidWebhookHeader RedirectUrlNotAllowed "
-    "UnknownQueryParameter",
+    "UnknownQueryParameter InvalidResource ScopeNotConsented MixedResources",
     401: "Unauthorized LoginFailed",
     403: "ApiEndpointDisabled BrowserMismatch Forbidden FormTokenInvalid "
-    "OperatorAuthorityRequired ScopesMissing SettingNotAllowed UserMismatch CsrfFailed",
+    "OperatorAuthorityRequired ScopesMissing SettingNotAllowed UserMismatch CsrfFailed "
+    "ResourceNotAllowed",
     404: "AccountNotFound AppNotFound DeliveryNotFound RouteNotFound TokenNotFound",
     405: "MethodNotAllowed",
     409: "AccountAppMismatch AppExists AppInUse NoNextCredential ReauthRequired "

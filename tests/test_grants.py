@@ -222,7 +222,8 @@ async def test_dod_cloud_scopes() -> None:
     from service.providers import app_only_scopes, builtin_endpoints
 
     assert app_only_scopes("dod", None) == ["https://dod-graph.microsoft.us/.default"]
-    assert app_only_scopes("dod", "imap") == ["https://outlook.office365.us/.default"]
+    assert app_only_scopes("dod", "imap") == ["https://outlook-dod.office365.us/.default"]
+    assert app_only_scopes("gcc-high", "imap") == ["https://outlook.office365.us/.default"]
     assert app_only_scopes("global", "imap") == ["https://outlook.office365.com/.default"]
     ends = builtin_endpoints("outlookService", TENANT, "dod")
     assert ends.token_url == f"https://login.microsoftonline.us/{TENANT}/oauth2/v2.0/token"

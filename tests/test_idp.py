@@ -85,6 +85,31 @@ def test_active_follows_rotation_and_revocation(provider: Idp) -> None:
     assert provider.active(second).active is False
 
 
+def test_refresh_lifetime_per_client_and_per_request(provider: Idp) -> None:
+    """refresh_token_expires_in comes for the chosen client only, a fault sets one answer's."""
+    provider.refresh_lifetime(3600, client_id=provider.client_id)
+    first = str(provider.mint("lifetime-user", SCOPE)["refresh_token"])
+    status, body = provider.refresh(first)
+    assert status == 200 and body["refresh_token_expires_in"] == 3600
+    other = provider.mint("lifetime-other", SCOPE, client_id=provider.other_client_id)
+    status, body = provider.refresh(
+        str(other["refresh_token"]),
+        client_id=provider.other_client_id,
+        client_secret=provider.other_client_secret,
+    )
+    assert status == 200 and "refresh_token_expires_in" not in body
+    provider.fault("refresh_token_expires_in", value=60)
+    status, body = provider.refresh(
+        str(body["refresh_token"]),
+        client_id=provider.other_client_id,
+        client_secret=provider.other_client_secret,
+    )
+    assert status == 200 and body["refresh_token_expires_in"] == 60
+    provider.reset()
+    status, body = provider.refresh(str(provider.mint("lifetime-late", SCOPE)["refresh_token"]))
+    assert status == 200 and "refresh_token_expires_in" not in body
+
+
 def test_rotation_can_keep_the_previous_token_usable(provider: Idp) -> None:
     """With retire_rotated false an old refresh token still works; reset restores retiring."""
     provider.retire_rotated(False)
@@ -165,3 +190,66 @@ def test_jwt_bearer_checks_times_scopes_and_delegation(provider: Idp) -> None:
     gone = grant("a@example.test", "https://mail.google.com/", now_s)[1]
     assert gone == {"error": "invalid_grant", "error_description": "Invalid email or User ID"}
     assert grant("b@example.test", "https://mail.google.com/", now_s)[0] == 200
+
+
+OUTLOOK = "https://outlook.office.com"
+GRAPH = "https://graph.microsoft.com"
+CONSENTED = f"{OUTLOOK}/IMAP.AccessAsUser.All {OUTLOOK}/SMTP.Send {GRAPH}/Mail.Read"
+
+
+def test_a_refresh_naming_one_resource_gets_a_token_for_it(provider: Idp) -> None:
+    """Microsoft: `scope` of one resource yields a token with that audience, and rotates."""
+    token = str(provider.mint("res-user", SCOPE, resource_scopes=CONSENTED)["refresh_token"])
+    status, outlook = provider.refresh(
+        token, scope=f"{OUTLOOK}/IMAP.AccessAsUser.All offline_access"
+    )
+    assert status == 200, outlook
+    assert outlook["scope"] == f"{OUTLOOK}/IMAP.AccessAsUser.All"
+    assert provider.audience(str(outlook["access_token"])) == (OUTLOOK, outlook["scope"])
+    assert outlook["refresh_token"] != token and not provider.active(token).active
+    status, graph = provider.refresh(
+        str(outlook["refresh_token"]), scope="Mail.Read offline_access"
+    )
+    assert status == 200, graph
+    assert graph["scope"] == "Mail.Read"  # Graph's scopes come without their prefix
+    assert provider.audience(str(graph["access_token"]))[0] == GRAPH
+    status, everything = provider.refresh(str(graph["refresh_token"]), scope=f"{OUTLOOK}/.default")
+    assert status == 200, everything
+    assert everything["scope"] == f"{OUTLOOK}/IMAP.AccessAsUser.All {OUTLOOK}/SMTP.Send"
+
+
+def test_two_resources_in_one_refresh_are_refused(provider: Idp) -> None:
+    """Microsoft: scopes of two resources in one request are AADSTS70011, token kept."""
+    token = str(provider.mint("mixed-user", SCOPE, resource_scopes=CONSENTED)["refresh_token"])
+    status, body = provider.refresh(token, scope=f"{OUTLOOK}/SMTP.Send {GRAPH}/Mail.Read")
+    assert status == 400 and body["error"] == "invalid_scope", body
+    assert body["error_codes"] == [70011] and "AADSTS70011" in str(body["error_description"])
+    assert provider.active(token).active
+
+
+def test_a_scope_not_consented_is_refused(provider: Idp) -> None:
+    """Microsoft: an unconsented scope, or .default of an unconsented resource, is AADSTS65001."""
+    token = str(provider.mint("consent-user", SCOPE, resource_scopes=CONSENTED)["refresh_token"])
+    for scope in (f"{GRAPH}/Calendars.Read", "https://api.example/.default"):
+        status, body = provider.refresh(token, scope=scope)
+        assert status == 400 and body["error"] == "invalid_grant", body
+        assert body["error_codes"] == [65001] and body["suberror"] == "consent_required"
+    assert provider.active(token).active
+    assert provider.stats()["refresh_replayed"] == 0
+
+
+def test_a_used_refresh_token_is_counted_as_replayed(provider: Idp) -> None:
+    """Presenting a refresh token a refresh already used counts in refresh_replayed."""
+    token = str(provider.mint("replay-user", SCOPE)["refresh_token"])
+    assert provider.refresh(token)[0] == 200
+    assert provider.refresh(token)[0] == 400
+    assert provider.stats()["refresh_replayed"] == 1
+
+
+def test_a_narrower_scope_downscopes_an_ordinary_grant(provider: Idp) -> None:
+    """Without a Microsoft consent, `scope` is RFC 6749's: a subset narrows the token."""
+    token = str(provider.mint("narrow-user", f"{SCOPE} mail.read")["refresh_token"])
+    status, body = provider.refresh(token, scope="openid mail.read")
+    assert status == 200, body
+    assert sorted(str(body["scope"]).split()) == ["mail.read", "openid"]
+    assert provider.audience(str(body["access_token"])) == (None, None)

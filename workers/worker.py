@@ -16,6 +16,7 @@ from service.clock import Clock
 from service.config import Config
 from service.core import build_core
 from service.credential_watch import CredentialWatch
+from service.grant_watch import GrantWatch
 from service.metrics import WorkerMetrics
 from service.store.connection import STORE_ERRORS
 from workers.health import beat
@@ -47,6 +48,7 @@ class Worker:
         self.refresh = RefreshLoop(self.core, self.metrics, config)
         self.webhooks = WebhookLoop(self.core, self.metrics, config, http)
         self.watch = CredentialWatch(self.core.apps, config, clock)
+        self.grants = GrantWatch(self.core.accounts, self.core.links, config, clock)
         self.loops = [only] if only else list(LOOPS)
         self.idle = asyncio.Event()  # set while run() is not running
         self.idle.set()
@@ -95,12 +97,13 @@ class Worker:
         await self.idle.wait()
 
     async def _watch(self) -> None:
-        """Check the apps' credential expiry dates every credential_check_s (until stopped)."""
+        """Check credentials' and grants' deadlines every credential_check_s (until stopped)."""
         while True:
-            try:
-                await self.watch.check()
-            except (*STORE_ERRORS, RedisError, errors.ApiError) as exc:  # again next round
-                log.warning("credential_watch_failed", error=type(exc).__name__)
+            for name, check in (("credential", self.watch.check), ("grant", self.grants.check)):
+                try:
+                    await check()
+                except (*STORE_ERRORS, RedisError, errors.ApiError) as exc:  # again next round
+                    log.warning(f"{name}_watch_failed", error=type(exc).__name__)
             await asyncio.sleep(self.config.credential_check_s)
 
     async def _heartbeat(self) -> None:

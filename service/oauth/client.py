@@ -14,7 +14,7 @@ from service.clock import Clock
 from service.oauth.client_auth import ClientCredential, attach
 from service.oauth.discovery import Discovery
 from service.outbound.session import read_capped
-from service.timing import lifetime_s
+from service.timing import lifetime_s, refresh_expiry_ms
 
 FailureKind = Literal["transient", "permanent", "app"]
 AADSTS = re.compile(r"AADSTS(\d+)")
@@ -45,6 +45,7 @@ class Granted:
     lifetime_s: int
     expires_at_ms: int
     scopes: list[str] | None
+    refresh_expires_at_ms: int | None = None  # from refresh_token_expires_in, when given
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ def parse_granted(body: object, sent_at_ms: int) -> RefreshResult:
         lifetime_s=life,
         expires_at_ms=sent_at_ms + life * 1000,
         scopes=scope.split() if isinstance(scope, str) else None,
+        refresh_expires_at_ms=refresh_expiry_ms(body.get("refresh_token_expires_in"), sent_at_ms),
     )
 
 
@@ -146,13 +148,22 @@ class OAuthClient:
         self.discovery = Discovery(http, self.timeout)
 
     async def refresh(
-        self, app: App, credential: ClientCredential | None, refresh_token: str
+        self,
+        app: App,
+        credential: ClientCredential | None,
+        refresh_token: str,
+        scope: str | None = None,
     ) -> RefreshResult:
-        """Run the refresh_token grant; never raises for provider or network trouble."""
-        # No `scope`: the refreshed token carries what the grant holds. Microsoft would
+        """Run the refresh_token grant; never raises for provider or network trouble.
+
+        `scope` only for a per-resource or down-scoped token (service/resources.py).
+        """
+        # Else no `scope`: the refreshed token carries what the grant holds. Microsoft would
         # refuse a refresh asking for more than was granted (a migrated grant, changed extra
         # scopes), and EmailEngine sends none on an Outlook refresh either.
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        if scope is not None:
+            form["scope"] = scope
         return await self._granting(app, credential, form, self.refresh_timeout)
 
     async def exchange_code(

@@ -170,7 +170,12 @@ def cmd_token(args: argparse.Namespace) -> int:
             when = {"expires": args.expires}  # checked as the API checks times
             expires = validate.iso_time(when, "expires") if args.expires is not None else None
             token, meta = await store.create(
-                args.scope, args.account, args.description, expires, SystemClock().now_ms()
+                args.scope,
+                args.account,
+                args.description,
+                expires,
+                SystemClock().now_ms(),
+                args.resource,
             )
             print(
                 f"created API token {meta.id} with scopes {', '.join(meta.scopes)}; "
@@ -246,6 +251,12 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--account")
     create.add_argument("--description")
     create.add_argument("--expires", help="ISO 8601 time, e.g. 2030-01-01T00:00:00Z")
+    create.add_argument(
+        "--resource",
+        action="append",
+        help="limit the token endpoint to this resource (default, outlook, graph or an "
+        "audience URI); repeat for more",
+    )
     tok_sub.add_parser("list", help="list tokens (never the tokens themselves)")
     revoke = tok_sub.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("id")

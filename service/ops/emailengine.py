@@ -29,6 +29,7 @@ from service.apps import AppStore
 from service.clock import Clock, iso
 from service.config import Config
 from service.crypto.cipher import Cipher
+from service.grant_deadline import at_grant
 from service.ops.emailengine_format import EeData, EeReader
 from service.ops.emailengine_plan import (
     Plan,
@@ -144,6 +145,7 @@ class EmailEngineImport:
             expires_at_ms=plan.expires_at_ms,
             scopes=plan.scopes if plan.scopes is not None else app.scopes,
             app_endpoints=app.endpoints_fingerprint,
+            grant_deadline=at_grant(app.provider, app.fields, None, now),
         )
         expires = plan.expires_at_ms if plan.access_token else None
         due = next_refresh_ms(self.config, now, expires, None) if expires is not None else now

@@ -12,21 +12,24 @@ from typing import Any
 
 from service import errors, validate
 from service.apitokens import SCOPES
-from service.providers import KINDS, MICROSOFT_CLOUDS
+from service.providers import KINDS, MICROSOFT_CLOUDS, MICROSOFT_TENANTS, SERVICE_KINDS
 from service.webhooks.events import EVENTS
 
 PROVIDER_NAMES: dict[str, tuple[str, ...]] = {
     "gmail": ("gmail", "google"),
     "outlook": ("outlook", "microsoft"),
     "mailRu": ("mailRu",),
-    # gmailService and outlookService are left out until their tokens can be minted here
-    # (service-account tokens: issue 11); the dry run says so.
+    "gmailService": ("gmailService",),
+    "outlookService": ("outlookService",),
 }
 MICROSOFT_LIKE = frozenset({"outlook", "microsoft", "outlookService"})
 CLOUDS = {"global": "global", "gcc-high": "usgov", "china": "china"}  # EmailEngine -> ours
 TOKEN_SCOPES = {"*": ("*",), "api": ("api", "oauth-tokens"), "metrics": ("metrics",)}
-APP_TAKEN = frozenset({"id", "provider", "name", "clientId", "clientSecret", "extraScopes"})
+APP_TEXT = ("clientId", "clientSecret", "baseScopes")  # taken as they are, when set
+SERVICE_ACCOUNT = ("serviceClient", "serviceClientEmail", "serviceKey")  # gmailService
+APP_TAKEN = frozenset({"id", "provider", "name", "extraScopes", "skipScopes", *APP_TEXT})
 APP_TAKEN_MS = APP_TAKEN | {"authority", "cloud"}
+APP_TAKEN_GS = APP_TAKEN | {*SERVICE_ACCOUNT, "authMethod"}
 APP_IGNORED = frozenset({"created", "updated", "meta", "enabled"})  # ours have no such state
 SETTINGS = ("webhooks", "webhooksEnabled", "webhookEvents", "enableOAuthTokensApi")
 SETTINGS_HEADERS = "webhooksCustomHeaders"
@@ -55,7 +58,7 @@ class AccountPlan:
     app: str
     user: str
     name: str | None
-    refresh_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)  # None: a service-account app's mailbox
     access_token: str | None = field(repr=False)
     expires_at_ms: int | None
     scopes: list[str] | None
@@ -102,31 +105,55 @@ def plan_apps(plan: Plan, apps: dict[str, dict[str, Any]]) -> None:
             plan.skip("app", app_id, "the id is outside our app id rules")
             continue
         body: dict[str, Any] = {"id": app_id, "provider": kind, "name": record.get("name")}
-        for name in ("clientId", "clientSecret"):
-            if record.get(name) is not None:
-                body[name] = record[name]
-        if record.get("extraScopes"):
-            body["additionalScopes"] = list(record["extraScopes"])
-        taken = APP_TAKEN
-        if kind in MICROSOFT_LIKE:
-            taken = APP_TAKEN_MS
-            body["tenant"] = record.get("authority") or "common"
-            cloud = record.get("cloud") or "global"
-            ours = cloud if cloud in MICROSOFT_CLOUDS else CLOUDS.get(cloud)  # EE's names first
-            if ours is None:
-                plan.skip("app", app_id, f"cloud {cloud!r} is not supported")
-                continue
-            body["cloud"] = ours
+        body.update({name: record[name] for name in APP_TEXT if record.get(name) is not None})
+        for name, ours in (("extraScopes", "additionalScopes"), ("skipScopes", "skipScopes")):
+            if record.get(name):
+                body[ours] = list(record[name])
+        problem = _kind_fields(kind, record, body)
+        if problem is not None:
+            plan.skip("app", app_id, problem)
+            continue
         plan.apps[app_id] = {k: v for k, v in body.items() if v is not None}
+        taken = APP_TAKEN_MS if kind in MICROSOFT_LIKE else APP_TAKEN
+        taken = APP_TAKEN_GS if kind == "gmailService" else taken
         for name in sorted(set(record) - taken - APP_IGNORED):
             plan.skip("field", f"{app_id}.{name}", _app_field_reason(name))
+        if kind == "outlookService" and "baseScopes" in record:
+            plan.skip("field", f"{app_id}.baseScopes", OUTLOOK_SERVICE_SCOPES)
+
+
+OUTLOOK_SERVICE_SCOPES = (
+    "EmailEngine asks Microsoft Graph's .default for every outlookService app, and so does "
+    "the imported app (set baseScopes imap here for Exchange Online's)"
+)
+
+
+def _kind_fields(kind: str, record: dict[str, Any], body: dict[str, Any]) -> str | None:
+    """Add the fields of Microsoft and service-account apps; a reason when the app cannot come."""
+    if kind == "gmailService":
+        if record.get("authMethod", "serviceKey") != "serviceKey":
+            return f"authMethod {record.get('authMethod')!r} (workload identity) is not supported"
+        body.update({name: record.get(name) for name in SERVICE_ACCOUNT})
+        if not all(body.get(name) for name in SERVICE_ACCOUNT):
+            return "its service account is incomplete (serviceClient, email or key missing)"
+    if kind not in MICROSOFT_LIKE:
+        return None
+    body["tenant"] = record.get("authority") or "common"
+    cloud = record.get("cloud") or "global"
+    ours = cloud if cloud in MICROSOFT_CLOUDS else CLOUDS.get(cloud)  # EE's names first
+    if ours is None:
+        return f"cloud {cloud!r} is not supported"
+    body["cloud"] = ours
+    if kind == "outlookService":
+        body.pop("baseScopes", None)  # always Graph's .default, as in EmailEngine
+        if body["tenant"] in MICROSOFT_TENANTS:
+            return "an outlookService app needs its tenant id as authority"
+    return None
 
 
 def _app_field_reason(name: str) -> str:
     if name == "redirectUrl":
         return "EmailEngine's callback; register tokenbroker's redirect URI at the provider"
-    if name == "baseScopes":
-        return "no scope presets yet: the preset's scopes are not added to the app"
     return "no counterpart in tokenbroker's apps"
 
 
@@ -148,20 +175,34 @@ def plan_account(plan: Plan, account: Any, known_apps: set[str]) -> None:
     if access and expires is None:
         plan.skip("field", f"{account.id}.accessToken", "no expiry: it is refreshed instead")
         access = None
+    refresh = oauth2.get("refreshToken") or None
+    user = str(auth.get("user") or account.email or "")
+    if plan.apps[app_id]["provider"] in SERVICE_KINDS:
+        if not user:
+            plan.skip("account", account.id, "a service-account app's account names no mailbox")
+            return
+        if refresh is not None:
+            plan.skip("field", f"{account.id}.refreshToken", SERVICE_REFRESH)
+            refresh = None
     scope = oauth2.get("scope") or oauth2.get("scopes")
     scopes = scope.split() if isinstance(scope, str) else scope if isinstance(scope, list) else None
     plan.accounts.append(
         AccountPlan(
             id=account.id,
             app=app_id,
-            user=str(auth.get("user") or account.email or ""),
+            user=user,
             name=account.name or None,
-            refresh_token=oauth2["refreshToken"],
+            refresh_token=refresh,
             access_token=access or None,
             expires_at_ms=expires if access else None,
             scopes=scopes,
         )
     )
+
+
+SERVICE_REFRESH = (
+    "a service-account app's mailbox has no refresh token: its tokens come from the app"
+)
 
 
 def _account_problem(
@@ -175,7 +216,7 @@ def _account_problem(
         return f"its app {app_id!r} no longer exists in EmailEngine"
     if app_id not in plan.apps:
         return f"its app {app_id!r} is not imported"
-    if not oauth2.get("refreshToken"):
+    if not oauth2.get("refreshToken") and plan.apps[app_id]["provider"] not in SERVICE_KINDS:
         return "it holds no refresh token"
     return None
 

@@ -117,6 +117,7 @@ class Importer:
             self.keys.index(part, Status.REAUTH_REQUIRED),
             self.keys.app_counts(part),
             self.keys.search(part),
+            self.keys.grant_deadlines(part),
         ]
         flat = [item for pair in fields.items() for item in pair]
         due = str(self._due(fields))

@@ -36,6 +36,10 @@ class Keys:
             return None
         return account if self.account(account) == key else None
 
+    def account_resources(self, account: str) -> str:
+        """Hash of one account's per-resource access tokens (slot -> sealed entry)."""
+        return f"{self._tag(self.partition_of(account))}:acctres:{account}"
+
     def lock(self, account: str) -> str:
         """Single-flight refresh lock of one account."""
         return f"{self._tag(self.partition_of(account))}:lock:{account}"
@@ -51,6 +55,10 @@ class Keys:
     def index(self, partition: int, status: str = "all") -> str:
         """Sorted set (score 0, ordered by id) of the partition's accounts, by status."""
         return f"{self._tag(partition)}:idx:{status}"
+
+    def grant_deadlines(self, partition: int) -> str:
+        """Sorted set of the partition's account ids scored by their grant's known deadline (ms)."""
+        return f"{self._tag(partition)}:grantdl"
 
     def search(self, partition: int) -> str:
         """Sorted set (score 0) of the partition's search entries (service.account_search)."""

@@ -33,6 +33,8 @@ SCRIPT_NAMES = (
     "account_search_index",
     "account_update_profile",
     "app_credential_notice",
+    "account_grant_notice",
+    "account_store_resource",
     "audit_append",
 )
 

@@ -1,4 +1,4 @@
-"""Account routes: import or connect, list, search, show, delete and force a refresh."""
+"""Account routes: import or connect, list, search, show, delete, force a refresh, check mail."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from service import errors, limits, validate
 from service.account_record import F
 from service.accounts import STATUSES, AccountWrite
 from service.core import Core
+from service.grant_deadline import at_grant
+from service.mailcheck import MailCheck
 from service.providers import SERVICE_KINDS
 from service.refresh import Refreshed
 from service.refresh_errors import refresh_error
@@ -132,6 +134,7 @@ async def import_grant(core: Core, body: dict[str, Any], oauth2: dict[str, Any])
         identity={
             k: v for k, v in ((F.EMAIL, email), (F.DELEGATED_USER, delegated)) if v is not None
         },
+        grant_deadline=at_grant(app.provider, app.fields, None, now),  # import: consent now
     )
     due = next_refresh_ms(core.config, now, expires, None) if expires is not None else now
     data = {"user": user, "provider": app.provider}
@@ -254,3 +257,12 @@ def _refreshed_body(public: dict[str, Any]) -> dict[str, Any]:
         "expires": public["expires"],
         "scopes": public["scopes"],
     }
+
+
+async def verify_account(request: web.Request) -> web.Response:
+    """Check the account's mailbox with its token: IMAP, SMTP and the mail API, classified."""
+    account_id = account_param(request)
+    await authorize(request, "api", account_id)
+    known_query(request, set())
+    body = await MailCheck(request.app[CORE]).check(account_id)
+    return json_response(body, headers={"Cache-Control": "no-store"})

@@ -59,9 +59,11 @@ async def core_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CORE].refresher.incident = app[METRICS].count_incident
     with contextlib.suppress(Exception):  # Redis may be down at start; /ready says so
         await seed_settings(app[CORE])
-    with contextlib.suppress(Exception):  # likewise: the next start finishes it
-        await app[CORE].accounts.search.ensure_backfilled()
+    backfill = asyncio.create_task(app[CORE].accounts.search.backfill_quietly())
     yield
+    backfill.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await backfill
     await asyncio.to_thread(app[CORE].tracing.shutdown)  # the spans still buffered
 
 

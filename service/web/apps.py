@@ -9,13 +9,15 @@ from aiohttp import web
 from service import errors, limits, validate
 from service.apitokens import ApiToken
 from service.app_credentials import describe
+from service.app_mail import TOKEN_TARGET_FIELDS
 from service.apps import App
 from service.clock import iso
 from service.providers import ENDPOINT_FIELDS
 from service.web.appkeys import CONFIG, CORE
 from service.web.io import authorize, json_body, json_response
 
-OPERATOR_FIELDS = ("issuer", *ENDPOINT_FIELDS)  # where the broker sends codes and tokens
+# where the broker sends codes and tokens: the provider's endpoints, the mail check's servers
+OPERATOR_FIELDS = ("issuer", *ENDPOINT_FIELDS, *TOKEN_TARGET_FIELDS)
 
 
 def require_operator(token: ApiToken, body: dict[str, Any], app: App | None) -> None:
@@ -27,13 +29,18 @@ def require_operator(token: ApiToken, body: dict[str, Any], app: App | None) -> 
     if token.allows("*"):
         return
     stored = app.fields if app is not None else {}
-    changed = [f for f in OPERATOR_FIELDS if f in body and body[f] != stored.get(f)]
+    changed = [f for f in OPERATOR_FIELDS if f in body and _stored_form(body[f]) != stored.get(f)]
     if changed:
         raise errors.OperatorAuthorityRequired(
             f"setting {', '.join(changed)} needs an API token with the '*' scope "
             "(or the settings pages)",
             details={"fields": changed},
         )
+
+
+def _stored_form(value: object) -> object:
+    """A field's value as the app's hash holds it (ports are stored as text)."""
+    return str(value) if type(value) is int else value
 
 
 PAGE_QUERY = {"page", "pageSize"}

@@ -16,7 +16,7 @@ from service.apitokens import ApiToken
 from service.web.appkeys import CORE
 from service.web.io import authorize, json_body, json_response, known_query
 
-CREATE_FIELDS = {"account", "description", "scopes"}
+CREATE_FIELDS = {"account", "description", "scopes", "resources"}
 TOKEN = re.compile(r"[0-9a-f]{1,64}")  # ids are 16 hex digits, tokens 64
 
 
@@ -86,7 +86,14 @@ async def create_token(request: web.Request) -> web.Response:
     if "api" in scopes and "oauth-tokens" not in scopes:
         scopes = [*scopes, "oauth-tokens"]  # EmailEngine's `api` includes the token endpoint
     description = validate.string(body, "description", max_len=limits.DESCRIPTION_MAX)
-    token, meta = await core.tokens.create(scopes, account, description, None, core.clock.now_ms())
+    resources = body.get("resources")
+    if resources is not None and (
+        not isinstance(resources, list) or not all(isinstance(r, str) for r in resources)
+    ):
+        raise errors.InvalidInput("resources must be a list", details={"field": "resources"})
+    token, meta = await core.tokens.create(
+        scopes, account, description, None, core.clock.now_ms(), resources
+    )
     return json_response({"token": token, "id": meta.id})
 
 

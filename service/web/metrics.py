@@ -12,6 +12,7 @@ from aiohttp import web
 from service import errors
 from service.core import Core
 from service.credential_watch import expiries
+from service.grant_watch import HOUR_MS, WEEK_MS, GrantWatch
 from service.metrics import Metrics
 from service.schedule import Schedule
 from service.store.connection import STORE_ERRORS
@@ -39,6 +40,7 @@ async def metrics(request: web.Request) -> web.Response:
     registry.backlog_age.set(age_ms / 1000)
     registry.dead_letters.set(await deliveries.dead_count())
     await _app_credentials(core, registry)
+    await _grants_expiring(core, registry)
     registry.cache_lookups.follow(core.cache)
     return web.Response(body=registry.render(), content_type="text/plain")
 
@@ -56,6 +58,13 @@ async def _app_credentials(core: Core, registry: Metrics) -> None:
         registry.app_credentials_error.labels(app.id).set(1 if "error" in app.fields else 0)
         for expiry in expiries(app, now, core.config):
             registry.app_credential_expiry.labels(app.id, expiry.slot).set(expiry.left_ms / 1000)
+
+
+async def _grants_expiring(core: Core, registry: Metrics) -> None:
+    """Active accounts whose grant has a known deadline within 48 hours and within 7 days."""
+    watch = GrantWatch(core.accounts, core.links, core.config, core.clock)
+    registry.grants_expiring.labels("48h").set(await watch.count(48 * HOUR_MS))
+    registry.grants_expiring.labels("7d").set(await watch.count(WEEK_MS))
 
 
 def counted(handler: Handler) -> Handler:

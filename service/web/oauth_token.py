@@ -5,7 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from service import errors
+from service.core import Core
 from service.limits import MIN_VALIDITY_S
+from service.resources import DEFAULT, Resource, resolve, resource_name
 from service.settings import OAUTH_TOKENS_API
 from service.tokens import FreshToken
 from service.web.appkeys import CORE, REQUEST_ID
@@ -18,7 +20,10 @@ RESOURCE_MAX = 256  # characters of a ?resource= kept in the audit record
 
 @counted
 async def oauth_token(request: web.Request) -> web.Response:
-    """Serve the account's access token, refreshing it first when it expires too soon."""
+    """Serve the account's access token, refreshing it first when it expires too soon.
+
+    `resource` or `scopes` ask for a per-resource (Microsoft) or down-scoped token instead.
+    """
     account_id = account_param(request)
     core = request.app[CORE]
     with core.tracing.span("auth"):
@@ -29,7 +34,17 @@ async def oauth_token(request: web.Request) -> web.Response:
         )
     query = request.query if request.query_string else None  # most requests carry none
     min_validity = _min_validity(query.get("minValidity") if query else None)
-    fresh = await core.token_service.fresh_token(account_id, min_validity * 1000)
+    resource: Resource | None = None
+    if query is not None and ("resource" in query or "scopes" in query):
+        resource = await _resource(core, account_id, query.get("resource"), query.get("scopes"))
+        token.allows_resource(resource.name, resource.audience)
+        fresh = await core.token_service.fresh_resource_token(
+            account_id, resource, min_validity * 1000
+        )
+    else:
+        if token.resources is not None:
+            token.allows_resource(DEFAULT)
+        fresh = await core.token_service.fresh_token(account_id, min_validity * 1000)
     if core.audit.enabled:
         core.audit.token_answer(
             account=account_id,
@@ -37,7 +52,7 @@ async def oauth_token(request: web.Request) -> web.Response:
             client=client_ip(request),
             request_id=request[REQUEST_ID],
             source=_source(fresh),
-            resource=(query.get("resource", "")[:RESOURCE_MAX] or None) if query else None,
+            resource=resource.name[:RESOURCE_MAX] if resource is not None else None,
         )
     return json_response(fresh.body(), headers={"Cache-Control": "no-store"})
 
@@ -47,6 +62,15 @@ def _source(fresh: FreshToken) -> str:
     if fresh.refresh_failed:
         return "refresh_failed"
     return "cache" if fresh.cached else "refresh"
+
+
+async def _resource(core: Core, account_id: str, name: str | None, scopes: str | None) -> Resource:
+    """The token a resource/scopes request names, checked against what was consented."""
+    account = await core.accounts.require(account_id)
+    app = await core.apps.cached(account.app)
+    consented = list(dict.fromkeys([*app.scopes, *account.scopes]))
+    name = resource_name(name) if name is not None else None
+    return resolve(app.provider, app.cloud, consented, name, scopes)
 
 
 def _min_validity(raw: str | None) -> int:

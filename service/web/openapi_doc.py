@@ -9,13 +9,14 @@ from typing import Any, NamedTuple
 from service import errors
 from service.accounts import STATUSES
 from service.limits import MIN_VALIDITY_S, PAGE, PAGE_SIZE
+from service.resources import NAMES
 from service.web.ee_settings import EE_KEYS
 from service.web.openapi_audit import audit_parameters, audit_schemas
 from service.web.openapi_consent import (
     PAGE_TYPE,
     redirect_response,
 )
-from service.web.openapi_ee import ee_parameters
+from service.web.openapi_ee import ee_parameters, resource_schema
 from service.web.openapi_schemas import (
     ACCOUNT_PATTERN,
     APP_PATTERN,
@@ -133,9 +134,9 @@ ROUTES = (
         f"GET {A}/oauth-token",
         "The access token",
         "OAuthToken",
-        f"{REFRESH} ApiEndpointDisabled ProviderTypeUnsupported",
+        f"{REFRESH} ApiEndpointDisabled ProviderTypeUnsupported ResourceNotAllowed",
         "oauth-tokens",
-        query="minValidity",
+        query="minValidity resource scopes",
     ),
     Route(
         "account_create",
@@ -224,6 +225,13 @@ ROUTES = (
         body="EeAccountUpdate",
     ),
     Route("account_refresh", f"POST {A}/refresh", "Refresh now", "AccountRefreshed", REFRESH),
+    Route(
+        "account_verify",
+        f"POST {A}/verify",
+        "Check the mailbox: log in over IMAP and SMTP, call the mail API",
+        "AccountVerified",
+        f"{REFRESH} AppNotFound UnknownQueryParameter",
+    ),
     Route("apps_list", "GET /v1/oauth2", "List OAuth2 apps", "AppList", query="page pageSize"),
     Route(
         "app_create",
@@ -332,6 +340,22 @@ def _parameter(name: str) -> tuple[Schema, str]:
         "minValidity": (
             schema_type("integer", **MIN_VALIDITY_S.schema()),
             "InvalidMinValidity",
+        ),
+        "resource": (
+            resource_schema(
+                NAMES,
+                "outlook apps: a token for one resource, outlook, graph or an audience URI "
+                "(https://… or api://…), from the account's one refresh token",
+            ),
+            "InvalidResource MixedResources",
+        ),
+        "scopes": (
+            schema_type(
+                "string",
+                description="a token for these of the consented scopes (space or comma "
+                "separated): outlook apps, of one resource; gmail and oidc apps, down-scoped",
+            ),
+            "ScopeNotConsented MixedResources InvalidResource",
         ),
         "page": (schema_type("integer", **PAGE.schema()), "InvalidInput"),
         "pageSize": (schema_type("integer", **PAGE_SIZE.schema()), "InvalidInput"),

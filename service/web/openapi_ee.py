@@ -6,6 +6,7 @@ from typing import Any
 
 from service.apitokens import SCOPES
 from service.limits import DESCRIPTION_MAX
+from service.resources import AUDIENCE_PATTERN, DEFAULT, NAMES
 from service.validate import ACCOUNT_ID
 from service.web.ee_accounts import EE_STATES, EMAIL_PATTERN
 from service.web.ee_settings import EE_KEYS
@@ -161,7 +162,22 @@ def ee_schemas() -> Schema:
     }
 
 
+def resource_schema(names: tuple[str, ...], description: str | None = None) -> Schema:
+    """A token endpoint resource: one of `names` or an audience URI (service/resources.py)."""
+    uri = _t("string", pattern=f"^{AUDIENCE_PATTERN}$", maxLength=300)
+    schema: Schema = {"anyOf": [_t("string", enum=list(names)), uri]}
+    return {**schema, "description": description} if description else schema
+
+
 def _token_schemas() -> Schema:
+    resources = _t(
+        "array",
+        minItems=1,
+        items=resource_schema((DEFAULT, *NAMES)),
+        description="token endpoint resources it may ask for: default (no resource or "
+        "scopes parameter, or scopes of a provider without resources), outlook, graph or an "
+        "audience URI; absent: any",
+    )
     token = _t(
         "object",
         properties={
@@ -173,6 +189,7 @@ def _token_schemas() -> Schema:
             "expires": _t("string", "null"),
             "lastUsed": _t("string", "null"),
             "access": _t("object", properties={"time": _t("string", "null"), "ip": _t("null")}),
+            "resources": resources,
         },
         required=["id", "account", "scopes", "created", "access"],
     )
@@ -191,6 +208,7 @@ def _token_schemas() -> Schema:
             "account": _t("string", "null", pattern=ACCOUNT_PATTERN),
             "description": _t("string", "null", minLength=1, maxLength=DESCRIPTION_MAX),
             "scopes": _t("array", minItems=1, items=_t("string", enum=list(SCOPES))),
+            "resources": resources,
         },
         required=["scopes"],
         additionalProperties=False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.accounts import STATUSES
+from service.grant_deadline import DECLARATIONS, PLATFORMS, PUBLISHING_STATUSES
 from service.limits import (
     ACCESS_TOKEN_MAX,
     APP_TEXT_MAX,
@@ -25,6 +26,7 @@ from service.providers import (
     MICROSOFT_TENANTS,
 )
 from service.validate import ACCOUNT_ID, APP_ID, SCOPE
+from service.web.openapi_app_fields import SERVICE_ACCOUNT, described
 from service.web.openapi_consent import (
     account_rule,
     authorize_fields,
@@ -37,6 +39,7 @@ from service.web.openapi_ee import (
     ee_page_props,
     ee_schemas,
 )
+from service.web.openapi_mail import mail_app_fields, mail_check_schemas
 from service.web.openapi_webhooks import (
     webhook_event_schema,
     webhook_schemas,
@@ -220,6 +223,11 @@ def _token_schema() -> Schema:
             "expires": _time(),
             "cached": schema_type("boolean"),
             "refreshFailed": failed,
+            "resource": schema_type(
+                "string",
+                description="with `resource` or `scopes`: the token's resource (outlook, "
+                "graph, an audience URI, or default for a down-scoped token)",
+            ),
         },
         required=(*required, "expires", "cached"),
     )
@@ -231,25 +239,39 @@ def _app_schemas() -> Schema:
         **_each(" ".join((*ENDPOINT_FIELDS, "issuer")), "string", "null"),
         "provider": _kind(),
         "enabled": schema_type("boolean"),
-        "includeInListing": schema_type("boolean"),
+        "includeInListing": schema_type(
+            "boolean", description="false for gmailService and outlookService (no consent)"
+        ),
         "clientSecretSet": schema_type("boolean"),
         "credentials": _credentials_schema(),
         "additionalScopes": _strings(),
-        "scopes": _strings(description="what a consent asks for: baseScopes, extra, skipped"),
+        "scopes": _strings(
+            description="what a consent (or a service app's grant) asks for: baseScopes, extra,"
+            " skipped; outlookService: the one .default its app-only token is for"
+        ),
         **{name: _time("null") for name in ("created", "updated")},
         "error": schema_type("object", "null", description="the last app credentials error"),
     }
     optional = {
         **_each(
             "clientId clientSecret serviceKey description title authority tenant cloud "
-            "serviceClient serviceClientEmail authMethod",
+            "serviceClient serviceClientEmail",
             "string",
         ),
+        "authMethod": schema_type("string", const="serviceKey", description="gmailService"),
         "baseScopes": schema_type("string", enum=[*BASE_SCOPES, "none"]),
+        "publishingStatus": schema_type("string", enum=list(PUBLISHING_STATUSES)),
+        "platform": schema_type("string", enum=list(PLATFORMS)),
         "extraScopes": _strings(),
         "skipScopes": _strings(),
         "accounts": schema_type("integer", minimum=0),
+        **mail_app_fields(URL_PATTERN, nullable=False),
     }
+    optional = described(optional)
+    optional["clientSecret"] = schema_type("string", const="******", description="set; never shown")
+    optional["serviceKey"] = schema_type(
+        "string", const="******", description="gmailService: the key is set; never shown"
+    )
     count = schema_type("integer", minimum=0)
     return {
         "App": _obj({**app, **optional}, required=tuple(app)),
@@ -338,7 +360,7 @@ def _app_input_schema(*, create: bool) -> Schema:
     """Create and update bodies; on update a null text field resets it, a null secret is kept."""
     url = schema_type("string", "null", maxLength=APP_TEXT_MAX, pattern=URL_PATTERN)
     text = _text(APP_TEXT_MAX, nullable=True)
-    authority = schema_type("string", "null", pattern=APP_PATTERN, description="outlook only")
+    authority = schema_type("string", "null", pattern=APP_PATTERN)
     props: Schema = {
         **{name: dict(url) for name in ("redirectUrl", "issuer", *ENDPOINT_FIELDS)},
         **{name: dict(text) for name in ("name", "description", "title")},
@@ -359,15 +381,27 @@ def _app_input_schema(*, create: bool) -> Schema:
         },
         **{name: _time("null") for name in ("credentialExpires", "nextCredentialExpires")},
         "baseScopes": schema_type("string", "null", enum=[*BASE_SCOPES, "none", None]),
+        "publishingStatus": schema_type(
+            "string",
+            "null",
+            enum=[*PUBLISHING_STATUSES, None],
+            description="gmail, oidc: testing means refresh tokens die 7 days after consent",
+        ),
+        "platform": schema_type(
+            "string",
+            "null",
+            enum=[*PLATFORMS, None],
+            description="outlook: spa means refresh tokens die 24 hours after consent",
+        ),
         "extraScopes": _scopes_input()["anyOf"][0],
         "skipScopes": _scopes_input()["anyOf"][0],
         "additionalScopes": _scopes_input(),
         "authority": authority,
         "tenant": dict(authority),
-        "cloud": schema_type(
-            "string", "null", enum=[*MICROSOFT_CLOUDS, None], description="outlook only"
-        ),
+        "cloud": schema_type("string", "null", enum=[*MICROSOFT_CLOUDS, None]),
+        **mail_app_fields(URL_PATTERN, nullable=True),
     }
+    props = described(props)
     if not create:
         return _obj(props, required=(), closed=True)
     props["provider"] = _kind()
@@ -399,6 +433,10 @@ def _kind_rules() -> list[Schema]:
     credentials = {
         "anyOf": [given("clientId", "clientSecret"), given("clientId", "clientCertificate")]
     }
+    key_file = {  # a JSON key file names the service account itself (app_input)
+        "required": ["serviceKey"],
+        "properties": {"serviceKey": schema_type("string", pattern=r"^\s*\{")},
+    }
     named = {"not": {"enum": list(MICROSOFT_TENANTS)}}  # outlookService needs a tenant id
     no_named = {"authority": named, "tenant": named}
     return [
@@ -409,12 +447,16 @@ def _kind_rules() -> list[Schema]:
         },
         {
             "if": kind("gmailService"),
-            "then": given("serviceClient", "serviceClientEmail", "serviceKey"),
+            "then": {"anyOf": [given(*SERVICE_ACCOUNT), key_file]},
             "else": {"allOf": [credentials, no_service]},
         },
         {"if": kind("outlookService"), "then": {"properties": no_named}},
         {"if": kind("gmail", "gmailService", "mailRu"), "then": no_certificate},
         {"if": kind("oidc"), "then": {"anyOf": [given("issuer"), given("tokenUrl")]}},
+        *(
+            {"if": {"not": kind(*sorted(kinds))}, "then": {"properties": _each(name, "null")}}
+            for name, (_, kinds, _) in DECLARATIONS.items()
+        ),
     ]
 
 
@@ -487,6 +529,7 @@ def components() -> Schema:
         **consent_schemas(URL_PATTERN, ACCOUNT_PATTERN, APP_PATTERN),
         **_account_schemas(),
         **_app_schemas(),
+        **mail_check_schemas(),
         **webhook_schemas(),
         "WebhookEvent": webhook_event_schema(),
         "Settings": _settings_schema(update=False),

@@ -127,6 +127,16 @@ EVENT_EXAMPLES: dict[str, Schema] = {
         "daysLeft": 14,
         "next": False,
     },
+    "authenticationExpiring": {
+        "user": "user@example.com",
+        "provider": "gmail",
+        "deadline": "2026-12-08T09:30:00.000Z",
+        "hoursLeft": 47,
+        "stage": "warning",
+        "source": "publishingStatus:testing",
+        "url": "https://tokenbroker.example.com/oauth/start?link=eyJhbGciOi...",
+        "urlExpires": "2026-12-08T09:30:00.000Z",
+    },
 }
 
 

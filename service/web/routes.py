@@ -46,6 +46,9 @@ def add_routes(app: web.Application) -> None:
                 "/v1/account/{account}/refresh", accounts.refresh_account, name="account_refresh"
             ),
             web.post(
+                "/v1/account/{account}/verify", accounts.verify_account, name="account_verify"
+            ),
+            web.post(
                 "/v1/authentication/form",
                 ee_form.authentication_form,
                 name="authentication_form",

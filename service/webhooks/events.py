@@ -18,6 +18,7 @@ EVENTS = (
     "scopesMissing",
     "appCredentialsError",
     "appCredentialsExpiring",
+    "authenticationExpiring",
 )
 
 

@@ -1,4 +1,4 @@
-"""Settings pages: accounts (list, connect, refresh, delete), API tokens, deliveries, dashboard."""
+"""Settings pages: accounts (list, connect, refresh, check, delete), tokens, deliveries, stats."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from service.core import Core
 from service.web.appkeys import CORE
 from service.webhooks.deliveries import Deliveries, Delivery
 from tests.support.admin import login, post_form
+from tests.support.dovecot import Dovecot, dovecot, import_mailbox, mail_app
 from tests.support.idp import Idp
 
+__all__ = ["dovecot"]  # the fixture, used by name
 Client = TestClient[web.Request, web.Application]
 Importer = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -36,6 +38,25 @@ async def add_accounts(core: Core, app: str, count: int) -> None:
             scopes=[],
         )
         await core.accounts.save(f"acct-{n:02}", write, now + 3_600_000, now, {})
+
+
+async def test_account_page_checks_the_mailbox(
+    operator: Client, client: Client, admin: dict[str, str], core: Core, idp: Idp, dovecot: Dovecot
+) -> None:
+    """The Check mailbox button shows IMAP and SMTP ok at Dovecot, tokenRefused once retired."""
+    await mail_app(core, idp, dovecot, mailApiUrl=None)
+    minted = await import_mailbox(client, admin, idp)
+    path = "/admin/accounts/alice"
+    resp = await post_form(operator, f"{path}/verify", {}, page=path)
+    passed = await resp.text()
+    assert resp.status == 200 and "Mailbox check: " in passed and ">passed<" in passed
+    assert f"127.0.0.1:{dovecot.imap_port} (plain)" in passed
+    assert f"127.0.0.1:{dovecot.submission_port} (plain)" in passed
+    idp.revoke_access_token(minted["access_token"])
+    failed = await (await post_form(operator, f"{path}/verify", {}, page=path)).text()
+    assert ">failed<" in failed and failed.count("<code>tokenRefused</code>") == 2
+    assert "notConfigured" in failed and "POST /v1/account/alice/refresh" in failed
+    assert minted["access_token"] not in passed + failed
 
 
 async def test_accounts_list_filter_search_paging(
@@ -136,6 +157,20 @@ async def test_tokens_created_shown_once_and_revoked(operator: Client, core: Cor
     assert (await operator.get("/v1/settings", headers=bearer)).status == 401
 
 
+async def test_tokens_limited_to_resources(operator: Client, core: Core) -> None:
+    """The form's resources limit the token (listed); a bad name is shown with the input kept."""
+    form = {"scopes": ["oauth-tokens"], "description": "imap", "resources": "outlook graph"}
+    resp = await post_form(operator, "/admin/tokens", form)
+    assert resp.status == 200, await resp.text()
+    (meta,) = await core.tokens.all()
+    assert meta.resources == ("outlook", "graph")
+    listing = await (await operator.get("/admin/tokens")).text()
+    assert "<td>outlook, graph</td>" in listing
+    resp = await post_form(operator, "/admin/tokens", {**form, "resources": "sharepoint"})
+    body = await resp.text()
+    assert resp.status == 400 and 'value="sharepoint"' in body, body
+
+
 async def test_token_form_errors_keep_input(operator: Client, core: Core) -> None:
     """No scope, a bad account id or a bad expiry is shown (400) with what was typed."""
     for fields, message in (
@@ -182,3 +217,21 @@ async def test_dashboard_counts_live_workers(operator: Client, core: Core) -> No
     await core.redis.hset(core.keys.workers, mapping={"w1": now - 5_000, "w2": now - 600_000})
     page = await (await operator.get("/admin/")).text()
     assert "1 worker reported in the last minute" in page
+
+
+async def test_grants_ending_within_a_week_listed(
+    operator: Client, core: Core, oidc_app: str, import_account: Importer
+) -> None:
+    """The accounts page and the dashboard list a testing app's grant; its page shows the end."""
+    app = await core.apps.require(oidc_app)
+    await core.apps.update(app, {"publishingStatus": "testing"}, iso(core.clock.now_ms()))
+    await import_account("dying")
+    await add_accounts(core, oidc_app, 1)  # saved without a deadline
+    deadline = iso((await core.accounts.require("dying")).grant_deadline_ms or 0)
+    for path in ("/admin/accounts", "/admin/"):
+        page = await (await operator.get(path)).text()
+        section = page.split('id="grants-expiring"', 1)[1].split("</section>", 1)[0]
+        assert "dying" in section and deadline in section, path
+        assert "acct-00" not in section
+    detail = await (await operator.get("/admin/accounts/dying")).text()
+    assert 'id="grant-deadline"' in detail and "publishingStatus:testing" in detail

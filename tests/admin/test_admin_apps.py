@@ -50,6 +50,23 @@ async def test_add_app_with_additional_scopes(operator: Client, core: Core, idp:
     assert "mail" in listing and "oidc" in listing
 
 
+async def test_mail_check_servers_on_the_form(operator: Client, core: Core, idp: Idp) -> None:
+    """The form sets the mailbox check's servers (port as a number); emptied, they are removed."""
+    fields = {"imapHost": "imap.example.test", "imapPort": "1993", "imapTls": "tls"}
+    resp = await post_form(operator, "/admin/apps/new", {**app_form(idp), **fields})
+    assert resp.status == 303, await resp.text()
+    app = await core.apps.require("mail")
+    assert {k: app.fields[k] for k in fields} == fields
+    page = await (await operator.get("/admin/apps/mail")).text()
+    assert 'value="imap.example.test"' in page and 'value="1993"' in page
+    bad = await post_form(operator, "/admin/apps/mail", {**app_form(idp), "imapPort": "x"})
+    assert bad.status == 400 and "imapPort must be an integer" in await bad.text()
+    emptied = {**app_form(idp), "imapHost": "", "imapPort": "", "imapTls": ""}
+    resp = await post_form(operator, "/admin/apps/mail", emptied)
+    assert resp.status == 303, await resp.text()
+    assert not {"imapHost", "imapPort", "imapTls"} & set((await core.apps.require("mail")).fields)
+
+
 async def test_add_app_bad_input_keeps_what_was_typed(operator: Client, idp: Idp) -> None:
     """A refused form comes back (400) naming the problem, with the typed values but no secret."""
     cases: list[tuple[dict[str, str], str]] = [
@@ -199,9 +216,11 @@ async def test_operator_changes_endpoint_urls_on_the_page(
 async def test_app_form_speaks_emailengine_vocabulary(operator: Client, core: Core) -> None:
     """The form offers EmailEngine's provider types and base scopes; authority and cloud save."""
     page = await (await operator.get("/admin/apps/new")).text()
-    for word in ("gmailService", "outlookService", "mailRu", "Base scopes", "Additional scopes"):
+    for word in ("gmailService", "outlookService", "mailRu"):
+        assert f'value="{word}"' in page, word
+    page = await (await operator.get("/admin/apps/new?provider=outlook")).text()
+    for word in ("Base scopes", "Additional scopes", 'value="gcc-high"', 'value="api"'):
         assert word in page, word
-    assert 'value="gcc-high"' in page and 'value="pubsub"' in page
     form = {
         "id": "ol",
         "provider": "outlook",
@@ -223,3 +242,26 @@ async def test_app_form_speaks_emailengine_vocabulary(operator: Client, core: Co
     )
     assert app.scopes[:2] == ["Calendars.Read", "https://graph.microsoft.us/Mail.ReadWrite"]
     assert app.enabled
+
+
+async def test_app_form_declares_grant_lifetimes(operator: Client, core: Core) -> None:
+    """The form offers publishingStatus and platform; each saves on its provider type only."""
+    page = await (await operator.get("/admin/apps/new?provider=gmail")).text()
+    assert 'id="publishing-status"' in page and 'id="platform"' not in page
+    page = await (await operator.get("/admin/apps/new?provider=outlook")).text()
+    assert 'id="platform"' in page and 'id="publishing-status"' not in page
+    form = {
+        "id": "ol",
+        "provider": "outlook",
+        "clientId": "cid",
+        "clientSecret": SECRET,
+        "tenant": "organizations",
+        "platform": "spa",
+        "publishingStatus": "testing",  # not an outlook field: left out
+    }
+    resp = await post_form(operator, "/admin/apps/new", form)
+    assert resp.status == 303, await resp.text()
+    app = await core.apps.require("ol")
+    assert app.fields["platform"] == "spa" and "publishingStatus" not in app.fields
+    edit = await (await operator.get("/admin/apps/ol")).text()
+    assert '<option value="spa" selected>' in edit and 'id="publishing-status"' not in edit

@@ -28,10 +28,12 @@ def set_up(driver: webdriver.Chrome, base: str, idp: Idp, shots: Path) -> str:
     submit(driver, "#login")
     wait_text(driver, "h1", "Dashboard")
     driver.get(f"{base}/admin/apps/new")
+    Select(find(driver, "#provider")).select_by_value("oidc")  # the type first, then its form
+    submit(driver, "#choose-provider")
+    wait_text(driver, "#kind", "oidc")
     fill(driver, {"#app-id": "idp", "#client-id": idp.client_id})
     fill(driver, {"#client-secret": idp.client_secret, "#issuer": idp.issuer})
     fill(driver, {"#additional-scopes": "mail.read"})
-    Select(find(driver, "#provider")).select_by_value("oidc")
     submit(driver, "#save-app")
     wait_text(driver, "#flash", "App idp saved.")
     driver.save_screenshot(str(shots / "app.png"))

@@ -32,6 +32,10 @@
 //   `offline_access` in the authorization request is dropped unless prompt=consent is
 //   also sent, but refresh tokens are issued to our clients regardless of it.
 //
+// Token introspection (RFC 7662) at /token/introspection answers the resource-server client
+// tokenbroker-mailserver/tokenbroker-mailserver-secret (HTTP Basic; the tests' Dovecot):
+// a revoked (RFC 7009 /token/revocation), expired or unknown access token is inactive.
+//
 // Test hooks (JSON in, JSON out), handled before the provider sees the request:
 //   POST /__test/mint    {sub, scope?, client_id?}
 //                        -> {refresh_token, access_token, token_type, expires_in, scope, grant_id}
@@ -56,6 +60,11 @@
 //                        {refresh_tokens: [...]} -> {tokens: [{...}, ...]}: whether the
 //                        token would be accepted now (known, unused, unexpired, its grant
 //                        alive) and how many refresh tokens of its grant would be.
+//   POST /__test/refresh-lifetime {seconds, client_id?} -> {client_id, seconds}: from now on
+//                        every successful authorization_code and refresh_token answer to
+//                        that client (default: every client) carries refresh_token_expires_in
+//                        = seconds, rotated or not (null stops it; cleared by reset), like
+//                        Google's answers for apps in testing.
 //   POST /__test/rotation {retire_rotated} -> {retire_rotated}; false keeps a rotated
 //                        refresh token usable (like Microsoft), true (the default, restored
 //                        by reset) consumes it, so that presenting it again is a replay.
@@ -66,10 +75,19 @@
 //                        (Microsoft's client authentication): see client_auth.mjs.
 // Application grants (client_credentials, JWT bearer) and their /__test/service/* hooks:
 // see service_grants.mjs.
+//   POST /__test/mint also takes `resource_scopes`: Microsoft resource scopes the user
+//                        consented to; refreshes of that grant asking `scope` then get
+//                        per-resource tokens (see resources.mjs).
+//   POST /__test/audience {access_token} -> {audience, scope}: the resource a per-resource
+//                        token was issued for ({audience: null} for any other token).
+//   Stats also count refresh_replayed: refresh requests presenting an already used token.
 //   POST /__test/claims  {sub, claims: {name: value|null}} -> {sub, claims}; changes the
 //                        claims of that account from now on (null removes one; kept across
 //                        /__test/reset). E.g. {email_verified: false}, or Microsoft's
 //                        {tid, oid, preferred_username}, which go into the id_token.
+//                        {mail_refusal: text} also goes into each access token issued from
+//                        then on, so introspection answers it (the tests' Dovecot refuses
+//                        mail logins with that reason).
 //
 // Claims: sub, email, email_verified (true) and name by default. The id_token carries the
 // `openid` scope's claims (sub, tid, oid, preferred_username, when set); email and name are
@@ -90,6 +108,8 @@
 //   string_expires_in  real exchange, then expires_in becomes a string ("3600").
 //   no_expires_in      real exchange, then expires_in is removed.
 //   expires_in         real exchange, then expires_in is replaced by `value` (any JSON).
+//   refresh_token_expires_in  real exchange, then refresh_token_expires_in is set to
+//                      `value` (any JSON; it wins over /__test/refresh-lifetime).
 //   no_refresh_token   real exchange WITHOUT rotation (the presented refresh token stays
 //                      valid and is not consumed), and refresh_token is removed from the
 //                      response — like providers that only return a new refresh token
@@ -116,6 +136,7 @@ import Provider from 'oidc-provider';
 import {
   ClientAuthError, clientAuthMiddleware, handleClientAuthRoute, resetClientAuth,
 } from './client_auth.mjs';
+import { audienceOf, recordConsent, resourceRefresh } from './resources.mjs';
 import {
   handleServiceRoute, isServiceGrant, resetServiceStats, serviceGrant,
 } from './service_grants.mjs';
@@ -176,6 +197,16 @@ const CLIENTS = [
   redirect_uris: REDIRECT_URIS,
 }));
 const DEFAULT_CLIENT_ID = CLIENTS[0].client_id;
+// A resource server (the tests' Dovecot): no grants, it only asks the RFC 7662 introspection
+// endpoint about access tokens presented to it, authenticating with HTTP Basic.
+CLIENTS.push({
+  client_id: 'tokenbroker-mailserver',
+  client_secret: 'tokenbroker-mailserver-secret',
+  token_endpoint_auth_method: 'client_secret_basic',
+  grant_types: [],
+  response_types: [],
+  redirect_uris: [],
+});
 
 // ---------------------------------------------------------------------------
 // Test state.
@@ -189,6 +220,7 @@ function resetStats() {
     revocations: 0,
     refresh_ok: 0,
     refresh_unheard: 0,
+    refresh_replayed: 0,
   });
 }
 resetStats();
@@ -243,7 +275,7 @@ function takeFault(grantType) {
 
 const FAULT_KINDS = new Set([
   'error', 'status', 'string_expires_in', 'no_expires_in', 'no_refresh_token',
-  'expires_in', 'delay_ms', 'answer_delay_ms', 'hang', 'drop',
+  'expires_in', 'refresh_token_expires_in', 'delay_ms', 'answer_delay_ms', 'hang', 'drop',
 ]);
 
 function validateFault(fault) {
@@ -253,8 +285,9 @@ function validateFault(fault) {
   if (!FAULT_KINDS.has(fault.kind)) {
     throw new HttpError(400, `unknown fault kind ${JSON.stringify(fault.kind)}`);
   }
-  if (fault.kind === 'expires_in' && !('value' in fault)) {
-    throw new HttpError(400, 'expires_in fault needs a "value"');
+  if ((fault.kind === 'expires_in' || fault.kind === 'refresh_token_expires_in')
+      && !('value' in fault)) {
+    throw new HttpError(400, `${fault.kind} fault needs a "value"`);
   }
   for (const field of ['status', 'ms']) {
     if (field in fault && (!Number.isInteger(fault[field]) || fault[field] < 0)) {
@@ -275,6 +308,31 @@ const GRANT_BOUND = new Set([
   'BackchannelAuthenticationRequest',
 ]);
 const rotation = { retireRotated: true };
+const refreshLifetimes = new Map(); // client_id ('*' = any) -> refresh_token_expires_in (s)
+
+// Add refresh_token_expires_in to a successful answer, when /__test/refresh-lifetime asked
+// for it for the answer's client (a refresh_token_expires_in fault's value wins).
+function addRefreshLifetime(ctx) {
+  const clientId = ctx.oidc?.client?.clientId;
+  const seconds = refreshLifetimes.get(clientId) ?? refreshLifetimes.get('*');
+  if (seconds === undefined) return;
+  rewriteSuccess(ctx, (body) => {
+    if (!('refresh_token_expires_in' in body)) body.refresh_token_expires_in = seconds;
+  });
+}
+
+function setRefreshLifetime(body) {
+  const clientId = body.client_id ?? '*';
+  if (typeof clientId !== 'string') throw new HttpError(400, 'client_id must be a string');
+  if (body.seconds === null) {
+    refreshLifetimes.delete(clientId);
+  } else if (Number.isInteger(body.seconds) && body.seconds > 0) {
+    refreshLifetimes.set(clientId, body.seconds);
+  } else {
+    throw new HttpError(400, 'seconds must be a positive integer or null');
+  }
+  return { client_id: clientId, seconds: refreshLifetimes.get(clientId) ?? null };
+}
 
 function live(key) {
   const entry = store.get(key);
@@ -439,7 +497,11 @@ async function tokenEndpointMiddleware(ctx, next) {
     const authenticate = clientAuthMiddleware(providerIssuer, [ROUTES.token], readRawBody);
     return authenticate(ctx, () => applyFault(ctx, handle, grantType));
   }
-  if (grantType !== 'refresh_token') return applyFault(ctx, next, grantType);
+  if (grantType !== 'refresh_token') {
+    await applyFault(ctx, next, grantType);
+    if (grantType === 'authorization_code') addRefreshLifetime(ctx);
+    return undefined;
+  }
 
   stats.refresh_requests += 1;
   traceparents.push(ctx.get('traceparent'));
@@ -451,7 +513,9 @@ async function tokenEndpointMiddleware(ctx, next) {
   try {
     const delay = windowDelayMs();
     if (delay > 0) await sleep(delay);
-    await applyFault(ctx, next, grantType);
+    if (await presentsUsedToken(ctx)) stats.refresh_replayed += 1;
+    await applyFault(ctx, () => resourceRefresh(ctx, provider, next), grantType);
+    addRefreshLifetime(ctx);
   } finally {
     refreshInFlight -= 1;
   }
@@ -460,6 +524,15 @@ async function tokenEndpointMiddleware(ctx, next) {
     if (hungUp || ctx.req.socket.destroyed) stats.refresh_unheard += 1;
   }
   return undefined;
+}
+
+// True when the request presents a refresh token that an earlier refresh already used.
+async function presentsUsedToken(ctx) {
+  const form = new URLSearchParams(ctx.req.body.toString('utf8'));
+  const value = form.get('refresh_token');
+  if (!value) return false;
+  const token = await provider.RefreshToken.find(value, { ignoreExpiration: true });
+  return Boolean(token?.consumed);
 }
 
 async function applyFault(ctx, next, grantType) {
@@ -521,6 +594,10 @@ async function applyFault(ctx, next, grantType) {
       await next();
       rewriteSuccess(ctx, (body) => { body.expires_in = fault.value; });
       return undefined;
+    case 'refresh_token_expires_in':
+      await next();
+      rewriteSuccess(ctx, (body) => { body.refresh_token_expires_in = fault.value; });
+      return undefined;
     default:
       return next();
   }
@@ -578,6 +655,12 @@ async function mint(provider, body) {
     gty: 'authorization_code',
     scope: scopes.join(' '),
   };
+  if (body.resource_scopes !== undefined) {
+    if (typeof body.resource_scopes !== 'string') {
+      throw new HttpError(400, 'resource_scopes must be a string');
+    }
+    recordConsent(grantId, body.resource_scopes);
+  }
   const refreshToken = new provider.RefreshToken({
     ...common,
     authTime: Math.floor(Date.now() / 1000),
@@ -660,6 +743,7 @@ async function handleTestRoute(provider, req, res) {
       resetStats();
       delayWindow = null;
       rotation.retireRotated = true;
+      refreshLifetimes.clear();
       resetClientAuth();
       resetServiceStats();
       return sendJson(res, 200, {});
@@ -675,8 +759,15 @@ async function handleTestRoute(provider, req, res) {
       rotation.retireRotated = body.retire_rotated;
       return sendJson(res, 200, { retire_rotated: rotation.retireRotated });
     }
+    case 'POST /__test/refresh-lifetime':
+      return sendJson(res, 200, setRefreshLifetime(await readJson(req)));
     case 'POST /__test/revoke':
       return sendJson(res, 200, await revokeGrantOf(provider, await readJson(req)));
+    case 'POST /__test/audience': {
+      const body = await readJson(req);
+      if (typeof body.access_token !== 'string') throw new HttpError(400, 'access_token must be a string');
+      return sendJson(res, 200, audienceOf(body.access_token));
+    }
     case 'POST /__test/claims':
       return sendJson(res, 200, setClaims(await readJson(req)));
     default:
@@ -730,6 +821,12 @@ server.listen(PORT, '127.0.0.1', () => {
       profile: ['name'],
     },
     adapter: UnboundedAdapter,
+    // An account's `mail_refusal` claim (set with /__test/claims) goes into each new access
+    // token and so into introspection answers: the tests' Dovecot refuses mail logins with it.
+    extraTokenClaims: async (ctx, token) => {
+      const refusal = claimOverrides.get(token.accountId)?.mail_refusal;
+      return refusal ? { mail_refusal: refusal } : undefined;
+    },
     findAccount: async (ctx, sub) => accountFor(sub),
     features: {
       devInteractions: { enabled: true },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -140,19 +141,31 @@ class RedisClusterProcesses:
 
     def shards(self) -> list[tuple[int, int, int]]:
         """(first slot, last slot, master port) of every slot range, from CLUSTER SHARDS."""
-        with _node(self.ports[0]) as client:
+        with _node(self._live()) as client:
             ranges = []
             for shard in client.execute_command("CLUSTER SHARDS"):  # parsed by redis-py
-                port = next(int(n["port"]) for n in shard["nodes"] if n["role"] == "master")
                 slots = shard["slots"]
+                if not slots:
+                    continue
+                port = next(
+                    int(n["port"])
+                    for n in shard["nodes"]
+                    if n["role"] == "master" and n["health"] == "online"
+                )
                 ranges += [
                     (int(slots[i]), int(slots[i + 1]), port) for i in range(0, len(slots), 2)
                 ]
             return ranges
 
+    def _live(self) -> int:
+        """The port of a node that is running (the first one, unless it was killed)."""
+        return next(
+            p for p, proc in zip(self.ports, self.processes, strict=True) if proc.poll() is None
+        )
+
     def owner(self, key: str) -> int:
         """The port of the master owning `key` (CLUSTER KEYSLOT, then the shard of that slot)."""
-        with _node(self.ports[0]) as client:
+        with _node(self._live()) as client:
             slot = int(client.execute_command("CLUSTER KEYSLOT", key))
         return next(port for low, high, port in self.shards() if low <= slot <= high)
 
@@ -169,11 +182,15 @@ class RedisClusterProcesses:
             capture_output=True, timeout=120, check=True,
         )  # fmt: skip
 
-    def fail_over(self, master: int, timeout_s: float = 30.0) -> int:
-        """CLUSTER FAILOVER on a replica of `master`; return the replica's port, now master."""
-        replica = next(p for p in self.ports if self.replica_of(p) == master)
+    def fail_over(self, master: int, timeout_s: float = 30.0, *, takeover: bool = False) -> int:
+        """CLUSTER FAILOVER on a replica of `master`; return the replica's port, now master.
+
+        `takeover` is the operator's way when the master is gone: the replica takes the
+        slots on its own say (CLUSTER FAILOVER TAKEOVER), without the master or a vote.
+        """
+        replica = next(p for p in self.ports if self._replicates(p, master))
         with _node(replica) as client:
-            client.execute_command("CLUSTER FAILOVER")
+            client.execute_command("CLUSTER FAILOVER", *(["TAKEOVER"] if takeover else []))
         eventually_blocking(
             lambda: replica in self.masters() and master not in self.masters(),
             timeout_s,
@@ -181,6 +198,35 @@ class RedisClusterProcesses:
             every_s=0.05,
         )
         return replica
+
+    def stall_replica(self, master: int) -> subprocess.Popen[bytes]:
+        """SIGSTOP the replica of `master` (it hears nothing until SIGCONT); return its process.
+
+        The master's data is first WAITed onto it, so that only later writes are missing.
+        """
+        replica = next(p for p in self.ports if self._replicates(p, master))
+        with _node(master) as client:
+            client.execute_command("WAIT", 1, 5000)
+        process = self.processes[self.ports.index(replica)]
+        process.send_signal(signal.SIGSTOP)
+        return process
+
+    def port_of(self, process: subprocess.Popen[bytes]) -> int:
+        """The port of the node that `process` runs."""
+        return self.ports[self.processes.index(process)]
+
+    def kill(self, port: int) -> None:
+        """SIGKILL the node on `port`: no shutdown, no last write to its replica."""
+        process = self.processes[self.ports.index(port)]
+        process.kill()
+        process.wait(timeout=10)
+
+    def _replicates(self, port: int, master: int) -> bool:
+        """Whether the node on `port` is a replica of `master` (False for a dead node)."""
+        try:
+            return self.replica_of(port) == master
+        except redis.ConnectionError:
+            return False
 
     def node_id(self, port: int) -> str:
         """The cluster node id of the node on `port`."""

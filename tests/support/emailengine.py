@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, cast
 
+import msgpack  # type: ignore[import-untyped]
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from redis.asyncio import Redis
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "emailengine"
 MANIFEST = json.loads((FIXTURES / "manifest-A.json").read_text())
 EE_DB = 1  # EmailEngine's data sits in its own logical database of the test Redis
+SEALED_APP_FIELDS = ("clientSecret", "serviceKey")
 
 
 def _bytes(value: Any) -> bytes:
@@ -83,3 +88,33 @@ async def dumps(redis: Redis) -> dict[bytes, bytes]:
         encoding = await redis.object("encoding", key)
         found[key] = b"hashtable" if encoding in (b"hashtable", "hashtable") else serialized
     return found
+
+
+def ee_encrypt(value: str, secret: str) -> str:
+    """A value encrypted as EmailEngine stores it (`$wd01$aes-256-gcm$tag$iv$salt$body`)."""
+    salt, iv = os.urandom(16), os.urandom(12)
+    key = hashlib.scrypt(secret.encode(), salt=salt, n=16384, r=8, p=1, dklen=32)
+    sealed = AESGCM(key).encrypt(iv, value.encode(), None)
+    body, tag = sealed[:-16], sealed[-16:]
+    return f"$wd01$aes-256-gcm${tag.hex()}${iv.hex()}${salt.hex()}${body.hex()}"
+
+
+async def put_ee_app(redis: Redis, app_id: str, record: dict[str, Any], secret: str) -> None:
+    """Write one app as EmailEngine does: its id in oapp:i, msgpack in oapp:c, secrets sealed."""
+    sealed = {k: ee_encrypt(v, secret) if k in SEALED_APP_FIELDS else v for k, v in record.items()}
+    packed = msgpack.packb({"id": app_id, **sealed}, use_bin_type=True)
+    await redis.sadd("oapp:i", app_id)
+    await redis.hset("oapp:c", f"{app_id}:data", packed)
+
+
+async def put_ee_account(redis: Redis, account_id: str, app_id: str, user: str) -> None:
+    """Write one account of a service-account app as EmailEngine does: a mailbox, no tokens."""
+    oauth2 = {"provider": app_id, "auth": {"user": user}}
+    await redis.sadd("ia:accounts", account_id)
+    fields: dict[Any, Any] = {
+        "account": account_id,
+        "name": user,
+        "email": user,
+        "oauth2": json.dumps(oauth2),
+    }
+    await redis.hset(f"iad:{account_id}", mapping=fields)

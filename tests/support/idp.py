@@ -31,6 +31,8 @@ CLIENT_ID = "tokenbroker-test"
 CLIENT_SECRET = "tokenbroker-test-secret"
 OTHER_CLIENT_ID = "tokenbroker-other"
 OTHER_CLIENT_SECRET = "tokenbroker-other-secret"
+MAILSERVER_CLIENT_ID = "tokenbroker-mailserver"  # a resource server: introspection only, Basic
+MAILSERVER_CLIENT_SECRET = "tokenbroker-mailserver-secret"
 DEFAULT_REDIRECT_URI = "http://127.0.0.1:8080/oauth/callback"
 
 START_TIMEOUT_S = 20.0
@@ -114,7 +116,8 @@ class Idp:
 
     Clients: ``tokenbroker-test``/``tokenbroker-test-secret`` (``client_id``/``client_secret``)
     and ``tokenbroker-other``/``tokenbroker-other-secret``, both ``client_secret_post``,
-    code + refresh_token grants, PKCE S256 required.
+    code + refresh_token grants, PKCE S256 required; ``tokenbroker-mailserver``, a resource
+    server that only introspects tokens (RFC 7662, HTTP Basic), for the tests' Dovecot.
 
     Refresh tokens are issued on every code exchange and rotate on every use. Presenting a
     rotated (already used) refresh token gets ``invalid_grant`` AND revokes the whole grant,
@@ -131,6 +134,8 @@ class Idp:
       the refresh token is not consumed.
     - ``string_expires_in`` / ``no_expires_in`` / ``expires_in`` (with ``value``): real
       exchange, then expires_in is turned into a string / removed / replaced.
+    - ``refresh_token_expires_in`` (with ``value``): real exchange, then the answer says
+      its refresh token dies in ``value`` seconds (see also ``refresh_lifetime``).
     - ``no_refresh_token``: real exchange WITHOUT rotation: the presented refresh token
       stays valid and unconsumed, and ``refresh_token`` is left out of the response.
     - ``delay_ms``: wait ``ms`` (1000), then the real exchange.
@@ -280,15 +285,20 @@ class Idp:
         sub: str,
         scope: str = "openid email profile offline_access mail.read",
         client_id: str | None = None,
+        resource_scopes: str | None = None,
     ) -> dict[str, object]:
         """Mint a real grant with refresh and access tokens for ``sub``.
 
         Returns ``{refresh_token, access_token, token_type, expires_in, scope, grant_id}``;
-        the refresh token works (and rotates) at the real token endpoint.
+        the refresh token works (and rotates) at the real token endpoint. `resource_scopes`
+        (Microsoft resource scopes, space separated) are what the user consented to: a refresh
+        asking `scope` of one resource then gets a token for it (tests/idp/resources.mjs).
         """
         body: JsonDict = {"sub": sub, "scope": scope}
         if client_id is not None:
             body["client_id"] = client_id
+        if resource_scopes is not None:
+            body["resource_scopes"] = resource_scopes
         return self._hook("POST", "mint", body)
 
     def service_account(self, scopes: str | None = None) -> JsonDict:
@@ -324,7 +334,8 @@ class Idp:
 
         Keys: token_requests, refresh_requests, code_requests, revocations, refresh_ok
         (refresh_token grants answered 200), refresh_unheard (of those, answered after the
-        client hung up), refresh_in_flight (being handled now), faults_pending.
+        client hung up), refresh_in_flight (being handled now), refresh_replayed (requests
+        presenting an already used refresh token), faults_pending.
         Faulted requests are counted too.
         """
         payload = self._hook("GET", "stats")
@@ -365,6 +376,16 @@ class Idp:
         """False: a rotated refresh token stays usable (like Microsoft); True: the default."""
         self._hook("POST", "rotation", {"retire_rotated": retire})
 
+    def refresh_lifetime(self, seconds: int | None, client_id: str | None = None) -> None:
+        """Successful code and refresh answers carry refresh_token_expires_in = seconds too.
+
+        For one client (default: every client); None stops it. Cleared by reset().
+        """
+        body: JsonDict = {"seconds": seconds}
+        if client_id is not None:
+            body["client_id"] = client_id
+        self._hook("POST", "refresh-lifetime", body)
+
     def revoke(self, refresh_token: str) -> None:
         """Revoke the grant behind ``refresh_token`` (as if the user removed access).
 
@@ -372,6 +393,42 @@ class Idp:
         invalid_grant. Raises RuntimeError if the token is unknown to the IdP.
         """
         self._hook("POST", "revoke", {"refresh_token": refresh_token})
+
+    def audience(self, access_token: str) -> tuple[str | None, str | None]:
+        """(audience, scope) a per-resource access token was issued for; (None, None) else."""
+        payload = self._hook("POST", "audience", {"access_token": access_token})
+        audience, scope = payload.get("audience"), payload.get("scope")
+        return (
+            audience if isinstance(audience, str) else None,
+            scope if isinstance(scope, str) else None,
+        )
+
+    def revoke_access_token(self, access_token: str) -> None:
+        """Retire one access token at the provider (RFC 7009 revocation, as the app's client).
+
+        The grant and its refresh token stay good; introspection calls the token inactive.
+        """
+        form = {
+            "token": access_token,
+            "token_type_hint": "access_token",
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+        }
+        request = urllib.request.Request(
+            self.revocation_url,
+            data=urllib.parse.urlencode(form).encode(),
+            method="POST",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        status, _, body = _send(request, HTTP_TIMEOUT_S)
+        if status != 200:
+            raise RuntimeError(f"revocation answered {status}: {body[:200]!r}")
+
+    def introspection_url_with_credentials(self) -> str:
+        """The RFC 7662 endpoint with the mail server client's Basic credentials in it."""
+        parts = urllib.parse.urlsplit(self.introspection_url)
+        netloc = f"{MAILSERVER_CLIENT_ID}:{MAILSERVER_CLIENT_SECRET}@{parts.netloc}"
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
     def set_claims(self, sub: str, **claims: object) -> None:
         """Change what account ``sub`` claims from now on (None removes a claim).

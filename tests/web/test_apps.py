@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -165,3 +166,31 @@ async def test_api_token_cannot_change_endpoint_urls(
     assert resp.status == 200
     shown = await (await client.get("/v1/oauth2/corp", headers=admin)).json()
     assert shown["tokenUrl"] == moved["tokenUrl"]
+
+
+async def test_declared_grant_lifetimes(client: Client, admin: dict[str, str]) -> None:
+    """PublishingStatus (gmail, oidc) and platform (outlook) are kept, shown and checked."""
+    resp = await client.post(
+        "/v1/oauth2", json={**GOOGLE, "publishingStatus": "testing"}, headers=admin
+    )
+    assert resp.status == 200, await resp.text()
+    created = await (await client.get("/v1/oauth2/gmail", headers=admin)).json()
+    assert created["publishingStatus"] == "testing" and "platform" not in created
+    outlook = {
+        "id": "ms",
+        "provider": "outlook",
+        "clientId": "c",
+        "clientSecret": "s",
+        "authority": "organizations",
+    }
+    for wrong, field in (
+        ({"publishingStatus": "testing"}, "publishingStatus"),
+        ({"platform": "mobile"}, "platform"),
+    ):
+        resp = await client.post("/v1/oauth2", json={**outlook, **wrong}, headers=admin)
+        body = await resp.json()
+        assert resp.status == 400 and body["code"] == "InvalidInput", body
+        assert field in orjson.dumps(body).decode()
+    resp = await client.post("/v1/oauth2", json={**outlook, "platform": "spa"}, headers=admin)
+    assert resp.status == 200, await resp.text()
+    assert (await (await client.get("/v1/oauth2/ms", headers=admin)).json())["platform"] == "spa"

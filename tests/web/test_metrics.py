@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from service.clock import SystemClock
+from service.clock import SystemClock, iso
 from service.core import Core
 from tests.conftest import make_token
 
@@ -102,3 +102,33 @@ async def test_app_credentials_error_per_app(
     assert sample(await (await client.get("/metrics", headers=admin)).text(), name) == 0.0
     await core.apps.delete(oidc_app)
     assert sample(await (await client.get("/metrics", headers=admin)).text(), name) is None
+
+
+async def test_grants_expiring_counted_by_window(
+    client: Client,
+    core: Core,
+    admin: dict[str, str],
+    oidc_app: str,
+    import_account: Callable[..., Awaitable[Any]],
+) -> None:
+    """A single-page app's grant (24 h) counts within 48h and 7d, a testing app's in 7d."""
+    now = iso(SystemClock().now_ms())
+    await core.apps.update(await core.apps.require(oidc_app), {"publishingStatus": "testing"}, now)
+    await import_account("testing")
+    spa = {
+        "id": "spa",
+        "provider": "outlook",
+        "authority": "organizations",
+        "clientId": "00000000-0000-0000-0000-000000000002",
+        "clientSecret": "spa-secret",
+        "platform": "spa",
+    }
+    await core.apps.create(spa, now)
+    oauth2 = {"provider": "spa", "auth": {"user": "s@example.test"}, "refreshToken": "rt"}
+    resp = await client.post(
+        "/v1/account", json={"account": "spa1", "oauth2": oauth2}, headers=admin
+    )
+    assert resp.status == 200, await resp.text()
+    text = await (await client.get("/metrics", headers=admin)).text()
+    assert sample(text, 'tokenbroker_grants_expiring{within="48h"}') == 1
+    assert sample(text, 'tokenbroker_grants_expiring{within="7d"}') == 2

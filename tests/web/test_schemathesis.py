@@ -90,7 +90,10 @@ POSITIVE_ACCEPTANCE_EXCEPT = {
 # on the settings' allow-list (POST /v1/account with `authorize: true`).
 # And the content of a client certificate: it must parse and its key must be the certificate's,
 # which no schema can say (InvalidCertificate).
+# And which resources and scopes a token may be asked for: resources are an outlook app's
+# only, scopes must be among the account's consented ones, of one resource.
 STATEFUL_REFUSALS = {"RedirectUrlNotAllowed", "InvalidCertificate"}
+STATEFUL_REFUSALS |= {"InvalidResource", "ScopeNotConsented", "MixedResources"}
 # And these fields' refusals: whether an import needs a refresh token depends on the stored
 # app's type (a service-account app's accounts have none), and a serviceKey must be a real
 # private key, which no schema can say.

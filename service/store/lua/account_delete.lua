@@ -1,4 +1,5 @@
--- Delete an account and every key of it: record, lock, schedule, indexes, app count; event.
+-- Delete an account and every key of it: record, lock, per-resource tokens, schedule,
+-- indexes, app count; event.
 -- KEYS[1] account hash
 -- KEYS[2] account lock
 -- KEYS[3] partition schedule
@@ -8,6 +9,8 @@
 -- KEYS[7] partition index of reauth_required accounts
 -- KEYS[8] partition app counts (hash app id -> accounts)
 -- KEYS[9] partition search index (sorted set, score 0: see service/account_search.py)
+-- KEYS[10] partition grant deadlines (sorted set)
+-- KEYS[11] account's per-resource tokens
 -- ARGV[1] account id
 -- ARGV[2] invalidation channel
 -- ARGV[3] event JSON to append ('' = none)
@@ -18,11 +21,12 @@ local app = redis.call('HGET', KEYS[1], 'app')
 if not app then return 0 end
 local user = redis.call('HGET', KEYS[1], 'user') or ''
 search_rem(KEYS[9], user, ARGV[1])
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[11])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[6], ARGV[1])
 redis.call('ZREM', KEYS[7], ARGV[1])
+redis.call('ZREM', KEYS[10], ARGV[1])
 if redis.call('HINCRBY', KEYS[8], app, -1) <= 0 then redis.call('HDEL', KEYS[8], app) end
 if ARGV[3] ~= '' then redis.call('XADD', KEYS[4], '*', 'payload', ARGV[3]) end
 redis.call('PUBLISH', ARGV[2], ARGV[4])

@@ -10,6 +10,7 @@
 -- KEYS[5] partition index of reauth_required accounts
 -- KEYS[6] partition app counts (hash app id -> accounts)
 -- KEYS[7] partition search index (sorted set, score 0: see service/account_search.py)
+-- KEYS[8] partition grant deadlines (sorted set, score = grantDeadline, epoch ms)
 -- ARGV[1] account id
 -- ARGV[2] app id
 -- ARGV[3] status: 'active' (scheduled) or 'reauth_required' (not scheduled)
@@ -35,6 +36,8 @@ if old_app then redis.call('HSET', KEYS[1], 'grantGen', math.max(old_gen, new_ge
 redis.call('ZADD', KEYS[3], 0, id)
 local user = redis.call('HGET', KEYS[1], 'user') or ''
 search_add(KEYS[7], user, id)
+local deadline = redis.call('HGET', KEYS[1], 'grantDeadline')
+if deadline then redis.call('ZADD', KEYS[8], tonumber(deadline), id) else redis.call('ZREM', KEYS[8], id) end
 if ARGV[3] == 'reauth_required' then
   redis.call('ZREM', KEYS[2], id)
   redis.call('ZREM', KEYS[4], id)

@@ -1,5 +1,5 @@
 -- Create or replace an account's grant (import, consent, re-consent): record, new grant
--- generation, schedule, indexes, event, invalidation. An account never moves to another app.
+-- generation (its per-resource tokens dropped), schedule, indexes, event, invalidation. An account never moves to another app.
 -- KEYS[1] account hash
 -- KEYS[2] partition schedule (sorted set, score = refresh due, epoch ms)
 -- KEYS[3] partition event stream
@@ -8,6 +8,8 @@
 -- KEYS[6] partition index of reauth_required accounts
 -- KEYS[7] partition app counts (hash app id -> accounts)
 -- KEYS[8] partition search index (sorted set, score 0: see service/account_search.py)
+-- KEYS[9] partition grant deadlines (sorted set, score = grantDeadline, epoch ms)
+-- KEYS[10] account's per-resource tokens (deleted: they belong to the replaced grant)
 -- ARGV[1] account id
 -- ARGV[2] app id
 -- ARGV[3] refresh due time, epoch ms
@@ -30,14 +32,17 @@ if old_user then search_rem(KEYS[8], old_user, id) end
 if not existed then redis.call('HINCRBY', KEYS[7], app, 1) end
 redis.call('HDEL', KEYS[1], 'reason', 'lastError', 'accessToken', 'expiresAt', 'lifetimeMs',
   'previousRefreshToken', 'answerLostAt', 'missingScopes', 'tid', 'oid', 'sub', 'iss',
-  'expectedUser')
+  'expectedUser', 'grantDeadline', 'grantDeadlineFrom', 'grantNotice')
 redis.call('HSET', KEYS[1], 'status', 'active', 'attempts', '0', unpack(ARGV, 8))
+redis.call('DEL', KEYS[10])
 local gen = redis.call('HINCRBY', KEYS[1], 'grantGen', 1)
 if not existed then redis.call('HSET', KEYS[1], 'createdAt', redis.call('HGET', KEYS[1], 'updatedAt')) end
 redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), id)
 redis.call('ZADD', KEYS[4], 0, id)
 redis.call('ZADD', KEYS[5], 0, id)
 redis.call('ZREM', KEYS[6], id)
+local deadline = redis.call('HGET', KEYS[1], 'grantDeadline')
+if deadline then redis.call('ZADD', KEYS[9], tonumber(deadline), id) else redis.call('ZREM', KEYS[9], id) end
 local user = redis.call('HGET', KEYS[1], 'user') or ''
 search_add(KEYS[8], user, id)
 if not existed and ARGV[5] ~= '' then

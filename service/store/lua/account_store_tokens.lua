@@ -5,6 +5,7 @@
 -- KEYS[2] account lock
 -- KEYS[3] partition schedule (sorted set, score = refresh due, epoch ms)
 -- KEYS[4] partition event stream
+-- KEYS[5] partition grant deadlines (sorted set, score = grantDeadline, epoch ms)
 -- ARGV[1] lock value held by the caller ('' = caller holds no lock)
 -- ARGV[2] next refresh due time, epoch ms
 -- ARGV[3] invalidation channel
@@ -43,6 +44,8 @@ end
 redis.call('HSET', KEYS[1], 'missingScopes', ARGV[5], 'attempts', '0')
 redis.call('HDEL', KEYS[1], 'lastError', 'reason', 'answerLostAt')
 redis.call('HSET', KEYS[1], unpack(ARGV, 9))
+local deadline = redis.call('HGET', KEYS[1], 'grantDeadline')
+if deadline then redis.call('ZADD', KEYS[5], tonumber(deadline), ARGV[4]) end
 redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), ARGV[4])
 redis.call('PUBLISH', ARGV[3], ARGV[8])
 return result

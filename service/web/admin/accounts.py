@@ -1,4 +1,4 @@
-"""Admin pages of accounts: list (filter, search, paging), details, connect, refresh, delete."""
+"""Admin pages of accounts: list (filter, search, paging, dying grants), details, actions."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from aiohttp import web
 from service import errors, limits, validate
 from service.accounts import STATUSES, Account
 from service.core import Core
+from service.mailcheck import MailCheck
 from service.refresh import Refreshed
 from service.refresh_errors import refresh_error
+from service.web.admin.dashboard import dying_grants
 from service.web.admin.render import flash_redirect, form_of, invalid, page
 from service.web.admin.session import admin_page
 from service.web.appkeys import CORE
@@ -49,6 +51,7 @@ async def list_accounts(request: web.Request) -> web.StreamResponse:
         "pages": max(1, -(-total // PAGE_SIZE)),
         "apps": await core.apps.all(),
         "values": {},
+        "dying": await dying_grants(core),
     }
     return await page(request, "accounts.html", context)
 
@@ -100,6 +103,21 @@ async def refresh_account(request: web.Request) -> web.StreamResponse:
         error = refresh_error(outcome)
         message = f"The refresh failed: {error.message} ({error.code}: {outcome.failure.error})."
     raise await flash_redirect(request, f"/admin/accounts/{quote(account.id)}", message)
+
+
+@admin_page
+async def verify_account(request: web.Request) -> web.StreamResponse:
+    """Check the account's mailbox (IMAP, SMTP, mail API) and show the answer on its page."""
+    account = await _account(request)
+    core = request.app[CORE]
+    check, problem = None, None
+    try:
+        check = await MailCheck(core).check(account.id)
+    except errors.ApiError as exc:  # no token to check with (re-consent needed, provider down)
+        problem = f"{exc.message} ({exc.code})"
+    context = {"account": await _account(request), "connected": False}
+    context.update({"now_ms": core.clock.now_ms(), "check": check, "check_problem": problem})
+    return await page(request, "account.html", context)
 
 
 @admin_page

@@ -1,4 +1,4 @@
-"""The admin dashboard: accounts, apps with errors or dying credentials, webhooks, schedule."""
+"""The admin dashboard: accounts, dying grants, apps with errors or dying credentials, webhooks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from typing import cast
 from aiohttp import web
 from redis.asyncio import Redis
 
+from service.account_record import Account
+from service.core import Core
 from service.credential_watch import expiries
+from service.grant_watch import LISTED, WEEK_MS, GrantWatch
 from service.web.admin.render import page
 from service.web.admin.session import admin_page
 from service.web.appkeys import CORE
@@ -30,6 +33,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         "counts": await core.accounts.count_by_status(),
         "apps_with_errors": [a for a in apps if "error" in a.fields],
         "expiring": [e for a in apps for e in expiries(a, now, core.config) if e.stage != "ok"],
+        "dying": await dying_grants(core),
         "backlog": backlog,
         "oldest_s": oldest_ms // 1000,
         "dead": await deliveries.dead_count(),
@@ -38,6 +42,13 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         "settings": await core.settings.all(),
     }
     return await page(request, "dashboard.html", context)
+
+
+async def dying_grants(core: Core) -> list[Account]:
+    """The soonest grants that end within a week (the dashboard and the accounts page)."""
+    return await GrantWatch(core.accounts, core.links, core.config, core.clock).dying(
+        WEEK_MS, LISTED
+    )
 
 
 async def _live_workers(redis: Redis, key: str, now_ms: int) -> int:

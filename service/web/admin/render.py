@@ -52,7 +52,12 @@ def words(text: str) -> list[str]:
     return text.split()
 
 
-async def form_of(request: web.Request) -> dict[str, str]:
-    """The POSTed form as text fields, each stripped (files are ignored)."""
+async def form_of(request: web.Request, files: tuple[str, ...] = ()) -> dict[str, str]:
+    """The POSTed form as text fields, each stripped; of files only those named, as text."""
     form = await request.post()
-    return {k: v.strip() for k, v in form.items() if isinstance(v, str)}
+    fields = {k: v.strip() for k, v in form.items() if isinstance(v, str)}
+    for name in files:
+        upload = form.get(name)
+        if isinstance(upload, web.FileField):  # not text: refused where the value is checked
+            fields[name] = upload.file.read().decode(errors="replace").strip()
+    return fields

@@ -48,6 +48,11 @@ def admin_routes(static_dir: Path) -> list[web.AbstractRouteDef]:
             accounts.refresh_account,
             name="admin_account_refresh",
         ),
+        web.post(
+            f"{A}/accounts/{{account}}/verify",
+            accounts.verify_account,
+            name="admin_account_verify",
+        ),
         web.get(
             f"{A}/accounts/{{account}}/delete",
             accounts.confirm_delete_account,

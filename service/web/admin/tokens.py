@@ -48,8 +48,9 @@ async def create_token(request: web.Request) -> web.StreamResponse:
         account = validate.account_id(form["account"]) if form.get("account") else None
         expires = _expiry(form.get("expires", ""))
         description = form.get("description", "")[: limits.DESCRIPTION_MAX] or None
+        resources = form.get("resources", "").replace(",", " ").split() or None
         token, meta = await core.tokens.create(
-            scopes, account, description, expires, core.clock.now_ms()
+            scopes, account, description, expires, core.clock.now_ms(), resources
         )
     except errors.ApiError as exc:
         return await invalid(request, "tokens.html", await _context(request, values), exc)

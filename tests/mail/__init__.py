@@ -1,0 +1,1 @@
+"""Tests of service/mail: our IMAP and SMTP login clients."""
