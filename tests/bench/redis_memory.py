@@ -9,7 +9,6 @@ minus before, over N) and beyond its own token ciphertext (the sealed fields' le
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -26,8 +25,7 @@ from service.config import Config
 from service.core import build_core
 from service.store.connection import create_redis
 from service.store.embedded import HASH_SETTINGS, RedisProcess
-from tests.bench.token_endpoint import BenchError
-from tests.support.bench import bench_main
+from tests.support.bench import accounts_main
 
 ACCOUNTS = 100_000
 TARGET_BEYOND = 1_000  # bytes per account beyond its own tokens
@@ -114,13 +112,8 @@ def run(stack: contextlib.ExitStack, count: int) -> str:
 
 
 def main() -> int:
-    """Parse the options and run."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--accounts", type=int, default=ACCOUNTS)
-    args = parser.parse_args()
-    if args.accounts < 1000:
-        raise BenchError("use at least 1,000 accounts")
-    return bench_main(lambda stack: run(stack, args.accounts))
+    """Run the benchmark; exit 0 with the report, non-zero on any setup error."""
+    return accounts_main(__doc__, ACCOUNTS, run)
 
 
 if __name__ == "__main__":

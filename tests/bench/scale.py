@@ -10,7 +10,6 @@ search against a web process. Minutes, not hours; `--accounts` scales it down.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -30,7 +29,7 @@ from service.schedule import Schedule, new_claim_id
 from tests.bench import refresh_worker as rw
 from tests.bench.scale_file import Template, account_id, write_accounts
 from tests.bench.token_endpoint import TOKENBROKER, BenchError, start_server
-from tests.support.bench import bench_main, run_measure, start_redis
+from tests.support.bench import accounts_main, run_measure, start_redis
 from tests.support.processes import now_ms, tail
 
 ACCOUNTS = 1_000_000
@@ -241,12 +240,7 @@ def run(stack: contextlib.ExitStack, total: int) -> str:
 
 def main() -> int:
     """Run the benchmark; exit 0 with the report, non-zero on any setup error."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--accounts", type=int, default=ACCOUNTS)
-    args = parser.parse_args()
-    if args.accounts < 1000:
-        raise BenchError("use at least 1,000 accounts")
-    return bench_main(lambda stack: run(stack, args.accounts))
+    return accounts_main(__doc__, ACCOUNTS, run)
 
 
 if __name__ == "__main__":

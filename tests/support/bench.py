@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import signal
@@ -87,3 +88,15 @@ def bench_main(
         return 1
     print(table)
     return 0
+
+
+def accounts_main(
+    doc: str | None, default: int, run: Callable[[contextlib.ExitStack, int], str]
+) -> int:
+    """main() of a bench sized by `--accounts N` (at least 1,000; `default` when not given)."""
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--accounts", type=int, default=default)
+    args = parser.parse_args()
+    if args.accounts < 1000:
+        raise BenchError("use at least 1,000 accounts")
+    return bench_main(lambda stack: run(stack, args.accounts))
