@@ -21,7 +21,7 @@ from service.credential_retry import with_credentials
 from service.grants import Grants, grant_type
 from service.oauth.client import Failure, Granted, OAuthClient, RefreshResult
 from service.ratelimit import AppRateLimit
-from service.refresh_lock import AnswerAbandoned, HeldLock, take
+from service.refresh_lock import AnswerAbandoned, HeldLock, take, wait_released
 from service.refresh_results import (
     Outcome,
     Refreshed,
@@ -35,6 +35,7 @@ from service.tracing import Tracing
 
 log = structlog.get_logger("refresh")
 LOCK_POLL_S = 0.02
+IN_PROGRESS = Failure("transient", "refresh_in_progress", "another refresh is running")
 PENDING_RETRY_AFTER_S = 2  # what a caller whose on-demand refresh outlived its wait is told
 MAX_SUPERSEDED = 3  # a grant replaced this often during one request is left for next time
 ENDPOINTS_CHANGED = Failure(
@@ -179,13 +180,10 @@ class Refresher:
                     return await self._with_lock(account_id, lock, min_valid_ms, force)
                 finally:
                     await asyncio.shield(lock.release(self._background))
-            while await self.redis.exists(lock_key):
-                if time.monotonic() > deadline:
-                    account = await self.accounts.require(account_id)
-                    busy = Failure("transient", "refresh_in_progress", "another refresh is running")
-                    return RefreshFailed(account, busy)
-                await asyncio.sleep(LOCK_POLL_S)
+            released = await wait_released(self.redis, lock_key, deadline, LOCK_POLL_S)
             account = await self.accounts.require(account_id)
+            if not released:
+                return RefreshFailed(account, IN_PROGRESS)
             if account.valid_for_ms(self.clock.now_ms()) >= min_valid_ms and not force:
                 return Refreshed(account, called=False)
             force = False  # someone else refreshed it while we waited; only stale tokens go again

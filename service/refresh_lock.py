@@ -117,3 +117,15 @@ async def take(
     if await redis.set(key, value, nx=True, px=lock_ms):
         return HeldLock(scripts, key, value, lock_ms)
     return None
+
+
+async def wait_released(redis: Redis, key: str, deadline: float, poll_s: float) -> bool:
+    """Wait while another process holds lock `key`: True once free, False past `deadline`.
+
+    `deadline` is on time.monotonic(); the holder's answer is then in the store to read.
+    """
+    while await redis.exists(key):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(poll_s)
+    return True

@@ -28,8 +28,14 @@ from service.accounts import Account, Status
 from service.apps import App
 from service.credential_retry import with_credentials
 from service.oauth.client import Failure, Granted, RefreshResult
-from service.refresh import ENDPOINTS_CHANGED, LOCK_POLL_S, MAX_SUPERSEDED, Refresher
-from service.refresh_lock import AnswerAbandoned, HeldLock, take
+from service.refresh import (
+    ENDPOINTS_CHANGED,
+    IN_PROGRESS,
+    LOCK_POLL_S,
+    MAX_SUPERSEDED,
+    Refresher,
+)
+from service.refresh_lock import AnswerAbandoned, HeldLock, take, wait_released
 from service.refresh_results import STORE_RETRY_S, RefreshFailed, Superseded
 from service.resource_tokens import ResourceToken, ResourceTokens
 from service.resources import Resource
@@ -110,13 +116,10 @@ class ResourceRefresher:
                     return await self._with_lock(account_id, lock, resource, min_valid_ms)
                 finally:
                     await asyncio.shield(lock.release(self._background))
-            while await redis.exists(lock_key):
-                if time.monotonic() > deadline:
-                    account = await self.accounts.require(account_id)
-                    busy = Failure("transient", "refresh_in_progress", "another refresh is running")
-                    return RefreshFailed(account, busy)
-                await asyncio.sleep(LOCK_POLL_S)
+            released = await wait_released(redis, lock_key, deadline, LOCK_POLL_S)
             account = await self.accounts.require(account_id)
+            if not released:
+                return RefreshFailed(account, IN_PROGRESS)
             held = await self.store.get(account, resource.slot)
             if held is not None and held.expires_at_ms - self.clock.now_ms() >= min_valid_ms:
                 return Served(account, held, called=False)
