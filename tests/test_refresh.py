@@ -204,3 +204,21 @@ async def test_an_on_demand_caller_waits_at_most_the_provider_timeout(
         return core.accounts.refresh_token(account) != grant
 
     await eventually(stored, 10, "the refresh to go on and store the rotated token")
+
+
+async def test_a_lock_held_elsewhere_past_the_deadline_is_refresh_in_progress(
+    make_client: MakeClient, config: Config, idp: Idp
+) -> None:
+    """Another process holding the account's lock beyond the wait ends in refresh_in_progress."""
+    client, core = await slow_setup(make_client, config, idp)
+    await save(core, idp.mint("slow-user", SCOPE)["refresh_token"])
+    lock_key = core.keys.lock("slow")
+    await core.redis.set(lock_key, "another-process", px=60_000)
+    try:
+        before = idp.stats()["refresh_requests"]
+        outcome = await core.refresher.refresh("slow", 60_000, force=True)
+    finally:
+        await core.redis.delete(lock_key)
+    assert isinstance(outcome, RefreshFailed), outcome
+    assert outcome.failure.error == "refresh_in_progress"
+    assert idp.stats()["refresh_requests"] == before  # the holder's refresh is not repeated
