@@ -211,7 +211,7 @@ async def test_a_lock_held_elsewhere_past_the_deadline_is_refresh_in_progress(
 ) -> None:
     """Another process holding the account's lock beyond the wait ends in refresh_in_progress."""
     _, core = await slow_setup(make_client, config, idp)
-    await save(core, idp.mint("slow-user", SCOPE)["refresh_token"])
+    await save(core, str(idp.mint("slow-user", SCOPE)["refresh_token"]))
     lock_key = core.keys.lock("slow")
     await core.redis.set(lock_key, "another-process", px=60_000)
     try:
