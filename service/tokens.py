@@ -192,14 +192,14 @@ class TokenService:
         raise refresh_error(outcome)
 
     async def fresh_resource_token(
-        self, account_id: str, resource: Resource, min_valid_ms: int
+        self, account: Account, resource: Resource, min_valid_ms: int
     ) -> FreshToken:
         """The account's token for `resource`, valid for `min_valid_ms` (as fresh_token).
 
-        Read from Redis on every call (not the process cache): the account's record for its
-        status and grant generation, then the resource's entry.
+        `account` as the caller just read it from Redis (not the process cache: its status and
+        grant generation decide), then the resource's entry.
         """
-        account = await self.accounts.require(account_id)
+        account_id = account.id
         if account.status != Status.ACTIVE:
             raise reauth_required(account)
         held = await self.resources.store.get(account, resource.slot)

@@ -119,7 +119,7 @@ async def test_a_web_start_backfills_in_the_background(
     redis: Redis,
     make_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
 ) -> None:
-    """A web process starting on un-indexed accounts serves at once and indexes them meanwhile."""
+    """A web process starting on un-indexed accounts is ready and indexes them (once, marked)."""
     for n in range(3):
         await add(core, oidc_app, f"older-{n}", f"older{n}@example.com")
     await redis.delete(core.keys.search(0), core.keys.search_backfilled)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from service import errors
+from service.accounts import Account
 from service.core import Core
 from service.limits import MIN_VALIDITY_S
 from service.resources import DEFAULT, Resource, resolve, resource_name
@@ -36,10 +37,11 @@ async def oauth_token(request: web.Request) -> web.Response:
     min_validity = _min_validity(query.get("minValidity") if query else None)
     resource: Resource | None = None
     if query is not None and ("resource" in query or "scopes" in query):
-        resource = await _resource(core, account_id, query.get("resource"), query.get("scopes"))
+        account = await core.accounts.require(account_id)
+        resource = await _resource(core, account, query.get("resource"), query.get("scopes"))
         token.allows_resource(resource.name, resource.audience)
         fresh = await core.token_service.fresh_resource_token(
-            account_id, resource, min_validity * 1000
+            account, resource, min_validity * 1000
         )
     else:
         if token.resources is not None:
@@ -64,9 +66,8 @@ def _source(fresh: FreshToken) -> str:
     return "cache" if fresh.cached else "refresh"
 
 
-async def _resource(core: Core, account_id: str, name: str | None, scopes: str | None) -> Resource:
+async def _resource(core: Core, account: Account, name: str | None, scopes: str | None) -> Resource:
     """The token a resource/scopes request names, checked against what was consented."""
-    account = await core.accounts.require(account_id)
     app = await core.apps.cached(account.app)
     consented = list(dict.fromkeys([*app.scopes, *account.scopes]))
     name = resource_name(name) if name is not None else None

@@ -218,10 +218,12 @@ async def snapshot(bench: Bench, workers: list[WorkerProcess]) -> Snapshot:
     )
 
 
-async def wait_refreshed(bench: Bench, workers: list[WorkerProcess], since_ms: int) -> None:
+async def wait_refreshed(
+    bench: Bench, workers: list[WorkerProcess], since_ms: int, timeout_s: float = RUN_TIMEOUT_S
+) -> None:
     """Wait until no account is due before `since_ms` + HORIZON_MS (all refreshed since)."""
     schedule = Schedule(bench.core.redis, bench.core.keys, bench.core.scripts)
-    deadline = time.monotonic() + RUN_TIMEOUT_S + (since_ms - now_ms()) / 1000
+    deadline = time.monotonic() + timeout_s + (since_ms - now_ms()) / 1000
     while (left := (await schedule.depth(since_ms + HORIZON_MS))[1]) > 0:
         for worker in workers:
             if worker.process.poll() is not None:

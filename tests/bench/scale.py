@@ -10,7 +10,6 @@ search against a web process. Minutes, not hours; `--accounts` scales it down.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import random
@@ -30,7 +29,7 @@ from tests.bench import refresh_worker as rw
 from tests.bench.scale_file import Template, account_id, write_accounts
 from tests.bench.token_endpoint import TOKENBROKER, BenchError, start_server
 from tests.support.bench import accounts_main, run_measure, start_redis
-from tests.support.processes import now_ms, tail
+from tests.support.processes import now_ms
 
 ACCOUNTS = 1_000_000
 DUE = 10_000  # accounts the worker refreshes among all of them
@@ -109,7 +108,7 @@ async def refresh_run(bench: rw.Bench, total: int) -> str:
         start = now_ms()
         await expiring(bench.core, ids, start + rw.EXPIRES_IN_MS)
         await rw.make_due(bench.core, dict.fromkeys(ids, start))
-        await drained(bench, workers[0], start)
+        await rw.wait_refreshed(bench, workers, start, DRAIN_TIMEOUT_S)
         after = await rw.snapshot(bench, workers)
     finally:
         rw.stop_workers(workers)
@@ -120,16 +119,6 @@ async def refresh_run(bench: rw.Bench, total: int) -> str:
         f"{rate:,.0f} refreshes/s, {cpu:,.0f}/worker CPU-s; lag p50 {lags[len(lags) // 2]:.2f} s, "
         f"max {lags[-1]:.2f} s ({len(ids):,} due at once, {missing} not refreshed)"
     )
-
-
-async def drained(bench: rw.Bench, worker: rw.WorkerProcess, start: int) -> None:
-    """Wait until nothing is due before `start` + HORIZON_MS (everything made due refreshed)."""
-    schedule = Schedule(bench.core.redis, bench.core.keys, bench.core.scripts)
-    deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    while (await schedule.depth(start + rw.HORIZON_MS))[1] > 0:
-        if worker.process.poll() is not None or time.monotonic() > deadline:
-            raise BenchError(f"the worker did not drain the schedule:\n{tail(worker.log)}")
-        await asyncio.sleep(0.1)
 
 
 async def lags_of(core: Core, ids: list[str], due: int) -> tuple[list[float], int]:
