@@ -174,12 +174,15 @@ async def test_master_killed_after_a_rotation_burst_loses_no_grant(
 ) -> None:
     """SIGKILL a master right after a burst of rotations, its replica takes over: no grant lost.
 
-    The master's replica is stalled (SIGSTOP) through the burst, so every rotated refresh
-    token the worker stores waits for an acknowledgement (WAIT, longer here than the stall)
-    that never comes; the master is killed once it holds all of them, the replica takes over
-    (CLUSTER FAILOVER TAKEOVER) and the worker's unacknowledged writes go again to the new
-    master. Loopback replication is too quick to lose a write outright (the stalled replica
-    still finds the master's last bytes in its socket), so this proves the way back, not WAIT.
+    Every account is due at once and the provider holds each answer for a while: the worker
+    takes all the refresh locks (on the replica too, as any lock is a moment later) and sends
+    every refresh; then the victim master's replica is stalled (SIGSTOP), so each rotated
+    refresh token the worker stores waits for an acknowledgement (WAIT, longer here than the
+    stall) that never comes. The master is killed once it holds all of them, the replica
+    takes over (CLUSTER FAILOVER TAKEOVER) and the worker's unacknowledged writes go again to
+    the new master, while the locks there keep the web from sending a replaced refresh token.
+    Loopback replication is too quick to lose a write outright (the stalled replica still
+    finds the master's last bytes in its socket), so this proves the way back, not WAIT.
     """
     env = {
         "TOKENBROKER_SCHEDULE_PARTITIONS": str(PARTITIONS),
@@ -195,10 +198,17 @@ async def test_master_killed_after_a_rotation_burst_loses_no_grant(
         victim = _busiest(fresh_cluster, [keys.account(a) for a in ids])
         on_victim = [a for a in ids if fresh_cluster.owner(keys.account(a)) == victim]
         imported = await broker.accounts(on_victim)
+        await asyncio.to_thread(short_idp.delay, 3000, 3000, 60_000)
+        await broker.start_web()
+        broker.spawn_worker("worker")
+        await eventually(
+            lambda: short_idp.stats()["refresh_in_flight"] >= len(ids),
+            30,
+            "every refresh sent and held by the provider",
+        )
         replica = await asyncio.to_thread(fresh_cluster.stall_replica, victim)
         try:
-            await broker.start_web()
-            broker.spawn_worker("worker")
+            await asyncio.to_thread(short_idp.delay, 0, 0, 0)  # later refreshes answered at once
 
             async def rotated_on_victim() -> bool:
                 found = await broker.accounts(on_victim)

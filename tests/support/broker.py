@@ -61,6 +61,8 @@ class Loss:
     reauth: list[str]  # accounts no longer active (reauth_required)
     unknown: list[str]  # accounts whose stored refresh token the provider no longer accepts
     stale: int  # refresh tokens of the accounts' grants still accepted besides the stored one
+    details: tuple[str, ...] = ()  # per lost account: its status, reason and last error
+    replayed: int = 0  # refresh requests the provider saw presenting an already used token
 
     @property
     def lost(self) -> list[str]:
@@ -72,7 +74,8 @@ class Loss:
         return (
             f"{len(self.lost)} accounts lost ({len(self.reauth)} reauth_required, "
             f"{len(self.unknown)} with a refresh token the provider no longer accepts), "
-            f"{self.stale} stale refresh tokens still active"
+            f"{self.stale} stale refresh tokens still active; {self.replayed} replayed refresh "
+            f"tokens; {'; '.join(self.details)}"
         )
 
 
@@ -179,6 +182,7 @@ class Broker:
         for account, row in zip(ids, rows, strict=True):
             parsed = account_from_hash(row)
             assert parsed is not None, f"account {account} vanished"
+            assert parsed.id == account, f"the read of {account} answered {parsed.id}"
             found[account] = parsed
         return found
 
@@ -200,7 +204,11 @@ class Broker:
         reauth = [a for a in ids if accounts[a].status != "active"]
         unknown = [a for a, state in zip(ids, states, strict=True) if not state.active]
         stale = sum(s.active_in_grant - (1 if s.active else 0) for s in states)
-        return Loss(reauth, unknown, stale)
+        details = tuple(
+            f"{a}: {accounts[a].status} {accounts[a].reason} {accounts[a].last_error}"
+            for a in sorted({*reauth, *unknown})
+        )
+        return Loss(reauth, unknown, stale, details, int(self.idp.stats()["refresh_replayed"]))
 
 
 def start_web(env: dict[str, str], port: int, cwd: Path, log: Path) -> subprocess.Popen[bytes]:

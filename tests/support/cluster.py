@@ -45,13 +45,18 @@ def _node(port: int) -> redis.Redis:
 
 
 def _ready(port: int, what: str) -> bool:
-    """PING answered ("up"), cluster_state:ok ("ok") or a replica's link up ("synced")."""
+    """Whether the node on `port` is `what`: "up", "ok", "synced" or "unlinked".
+
+    PING answered, cluster_state:ok, a replica's link up, or down (it has read all its
+    master sent, to the end of the connection).
+    """
     try:
         with _node(port) as client:
             if what == "up":
                 return bool(client.ping())
-            if what == "synced":
-                return bool(client.info("replication").get("master_link_status") == "up")
+            if what in ("synced", "unlinked"):
+                link = client.info("replication").get("master_link_status")
+                return bool(link == ("up" if what == "synced" else "down"))
             info = client.execute_command("CLUSTER INFO")  # parsed into a dict by redis-py
             return isinstance(info, dict) and info.get("cluster_state") == "ok"
     except redis.ConnectionError:
@@ -186,9 +191,14 @@ class RedisClusterProcesses:
         """CLUSTER FAILOVER on a replica of `master`; return the replica's port, now master.
 
         `takeover` is the operator's way when the master is gone: the replica takes the
-        slots on its own say (CLUSTER FAILOVER TAKEOVER), without the master or a vote.
+        slots on its own say (CLUSTER FAILOVER TAKEOVER), without the master or a vote. It
+        is sent once the replica has read what the dead master had sent it (its link is
+        down), as a replica has long before any real failover ends: a replica promoted with
+        received bytes still unread drops them, which no deployment does.
         """
         replica = next(p for p in self.ports if self._replicates(p, master))
+        if takeover:
+            self._wait(time.monotonic() + timeout_s, replica, "unlinked")
         with _node(replica) as client:
             client.execute_command("CLUSTER FAILOVER", *(["TAKEOVER"] if takeover else []))
         eventually_blocking(
