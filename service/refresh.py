@@ -21,7 +21,7 @@ from service.credential_retry import with_credentials
 from service.grants import Grants, grant_type
 from service.oauth.client import Failure, Granted, OAuthClient, RefreshResult
 from service.ratelimit import AppRateLimit
-from service.refresh_lock import AnswerAbandoned, HeldLock, take, wait_released
+from service.refresh_lock import AnswerAbandoned, HeldLock, take_durably, wait_released
 from service.refresh_results import (
     Outcome,
     Refreshed,
@@ -171,8 +171,8 @@ class Refresher:
         while True:
             value = secrets.token_hex(16)
             with self.tracing.span("lock") as span:
-                lock = await take(
-                    self.redis, self.accounts.scripts, lock_key, value, self.config.lock_ms
+                lock = await take_durably(
+                    self.results.replica_wait, lock_key, value, self.config.lock_ms
                 )
                 span.set_attribute("lock.taken", lock is not None)
             if lock is not None:

@@ -17,6 +17,7 @@ import structlog
 from redis.asyncio import Redis
 
 from service.store.connection import STORE_ERRORS
+from service.store.replicas import ReplicaWait
 from service.store.scripts import Scripts
 
 log = structlog.get_logger("refresh")
@@ -117,6 +118,19 @@ async def take(
     if await redis.set(key, value, nx=True, px=lock_ms):
         return HeldLock(scripts, key, value, lock_ms)
     return None
+
+
+async def take_durably(wait: ReplicaWait, key: str, value: str, lock_ms: int) -> HeldLock | None:
+    """Set the lock if nobody holds it, then wait (bounded) until a replica holds it too.
+
+    The lock is what keeps a second process from sending a refresh token that a call in
+    flight is replacing; a failover that dropped the lock would let the new master hand it
+    to another process, which sends the replaced token (a replay the provider may punish by
+    revoking the grant). Waited on like a rotated token: a lagging replica delays the take
+    by at most the bound (counted), and the lock stands all the same.
+    """
+    taken, _ = await wait.run("lock_take", [key], [value, lock_ms])
+    return HeldLock(wait.scripts, key, value, lock_ms) if int(taken) == 1 else None
 
 
 async def wait_released(redis: Redis, key: str, deadline: float, poll_s: float) -> bool:

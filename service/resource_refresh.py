@@ -35,7 +35,7 @@ from service.refresh import (
     MAX_SUPERSEDED,
     Refresher,
 )
-from service.refresh_lock import AnswerAbandoned, HeldLock, take, wait_released
+from service.refresh_lock import AnswerAbandoned, HeldLock, take_durably, wait_released
 from service.refresh_results import STORE_RETRY_S, RefreshFailed, Superseded
 from service.resource_tokens import ResourceToken, ResourceTokens
 from service.resources import Resource
@@ -107,10 +107,10 @@ class ResourceRefresher:
     ) -> ResourceOutcome | Superseded | GrantRefused:
         deadline = time.monotonic() + self.config.provider_timeout_s + 2
         lock_key = self.refresher.keys.lock(account_id)
-        redis, scripts = self.refresher.redis, self.accounts.scripts
+        redis, wait = self.refresher.redis, self.refresher.results.replica_wait
         while True:
             value = secrets.token_hex(16)
-            lock = await take(redis, scripts, lock_key, value, self.config.lock_ms)
+            lock = await take_durably(wait, lock_key, value, self.config.lock_ms)
             if lock is not None:
                 try:
                     return await self._with_lock(account_id, lock, resource, min_valid_ms)

@@ -13,12 +13,15 @@ import dataclasses
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
+import redis as redis_sync
 from redis.asyncio import Redis
 
 from service.clock import iso
 from service.config import Config
+from service.refresh_lock import take_durably
 from service.store.connection import create_redis
 from service.store.keys import Keys
 from service.store.replicas import Ack, ReplicaWait
@@ -158,6 +161,39 @@ async def test_a_rotated_write_waits_for_a_replica(
     finally:
         await redis.delete(key)
         await redis.aclose()
+
+
+async def test_a_refresh_lock_waits_for_a_replica(
+    config: Config, replicated: RedisClusterProcesses
+) -> None:
+    """A refresh lock is on the replica before it is used; a stuck replica delays it (counted)."""
+    redis = create_redis(dataclasses.replace(config, redis_url=replicated.url))
+    timeouts: list[int] = []
+    wait = ReplicaWait(redis, Scripts(redis), 300, on_timeout=lambda: timeouts.append(1))
+    key = "{tb:wait}:lock"
+    master = replicated.owner(key)
+    replica = next(p for p in replicated.ports if replicated.replica_of(p) == master)
+    try:
+        assert await take_durably(wait, key, "first", 10_000) is not None
+        assert _replica_holds(replica, key) == "first" and not timeouts
+        await redis.delete(key)
+        process = replicated.processes[replicated.ports.index(replica)]
+        process.send_signal(signal.SIGSTOP)  # the replica hears nothing until SIGCONT
+        try:
+            lock = await take_durably(wait, key, "second", 10_000)
+        finally:
+            process.send_signal(signal.SIGCONT)
+        assert lock is not None and timeouts == [1]  # taken all the same, after the bound
+    finally:
+        await redis.delete(key)
+        await redis.aclose()
+
+
+def _replica_holds(port: int, key: str) -> str | None:
+    """What the replica on `port` itself holds under `key` (READONLY: no redirect)."""
+    with redis_sync.Redis(host="127.0.0.1", port=port, decode_responses=True) as node:
+        node.execute_command("READONLY")
+        return cast(str | None, node.get(key))
 
 
 @pytest.fixture

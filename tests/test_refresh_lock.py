@@ -12,9 +12,10 @@ import pytest
 from redis.asyncio import Redis
 
 from service.config import Config
-from service.refresh_lock import AnswerAbandoned, HeldLock, take
+from service.refresh_lock import AnswerAbandoned, HeldLock, take, take_durably
 from service.store.connection import create_redis
 from service.store.embedded import RedisProcess
+from service.store.replicas import ReplicaWait
 from service.store.scripts import Scripts
 from tests.support.polling import eventually
 
@@ -63,6 +64,19 @@ async def test_only_one_holder(redis: Redis) -> None:
     assert first is not None and await take(redis, scripts, KEY, "two", 10_000) is None
     await first.release(set())
     assert first.released and await take(redis, scripts, KEY, "two", 10_000) is not None
+
+
+async def test_a_durable_take_is_one_holders_and_survives_its_own_retry(redis: Redis) -> None:
+    """take_durably sets a free lock with its life, refuses another value, keeps a repeat's."""
+    wait = ReplicaWait(redis, Scripts(redis), 500)  # a lone server: nothing to wait for
+    first = await take_durably(wait, KEY, "one", 10_000)
+    assert first is not None and await redis.get(KEY) == "one"
+    assert 9_000 < await redis.pttl(KEY) <= 10_000
+    assert await take_durably(wait, KEY, "two", 10_000) is None
+    again = await take_durably(wait, KEY, "one", 10_000)  # a retried call whose reply was lost
+    assert again is not None and await redis.get(KEY) == "one"
+    await first.release(set())
+    assert await take_durably(wait, KEY, "two", 10_000) is not None
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ SCRIPT_NAMES = (
     "account_mark_reauth",
     "account_note_failure",
     "account_delete",
+    "lock_take",
     "lock_release",
     "lock_extend",
     "app_save",
