@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +9,7 @@ import orjson
 from redis.asyncio import Redis
 
 from service import errors
+from service.account_index import AccountIndex
 from service.account_outcomes import (
     APP_MISMATCH,
     Marked,
@@ -79,6 +79,7 @@ class AccountStore:
         self.notify = notify  # tells this process's cache at once; other processes via pub/sub
         self.wants = wants  # which events webhooks want queued (none while they are off)
         self.search = AccountSearch(redis, keys, scripts)
+        self.index: AccountIndex = self.search.index  # the status indexes
 
     async def get(self, account_id: str) -> Account | None:
         """Return the account or None."""
@@ -134,7 +135,6 @@ class AccountStore:
             self.keys.schedule(part),
             self.keys.events(part),
             self.keys.index(part),
-            self.keys.index(part, Status.ACTIVE),
             self.keys.index(part, Status.REAUTH_REQUIRED),
             self.keys.app_counts(part),
             self.keys.search(part),
@@ -227,7 +227,6 @@ class AccountStore:
             self.keys.lock(account.id),
             self.keys.schedule(part),
             self.keys.events(part),
-            self.keys.index(part, Status.ACTIVE),
             self.keys.index(part, Status.REAUTH_REQUIRED),
         ]
         event = await wanted_event(
@@ -287,7 +286,6 @@ class AccountStore:
             self.keys.schedule(part),
             self.keys.events(part),
             self.keys.index(part),
-            self.keys.index(part, Status.ACTIVE),
             self.keys.index(part, Status.REAUTH_REQUIRED),
             self.keys.app_counts(part),
             self.keys.search(part),
@@ -316,24 +314,11 @@ class AccountStore:
 
     async def count_by_status(self) -> dict[str, int]:
         """Return how many accounts have each status, summed over partitions."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for status in STATUSES:
-                for part in range(self.keys.partitions):
-                    pipe.zcard(self.keys.index(part, status))
-            counts = await pipe.execute()
-        per = self.keys.partitions
-        return {s: sum(counts[i * per : (i + 1) * per]) for i, s in enumerate(STATUSES)}
+        return await self.index.count_by_status()
 
     async def page(self, page: int, size: int, status: str = "all") -> tuple[int, list[Account]]:
         """Return (total, accounts of the page) ordered by id, merged over partitions."""
-        names = [self.keys.index(p, status) for p in range(self.keys.partitions)]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.zcard(name)
-                pipe.zrange(name, 0, (page + 1) * size - 1)
-            rows = await pipe.execute()
-        total = sum(rows[0::2])
-        ids = list(heapq.merge(*rows[1::2]))[page * size : (page + 1) * size]
+        total, ids = await self.index.page(page, size, status)
         return total, await self._load(ids)
 
     async def find(

@@ -113,7 +113,6 @@ class Importer:
             self.keys.account(account_id),
             self.keys.schedule(part),
             self.keys.index(part),
-            self.keys.index(part, Status.ACTIVE),
             self.keys.index(part, Status.REAUTH_REQUIRED),
             self.keys.app_counts(part),
             self.keys.search(part),
