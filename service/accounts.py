@@ -33,6 +33,7 @@ from service.account_record import (
 )
 from service.account_search import AccountSearch
 from service.crypto.cipher import Cipher
+from service.scope_sets import ScopeSets
 from service.store.cache import Invalidate, forget_nothing
 from service.store.connection import read_hash
 from service.store.keys import CacheNames, Keys
@@ -80,10 +81,12 @@ class AccountStore:
         self.wants = wants  # which events webhooks want queued (none while they are off)
         self.search = AccountSearch(redis, keys, scripts)
         self.index: AccountIndex = self.search.index  # the status indexes
+        self.scope_sets = ScopeSets(redis, keys)
 
     async def get(self, account_id: str) -> Account | None:
         """Return the account or None."""
-        return account_from_hash(await read_hash(self.redis, self.keys.account(account_id)))
+        raw = await read_hash(self.redis, self.keys.account(account_id))
+        return account_from_hash(await self.scope_sets.expand_one(raw))
 
     async def require(self, account_id: str) -> Account:
         """Return the account or raise AccountNotFound."""
@@ -141,7 +144,7 @@ class AccountStore:
             self.keys.grant_deadlines(part),
             self.keys.account_resources(account_id),
         ]
-        fields = self.fields(account_id, write, now_ms)
+        fields = await self.scope_sets.share(account_id, self.fields(account_id, write, now_ms))
         added = await wanted_event(self.wants, "accountAdded", account_id, app, event_data, now_ms)
         success = await wanted_event(
             self.wants, "authenticationSuccess", account_id, app, event_data, now_ms
@@ -179,6 +182,7 @@ class AccountStore:
         records scopesMissing.
         """
         account_id = account.id
+        pairs = await self.scope_sets.share(account_id, pairs)
         part = self.keys.partition_of(account_id)
         keys = [
             self.keys.account(account_id),
@@ -337,7 +341,8 @@ class AccountStore:
             for account_id in ids:
                 pipe.hgetall(self.keys.account(account_id))
             records = await pipe.execute()
-        return [a for a in map(account_from_hash, records) if a is not None]
+        expanded = await self.scope_sets.expand(records)
+        return [a for a in map(account_from_hash, expanded) if a is not None]
 
 
 __all__ = [

@@ -88,6 +88,10 @@ class Keys:
         """Hash holding one OAuth2 app."""
         return f"{self._global}:app:{app}"
 
+    def scope_sets(self, partition: int) -> str:
+        """Hash of scope-list reference -> JSON list, shared by the partition's accounts."""
+        return f"{self._tag(partition)}:scopesets"
+
     def app_counts(self, partition: int) -> str:
         """Hash app id -> number of the partition's accounts using that app."""
         return f"{self._tag(partition)}:appcount"
