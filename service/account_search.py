@@ -2,7 +2,9 @@
 
 The index (Keys.search) holds, score 0, `lower(text) NUL id` for the account's id and user
 and for each part of them after a `.`, `-`, `_`, `@` or `+` (so `outlook` finds
-`a-outlook-1` and `someone@outlook.com`). An id without A-Z gets no whole-id entry: the
+`a-outlook-1` and `someone@outlook.com`), except the last label of a mail domain (`com`
+of `x@example.com`: a word of nearly every account, which would cost an entry each while
+listing them all is what the unfiltered list does). An id without A-Z gets no whole-id entry: the
 partition's index of all accounts (ids, ordered) finds it by the same prefix range, and an
 entry saved there costs ~130 bytes of Redis memory per account. The scripts that save,
 restore and delete accounts keep it (each carries the same small search_entries function).
@@ -21,6 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from service.account_index import AccountIndex
+from service.account_record import F
 from service.store.keys import Keys
 from service.store.scripts import Scripts
 
@@ -146,8 +149,9 @@ class AccountSearch:
 
         Every start removes the index of active accounts they kept (active is all minus the
         other statuses now); once, the whole-id search entries of ids without A-Z go (the
-        index of all accounts finds those). Idempotent: an entry an older process adds again
-        meanwhile costs memory only, never a wrong answer. Returns the entries removed.
+        index of all accounts finds those) and so do the entries of the last label of a
+        mail domain. Idempotent: an entry an older process adds again meanwhile costs
+        memory only, never a wrong answer. Returns the entries removed.
         """
         for part in range(self.keys.partitions):
             await self.redis.unlink(self.keys.legacy_active_index(part))
@@ -158,16 +162,42 @@ class AccountSearch:
             low = "-"
             while chunk := await self.redis.zrangebylex(self.keys.index(part), low, "+", 0, batch):
                 found = [_text(i) for i in chunk]
-                twice = [f"{i}\x00{i}" for i in found if ascii_lower(i) == i.encode()]
-                if twice:
-                    removed += int(await self.redis.zrem(self.keys.search(part), *twice))
+                removed += await self._compact(part, found)
                 low = "(" + found[-1]
         await self.redis.set(self.keys.search_compacted, "1")
         return removed
 
+    async def _compact(self, part: int, ids: list[str]) -> int:
+        """Remove the entries of these accounts that search_lib.lua no longer writes."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for account_id in ids:
+                pipe.hget(self.keys.account(account_id), F.USER)
+            users = await pipe.execute()
+        gone: list[bytes] = []
+        for account_id, user in zip(ids, users, strict=True):
+            if ascii_lower(account_id) == account_id.encode():
+                gone.append(entry(account_id, account_id))
+            gone += [e for e in (tld_entry(account_id, account_id),) if e]
+            gone += [e for e in (tld_entry(_text(user or ""), account_id),) if e]
+        return int(await self.redis.zrem(self.keys.search(part), *gone)) if gone else 0
+
     async def _index(self, part: int, ids: list[str]) -> int:
         keys = [self.keys.search(part), *(self.keys.account(i) for i in ids)]
         return int(await self.scripts.run("account_search_index", keys, ids))
+
+
+def entry(word: str, account_id: str) -> bytes:
+    """The search-index member of one word of an account (as search_lib.lua builds it)."""
+    return ascii_lower(word) + b"\x00" + account_id.encode()
+
+
+def tld_entry(text: str, account_id: str) -> bytes | None:
+    """The entry of the last label of the mail domain in `text` (none is written any more)."""
+    low = ascii_lower(text)
+    at, cut = low.find(b"@"), max(low.rfind(bytes([c])) for c in b".-_@+")
+    if at < 0 or cut <= at or low[cut] != ord(".") or cut == len(low) - 1:
+        return None
+    return low[cut + 1 :] + b"\x00" + account_id.encode()
 
 
 def _first_per_id(*sources: list[tuple[str, str]]) -> list[tuple[str, str]]:

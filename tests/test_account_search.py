@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from service.account_search import ascii_lower
+from service.account_search import ascii_lower, tld_entry
 from service.accounts import AccountWrite
 from service.config import Config
 from service.core import Core
@@ -156,14 +156,39 @@ async def test_compaction_removes_what_older_versions_indexed_twice(
     await add(core, oidc_app, "Mixed-9", "mixed@example.com")
     legacy = core.keys.legacy_active_index(0)
     old = {f"old-{n}\x00old-{n}": 0 for n in range(3)}  # what the old scripts wrote
+    old |= {f"com\x00old-{n}": 0 for n in range(3)} | {"com\x00Mixed-9": 0}
     await redis.zadd(core.keys.search(0), old)
     await redis.zadd(legacy, {f"old-{n}": 0 for n in range(3)} | {"Mixed-9": 0})
     await redis.delete(core.keys.search_compacted)
     assert await ids(core, "old-") == (3, ["old-0", "old-1", "old-2"])  # duplicates merged
-    assert await core.accounts.search.ensure_compacted(batch=2) == 3
+    assert await ids(core, "com") == (4, ["Mixed-9", "old-0", "old-1", "old-2"])
+    assert await core.accounts.search.ensure_compacted(batch=2) == 7
     assert not await redis.exists(legacy)
-    assert await redis.zmscore(core.keys.search(0), list(old)) == [None, None, None]
+    assert await redis.zmscore(core.keys.search(0), list(old)) == [None] * 7
+    assert await ids(core, "com") == (0, [])
     assert await ids(core, "old-") == (3, ["old-0", "old-1", "old-2"])
     assert await ids(core, "mixed") == (1, ["Mixed-9"])
     assert await ids(core, "user") == (3, ["old-0", "old-1", "old-2"])
     assert await core.accounts.search.ensure_compacted() is None
+
+
+async def test_the_last_label_of_a_mail_domain_is_not_a_word(core: Core, oidc_app: str) -> None:
+    """`com` of x@example.com is no search word (nearly every account has it); the rest are."""
+    await add(core, oidc_app, "t-1", "ann@example.com")
+    await add(core, oidc_app, "t-2", "bob@comcast.net")
+    await add(core, oidc_app, "t-3", "cy@mail.example.co.uk")
+    await add(core, oidc_app, "t-4", "dee.com-x@example.org")  # before the @: every part
+    assert await ids(core, "com") == (2, ["t-4", "t-2"])  # com-x@… sorts before comcast
+    assert await ids(core, "net") == (0, []) and await ids(core, "uk") == (0, [])
+    assert await ids(core, "co.uk") == (1, ["t-3"])
+    assert await ids(core, "example") == (3, ["t-3", "t-1", "t-4"])  # co.uk < com < org
+    assert await ids(core, "x@") == (1, ["t-4"])
+
+
+def test_tld_entry_matches_the_scripts_rule() -> None:
+    """The entry the compaction removes is the last label after a dot behind the @ only."""
+    assert tld_entry("Ann@Example.COM", "a") == b"com\x00a"
+    assert tld_entry("ann@localhost", "a") is None
+    assert tld_entry("dee.com@example", "a") is None
+    assert tld_entry("x@example.com-1", "a") is None
+    assert tld_entry("x@example.", "a") is None
