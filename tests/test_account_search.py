@@ -120,10 +120,11 @@ async def test_a_web_start_backfills_in_the_background(
     redis: Redis,
     make_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
 ) -> None:
-    """A web process starting on un-indexed accounts is ready and indexes them (once, marked)."""
+    """A web process starting on un-indexed accounts is ready, indexes them and compacts."""
     for n in range(3):
         await add(core, oidc_app, f"older-{n}", f"past{n}@example.com")
-    await redis.delete(core.keys.search(0), core.keys.search_backfilled)
+    await redis.delete(core.keys.search(0), core.keys.search_backfilled, core.keys.search_compacted)
+    await redis.zadd(core.keys.legacy_active_index(0), {"older-0": 0})  # as older versions kept
     other = await make_client()
     assert (await other.get("/ready")).status == 200
 
@@ -132,6 +133,12 @@ async def test_a_web_start_backfills_in_the_background(
 
     await eventually(indexed, 5, "the accounts indexed by the new process")
     assert await redis.exists(core.keys.search_backfilled)
+
+    async def compacted() -> bool:
+        return bool(await redis.exists(core.keys.search_compacted))
+
+    await eventually(compacted, 5, "the old entries removed by the new process")
+    assert not await redis.exists(core.keys.legacy_active_index(0))
 
 
 async def test_an_id_without_capitals_has_no_whole_id_entry(
