@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +9,7 @@ import orjson
 from redis.asyncio import Redis
 
 from service import errors
+from service.account_index import AccountIndex
 from service.account_outcomes import (
     APP_MISMATCH,
     Marked,
@@ -33,6 +33,7 @@ from service.account_record import (
 )
 from service.account_search import AccountSearch
 from service.crypto.cipher import Cipher
+from service.scope_sets import ScopeSets
 from service.store.cache import Invalidate, forget_nothing
 from service.store.connection import read_hash
 from service.store.keys import CacheNames, Keys
@@ -79,10 +80,13 @@ class AccountStore:
         self.notify = notify  # tells this process's cache at once; other processes via pub/sub
         self.wants = wants  # which events webhooks want queued (none while they are off)
         self.search = AccountSearch(redis, keys, scripts)
+        self.index: AccountIndex = self.search.index  # the status indexes
+        self.scope_sets = ScopeSets(redis, keys)
 
     async def get(self, account_id: str) -> Account | None:
         """Return the account or None."""
-        return account_from_hash(await read_hash(self.redis, self.keys.account(account_id)))
+        raw = await read_hash(self.redis, self.keys.account(account_id))
+        return account_from_hash(await self.scope_sets.expand_one(raw))
 
     async def require(self, account_id: str) -> Account:
         """Return the account or raise AccountNotFound."""
@@ -134,14 +138,13 @@ class AccountStore:
             self.keys.schedule(part),
             self.keys.events(part),
             self.keys.index(part),
-            self.keys.index(part, Status.ACTIVE),
             self.keys.index(part, Status.REAUTH_REQUIRED),
             self.keys.app_counts(part),
             self.keys.search(part),
             self.keys.grant_deadlines(part),
             self.keys.account_resources(account_id),
         ]
-        fields = self.fields(account_id, write, now_ms)
+        fields = await self.scope_sets.share(account_id, self.fields(account_id, write, now_ms))
         added = await wanted_event(self.wants, "accountAdded", account_id, app, event_data, now_ms)
         success = await wanted_event(
             self.wants, "authenticationSuccess", account_id, app, event_data, now_ms
@@ -179,6 +182,7 @@ class AccountStore:
         records scopesMissing.
         """
         account_id = account.id
+        pairs = await self.scope_sets.share(account_id, pairs)
         part = self.keys.partition_of(account_id)
         keys = [
             self.keys.account(account_id),
@@ -227,7 +231,6 @@ class AccountStore:
             self.keys.lock(account.id),
             self.keys.schedule(part),
             self.keys.events(part),
-            self.keys.index(part, Status.ACTIVE),
             self.keys.index(part, Status.REAUTH_REQUIRED),
         ]
         event = await wanted_event(
@@ -287,7 +290,6 @@ class AccountStore:
             self.keys.schedule(part),
             self.keys.events(part),
             self.keys.index(part),
-            self.keys.index(part, Status.ACTIVE),
             self.keys.index(part, Status.REAUTH_REQUIRED),
             self.keys.app_counts(part),
             self.keys.search(part),
@@ -316,24 +318,11 @@ class AccountStore:
 
     async def count_by_status(self) -> dict[str, int]:
         """Return how many accounts have each status, summed over partitions."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for status in STATUSES:
-                for part in range(self.keys.partitions):
-                    pipe.zcard(self.keys.index(part, status))
-            counts = await pipe.execute()
-        per = self.keys.partitions
-        return {s: sum(counts[i * per : (i + 1) * per]) for i, s in enumerate(STATUSES)}
+        return await self.index.count_by_status()
 
     async def page(self, page: int, size: int, status: str = "all") -> tuple[int, list[Account]]:
         """Return (total, accounts of the page) ordered by id, merged over partitions."""
-        names = [self.keys.index(p, status) for p in range(self.keys.partitions)]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.zcard(name)
-                pipe.zrange(name, 0, (page + 1) * size - 1)
-            rows = await pipe.execute()
-        total = sum(rows[0::2])
-        ids = list(heapq.merge(*rows[1::2]))[page * size : (page + 1) * size]
+        total, ids = await self.index.page(page, size, status)
         return total, await self._load(ids)
 
     async def find(
@@ -352,7 +341,8 @@ class AccountStore:
             for account_id in ids:
                 pipe.hgetall(self.keys.account(account_id))
             records = await pipe.execute()
-        return [a for a in map(account_from_hash, records) if a is not None]
+        expanded = await self.scope_sets.expand(records)
+        return [a for a in map(account_from_hash, expanded) if a is not None]
 
 
 __all__ = [

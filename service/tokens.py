@@ -141,7 +141,7 @@ class TokenService:
         if view is MISS:
             epoch = self.cache.epoch
             raw = await read_hash(self.redis, self.keys.account(account_id))
-            account = account_from_hash(raw)
+            account = account_from_hash(await self.accounts.scope_sets.expand_one(raw))
             if account is None:
                 raise errors.AccountNotFound(f"no account with id {account_id!r}")
             view = self.view_of(account)

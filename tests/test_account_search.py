@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from service.account_search import ascii_lower
+from service.account_search import ascii_lower, tld_entry
 from service.accounts import AccountWrite
 from service.config import Config
 from service.core import Core
@@ -105,11 +105,12 @@ async def test_backfill_indexes_accounts_stored_before_the_index(
     core: Core, oidc_app: str, redis: Redis
 ) -> None:
     """Accounts without entries are indexed once at start; the marker makes it one-shot."""
-    await add(core, oidc_app, "legacy-1", "legacy@example.com")
+    await add(core, oidc_app, "legacy-1", "someone@example.com")
     await redis.delete(core.keys.search(0), core.keys.search_backfilled)
-    assert await ids(core, "legacy") == (0, [])
+    assert await ids(core, "someone") == (0, [])
+    assert await ids(core, "legacy") == (1, ["legacy-1"])  # the id: from the index of all
     assert await core.accounts.search.ensure_backfilled() == 1
-    assert await ids(core, "legacy") == (1, ["legacy-1"])
+    assert await ids(core, "someone") == (1, ["legacy-1"])
     assert await core.accounts.search.ensure_backfilled() is None
 
 
@@ -119,15 +120,82 @@ async def test_a_web_start_backfills_in_the_background(
     redis: Redis,
     make_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
 ) -> None:
-    """A web process starting on un-indexed accounts is ready and indexes them (once, marked)."""
+    """A web process starting on un-indexed accounts is ready, indexes them and compacts."""
     for n in range(3):
-        await add(core, oidc_app, f"older-{n}", f"older{n}@example.com")
-    await redis.delete(core.keys.search(0), core.keys.search_backfilled)
+        await add(core, oidc_app, f"older-{n}", f"past{n}@example.com")
+    await redis.delete(core.keys.search(0), core.keys.search_backfilled, core.keys.search_compacted)
+    await redis.zadd(core.keys.legacy_active_index(0), {"older-0": 0})  # as older versions kept
     other = await make_client()
     assert (await other.get("/ready")).status == 200
 
     async def indexed() -> bool:
-        return await ids(core, "older") == (3, ["older-0", "older-1", "older-2"])
+        return await ids(core, "past") == (3, ["older-0", "older-1", "older-2"])
 
     await eventually(indexed, 5, "the accounts indexed by the new process")
     assert await redis.exists(core.keys.search_backfilled)
+
+    async def compacted() -> bool:
+        return bool(await redis.exists(core.keys.search_compacted))
+
+    await eventually(compacted, 5, "the old entries removed by the new process")
+    assert not await redis.exists(core.keys.legacy_active_index(0))
+
+
+async def test_an_id_without_capitals_has_no_whole_id_entry(
+    core: Core, oidc_app: str, redis: Redis
+) -> None:
+    """The index of all accounts answers for such an id; a mixed-case id keeps its entry."""
+    await add(core, oidc_app, "lower-1", "x@example.com")
+    await add(core, oidc_app, "Upper-1", "y@example.com")
+    members = set(await redis.zrange(core.keys.search(0), 0, -1))
+    assert "lower-1\x00lower-1" not in members and "1\x00lower-1" in members
+    assert "upper-1\x00Upper-1" in members
+    assert await ids(core, "LOWER-") == (1, ["lower-1"])
+    assert await ids(core, "upper-") == (1, ["Upper-1"])
+
+
+async def test_compaction_removes_what_older_versions_indexed_twice(
+    core: Core, oidc_app: str, redis: Redis
+) -> None:
+    """Start-up drops the old whole-id entries and active index; every search still finds."""
+    for n in range(3):
+        await add(core, oidc_app, f"old-{n}", f"user{n}@example.com")
+    await add(core, oidc_app, "Mixed-9", "mixed@example.com")
+    legacy = core.keys.legacy_active_index(0)
+    old = {f"old-{n}\x00old-{n}": 0 for n in range(3)}  # what the old scripts wrote
+    old |= {f"com\x00old-{n}": 0 for n in range(3)} | {"com\x00Mixed-9": 0}
+    await redis.zadd(core.keys.search(0), old)
+    await redis.zadd(legacy, {f"old-{n}": 0 for n in range(3)} | {"Mixed-9": 0})
+    await redis.delete(core.keys.search_compacted)
+    assert await ids(core, "old-") == (3, ["old-0", "old-1", "old-2"])  # duplicates merged
+    assert await ids(core, "com") == (4, ["Mixed-9", "old-0", "old-1", "old-2"])
+    assert await core.accounts.search.ensure_compacted(batch=2) == 7
+    assert not await redis.exists(legacy)
+    assert await redis.zmscore(core.keys.search(0), list(old)) == [None] * 7
+    assert await ids(core, "com") == (0, [])
+    assert await ids(core, "old-") == (3, ["old-0", "old-1", "old-2"])
+    assert await ids(core, "mixed") == (1, ["Mixed-9"])
+    assert await ids(core, "user") == (3, ["old-0", "old-1", "old-2"])
+    assert await core.accounts.search.ensure_compacted() is None
+
+
+async def test_the_last_label_of_a_mail_domain_is_not_a_word(core: Core, oidc_app: str) -> None:
+    """`com` of x@example.com is no search word (nearly every account has it); the rest are."""
+    await add(core, oidc_app, "t-1", "ann@example.com")
+    await add(core, oidc_app, "t-2", "bob@comcast.net")
+    await add(core, oidc_app, "t-3", "cy@mail.example.co.uk")
+    await add(core, oidc_app, "t-4", "dee.com-x@example.org")  # before the @: every part
+    assert await ids(core, "com") == (2, ["t-4", "t-2"])  # com-x@… sorts before comcast
+    assert await ids(core, "net") == (0, []) and await ids(core, "uk") == (0, [])
+    assert await ids(core, "co.uk") == (1, ["t-3"])
+    assert await ids(core, "example") == (3, ["t-3", "t-1", "t-4"])  # co.uk < com < org
+    assert await ids(core, "x@") == (1, ["t-4"])
+
+
+def test_tld_entry_matches_the_scripts_rule() -> None:
+    """The entry the compaction removes is the last label after a dot behind the @ only."""
+    assert tld_entry("Ann@Example.COM", "a") == b"com\x00a"
+    assert tld_entry("ann@localhost", "a") is None
+    assert tld_entry("dee.com@example", "a") is None
+    assert tld_entry("x@example.com-1", "a") is None
+    assert tld_entry("x@example.", "a") is None

@@ -54,12 +54,11 @@ async def snapshot(redis: Redis, keys: Keys) -> dict[str, Any]:
                 part = keys.partition_of(account_id)
                 pipe.hgetall(keys.account(account_id))
                 pipe.zscore(keys.index(part), account_id)
-                pipe.zscore(keys.index(part, "active"), account_id)
                 pipe.zscore(keys.index(part, "reauth_required"), account_id)
                 pipe.zscore(keys.schedule(part), account_id)
             rows = await pipe.execute()
         for n, account_id in enumerate(ids):
-            fields, *entries = rows[5 * n : 5 * n + 5]
+            fields, *entries = rows[4 * n : 4 * n + 4]
             record = opened(fields, f"acct:{account_id}", ACCOUNT_FIELDS)
             state["accounts"][account_id] = (record, [e is not None for e in entries])
     for part in range(keys.partitions):
@@ -179,7 +178,7 @@ async def test_import_restores_status_and_schedule(
         record.pop(name, None)
     await importer.restore(iter_lines(line))
     part = core.keys.partition_of("acct0")
-    assert await redis.zscore(core.keys.index(part, "active"), "acct0") == 0
+    assert await core.accounts.index.with_status(["acct0"], "active") == ["acct0"]
     assert await redis.zscore(core.keys.index(part, "reauth_required"), "acct0") is None
     assert await redis.zscore(core.keys.schedule(part), "acct0") is not None
     assert await redis.hget(core.keys.app_counts(part), app) == "10"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from service.store.keys import CacheNames, Keys
 from service.store.scripts import SCRIPT_NAMES, script_source
 
@@ -21,11 +23,21 @@ def test_account_keys_share_their_partition_tag() -> None:
             keys.schedule(part),
             keys.events(part),
             keys.index(part),
+            keys.index(part, "reauth_required"),
+            keys.search(part),
+            keys.scope_sets(part),
             keys.app_counts(part),
         ]
         tags = {m.group(1) for m in map(TAG.search, names) if m is not None}
         assert tags == {f"p{part}"}
         assert all(TAG.search(n) for n in names)
+
+
+def test_active_accounts_have_no_index_of_their_own() -> None:
+    """Asking for the index of active accounts is a mistake (service/account_index.py)."""
+    with pytest.raises(ValueError, match="all minus"):
+        Keys("tb", 1).index(0, "active")
+    assert Keys("tb", 1).legacy_active_index(0) == "tb:{p0}:idx:active"
 
 
 def test_partitions_spread_accounts() -> None:

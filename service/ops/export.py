@@ -17,6 +17,7 @@ from service.crypto.cipher import Cipher
 from service.crypto.sealed import Record
 from service.ops.backup_format import FORMAT, VERSION, line, reseal
 from service.progress import Progress
+from service.scope_sets import ScopeSets
 from service.sealed_records import (
     account_ids,
     account_record,
@@ -41,6 +42,7 @@ class Exporter:
 
     def __init__(self, redis: Redis, keys: Keys, cipher: Cipher, clock: Clock) -> None:
         self.redis, self.keys, self.cipher, self.clock = redis, keys, cipher, clock
+        self.scope_sets = ScopeSets(redis, keys)  # the file holds each account's own list
 
     async def total(self) -> int:
         """About how many apps and accounts there are (for the progress bar)."""
@@ -83,6 +85,8 @@ class Exporter:
             for record in records:
                 pipe.hgetall(record.key)
             rows: list[dict[str, str]] = await pipe.execute()
+        if kind == "account":
+            rows = await self.scope_sets.expand(rows)
         written = 0
         for record, fields in zip(records, rows, strict=True):
             if not fields or (kind == "account" and "app" not in fields):

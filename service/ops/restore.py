@@ -19,6 +19,7 @@ from service.clock import Clock
 from service.crypto.cipher import Cipher
 from service.ops.backup_format import FORMAT, VERSION, BackupError, check_account, check_app, reseal
 from service.progress import Progress
+from service.scope_sets import ScopeSets
 from service.sealed_records import account_record, app_record
 from service.store.keys import CacheNames, Keys
 from service.store.scripts import Scripts
@@ -56,6 +57,7 @@ class Importer:
     ) -> None:
         self.redis, self.keys, self.scripts, self.cipher = redis, keys, scripts, cipher
         self.clock, self.timing = clock, timing
+        self.scope_sets = ScopeSets(redis, keys)
 
     async def restore(
         self, source: IO[bytes], batch: int = 500, progress: Progress | None = None
@@ -73,7 +75,7 @@ class Importer:
                 elif kind == "app":
                     await self._restore_app(entry, stats)
                 elif kind == "account":
-                    pending.append(self._account_call(entry, stats))
+                    pending.append(await self._account_call(entry, stats))
                 else:
                     ended = True
                     _check_counts(entry, stats.apps, stats.accounts + len(pending))
@@ -101,19 +103,19 @@ class Importer:
             raise BackupError(f"app {app_id!r} was created or deleted meanwhile; import again")
         stats.apps += 1
 
-    def _account_call(
+    async def _account_call(
         self, entry: dict[str, Any], stats: ImportStats
     ) -> tuple[list[str], list[str]]:
         """The account_restore script's KEYS and ARGV for one account line."""
         account_id, fields = check_account(entry.get("id"), entry.get("record"))
         stats.resealed += reseal(account_record(self.keys, account_id), fields, self.cipher)
+        fields = await self.scope_sets.share(account_id, fields)
         status = fields.get("status", Status.ACTIVE.value)
         part = self.keys.partition_of(account_id)
         keys = [
             self.keys.account(account_id),
             self.keys.schedule(part),
             self.keys.index(part),
-            self.keys.index(part, Status.ACTIVE),
             self.keys.index(part, Status.REAUTH_REQUIRED),
             self.keys.app_counts(part),
             self.keys.search(part),

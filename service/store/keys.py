@@ -53,8 +53,18 @@ class Keys:
         return f"{self._tag(partition)}:events"
 
     def index(self, partition: int, status: str = "all") -> str:
-        """Sorted set (score 0, ordered by id) of the partition's accounts, by status."""
+        """Sorted set (score 0, ordered by id) of the partition's accounts: all, or one status.
+
+        Only "all" and the statuses other than active have one (service/account_index.py):
+        the active accounts are all those not in another status's index.
+        """
+        if status == "active":
+            raise ValueError("active accounts have no index of their own (all minus the rest)")
         return f"{self._tag(partition)}:idx:{status}"
+
+    def legacy_active_index(self, partition: int) -> str:
+        """The index of active accounts that older versions kept; removed at start."""
+        return f"{self._tag(partition)}:idx:active"
 
     def grant_deadlines(self, partition: int) -> str:
         """Sorted set of the partition's account ids scored by their grant's known deadline (ms)."""
@@ -77,6 +87,10 @@ class Keys:
     def app(self, app: str) -> str:
         """Hash holding one OAuth2 app."""
         return f"{self._global}:app:{app}"
+
+    def scope_sets(self, partition: int) -> str:
+        """Hash of scope-list reference -> JSON list, shared by the partition's accounts."""
+        return f"{self._tag(partition)}:scopesets"
 
     def app_counts(self, partition: int) -> str:
         """Hash app id -> number of the partition's accounts using that app."""
@@ -189,6 +203,11 @@ class Keys:
     def search_backfilled(self) -> str:
         """String set once every account stored before the search index existed is indexed."""
         return f"{self._global}:idx:search:backfilled"
+
+    @property
+    def search_compacted(self) -> str:
+        """String set once the search entries that the id index makes redundant are removed."""
+        return f"{self._global}:idx:search:compacted"
 
 
 class CacheNames:

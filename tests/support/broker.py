@@ -178,6 +178,7 @@ class Broker:
             for account in ids:
                 pipe.hgetall(self.core.keys.account(account))
             rows = cast(list[dict[str, str]], await pipe.execute())
+        rows = await self.core.accounts.scope_sets.expand(rows)
         found = {}
         for account, row in zip(ids, rows, strict=True):
             parsed = account_from_hash(row)

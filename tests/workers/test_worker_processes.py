@@ -157,6 +157,7 @@ class Stack:
             for account in ids:
                 pipe.hgetall(self.core.keys.account(account))
             rows = cast(list[dict[str, str]], await pipe.execute())
+        rows = await self.core.accounts.scope_sets.expand(rows)
         found: dict[str, Account] = {}
         for account, row in zip(ids, rows, strict=True):
             parsed = account_from_hash(row)

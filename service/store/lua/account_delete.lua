@@ -5,12 +5,11 @@
 -- KEYS[3] partition schedule
 -- KEYS[4] partition event stream
 -- KEYS[5] partition index of all accounts
--- KEYS[6] partition index of active accounts
--- KEYS[7] partition index of reauth_required accounts
--- KEYS[8] partition app counts (hash app id -> accounts)
--- KEYS[9] partition search index (sorted set, score 0: see service/account_search.py)
--- KEYS[10] partition grant deadlines (sorted set)
--- KEYS[11] account's per-resource tokens
+-- KEYS[6] partition index of reauth_required accounts
+-- KEYS[7] partition app counts (hash app id -> accounts)
+-- KEYS[8] partition search index (sorted set, score 0: see service/account_search.py)
+-- KEYS[9] partition grant deadlines (sorted set)
+-- KEYS[10] account's per-resource tokens
 -- ARGV[1] account id
 -- ARGV[2] invalidation channel
 -- ARGV[3] event JSON to append ('' = none)
@@ -20,14 +19,13 @@
 local app = redis.call('HGET', KEYS[1], 'app')
 if not app then return 0 end
 local user = redis.call('HGET', KEYS[1], 'user') or ''
-search_rem(KEYS[9], user, ARGV[1])
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[11])
+search_rem(KEYS[8], user, ARGV[1])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[10])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[6], ARGV[1])
-redis.call('ZREM', KEYS[7], ARGV[1])
-redis.call('ZREM', KEYS[10], ARGV[1])
-if redis.call('HINCRBY', KEYS[8], app, -1) <= 0 then redis.call('HDEL', KEYS[8], app) end
+redis.call('ZREM', KEYS[9], ARGV[1])
+if redis.call('HINCRBY', KEYS[7], app, -1) <= 0 then redis.call('HDEL', KEYS[7], app) end
 if ARGV[3] ~= '' then redis.call('XADD', KEYS[4], '*', 'payload', ARGV[3]) end
 redis.call('PUBLISH', ARGV[2], ARGV[4])
 return 1

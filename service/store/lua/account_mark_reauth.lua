@@ -5,8 +5,7 @@
 -- KEYS[2] account lock
 -- KEYS[3] partition schedule
 -- KEYS[4] partition event stream
--- KEYS[5] partition index of active accounts
--- KEYS[6] partition index of reauth_required accounts
+-- KEYS[5] partition index of reauth_required accounts (active = all minus it)
 -- ARGV[1] lock value held by the caller ('' = none)
 -- ARGV[2] account id
 -- ARGV[3] invalidation channel
@@ -24,8 +23,7 @@ if ARGV[6] ~= '' and redis.call('HGET', KEYS[1], 'refreshToken') ~= ARGV[6] then
 local was = redis.call('HGET', KEYS[1], 'status')
 redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 redis.call('ZREM', KEYS[3], ARGV[2])
-redis.call('ZREM', KEYS[5], ARGV[2])
-redis.call('ZADD', KEYS[6], 0, ARGV[2])
+redis.call('ZADD', KEYS[5], 0, ARGV[2])
 redis.call('PUBLISH', ARGV[3], ARGV[7])
 if was == 'reauth_required' then return 0 end
 if ARGV[4] ~= '' then redis.call('XADD', KEYS[4], '*', 'payload', ARGV[4]) end

@@ -6,11 +6,10 @@
 -- KEYS[1] account hash
 -- KEYS[2] partition schedule (sorted set, score = refresh due, epoch ms)
 -- KEYS[3] partition index of all accounts
--- KEYS[4] partition index of active accounts
--- KEYS[5] partition index of reauth_required accounts
--- KEYS[6] partition app counts (hash app id -> accounts)
--- KEYS[7] partition search index (sorted set, score 0: see service/account_search.py)
--- KEYS[8] partition grant deadlines (sorted set, score = grantDeadline, epoch ms)
+-- KEYS[4] partition index of reauth_required accounts (active = all minus it)
+-- KEYS[5] partition app counts (hash app id -> accounts)
+-- KEYS[6] partition search index (sorted set, score 0: see service/account_search.py)
+-- KEYS[7] partition grant deadlines (sorted set, score = grantDeadline, epoch ms)
 -- ARGV[1] account id
 -- ARGV[2] app id
 -- ARGV[3] status: 'active' (scheduled) or 'reauth_required' (not scheduled)
@@ -24,28 +23,26 @@ local id, app = ARGV[1], ARGV[2]
 local old_gen = tonumber(redis.call('HGET', KEYS[1], 'grantGen') or '0') or 0
 local old_app = redis.call('HGET', KEYS[1], 'app')
 local old_user = redis.call('HGET', KEYS[1], 'user')
-if old_user then search_rem(KEYS[7], old_user, id) end
+if old_user then search_rem(KEYS[6], old_user, id) end
 if old_app and old_app ~= app then
-  if redis.call('HINCRBY', KEYS[6], old_app, -1) <= 0 then redis.call('HDEL', KEYS[6], old_app) end
+  if redis.call('HINCRBY', KEYS[5], old_app, -1) <= 0 then redis.call('HDEL', KEYS[5], old_app) end
 end
-if not old_app or old_app ~= app then redis.call('HINCRBY', KEYS[6], app, 1) end
+if not old_app or old_app ~= app then redis.call('HINCRBY', KEYS[5], app, 1) end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 local new_gen = tonumber(redis.call('HGET', KEYS[1], 'grantGen') or '0') or 0
 if old_app then redis.call('HSET', KEYS[1], 'grantGen', math.max(old_gen, new_gen) + 1) end
 redis.call('ZADD', KEYS[3], 0, id)
 local user = redis.call('HGET', KEYS[1], 'user') or ''
-search_add(KEYS[7], user, id)
+search_add(KEYS[6], user, id)
 local deadline = redis.call('HGET', KEYS[1], 'grantDeadline')
-if deadline then redis.call('ZADD', KEYS[8], tonumber(deadline), id) else redis.call('ZREM', KEYS[8], id) end
+if deadline then redis.call('ZADD', KEYS[7], tonumber(deadline), id) else redis.call('ZREM', KEYS[7], id) end
 if ARGV[3] == 'reauth_required' then
   redis.call('ZREM', KEYS[2], id)
-  redis.call('ZREM', KEYS[4], id)
-  redis.call('ZADD', KEYS[5], 0, id)
+  redis.call('ZADD', KEYS[4], 0, id)
 else
   redis.call('ZADD', KEYS[2], tonumber(ARGV[4]), id)
-  redis.call('ZADD', KEYS[4], 0, id)
-  redis.call('ZREM', KEYS[5], id)
+  redis.call('ZREM', KEYS[4], id)
 end
 redis.call('PUBLISH', ARGV[5], ARGV[6])
 if old_app then return 'existing' end

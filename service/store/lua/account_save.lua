@@ -4,12 +4,11 @@
 -- KEYS[2] partition schedule (sorted set, score = refresh due, epoch ms)
 -- KEYS[3] partition event stream
 -- KEYS[4] partition index of all accounts (sorted set)
--- KEYS[5] partition index of active accounts
--- KEYS[6] partition index of reauth_required accounts
--- KEYS[7] partition app counts (hash app id -> accounts)
--- KEYS[8] partition search index (sorted set, score 0: see service/account_search.py)
--- KEYS[9] partition grant deadlines (sorted set, score = grantDeadline, epoch ms)
--- KEYS[10] account's per-resource tokens (deleted: they belong to the replaced grant)
+-- KEYS[5] partition index of reauth_required accounts (active = all minus it)
+-- KEYS[6] partition app counts (hash app id -> accounts)
+-- KEYS[7] partition search index (sorted set, score 0: see service/account_search.py)
+-- KEYS[8] partition grant deadlines (sorted set, score = grantDeadline, epoch ms)
+-- KEYS[9] account's per-resource tokens (deleted: they belong to the replaced grant)
 -- ARGV[1] account id
 -- ARGV[2] app id
 -- ARGV[3] refresh due time, epoch ms
@@ -28,23 +27,22 @@ if old_app and old_app ~= app then return {'app_mismatch', old_app} end
 local existed = old_app ~= false
 local old_status = redis.call('HGET', KEYS[1], 'status')
 local old_user = redis.call('HGET', KEYS[1], 'user')
-if old_user then search_rem(KEYS[8], old_user, id) end
-if not existed then redis.call('HINCRBY', KEYS[7], app, 1) end
+if old_user then search_rem(KEYS[7], old_user, id) end
+if not existed then redis.call('HINCRBY', KEYS[6], app, 1) end
 redis.call('HDEL', KEYS[1], 'reason', 'lastError', 'accessToken', 'expiresAt', 'lifetimeMs',
   'previousRefreshToken', 'answerLostAt', 'missingScopes', 'tid', 'oid', 'sub', 'iss',
   'expectedUser', 'grantDeadline', 'grantDeadlineFrom', 'grantNotice')
 redis.call('HSET', KEYS[1], 'status', 'active', 'attempts', '0', unpack(ARGV, 8))
-redis.call('DEL', KEYS[10])
+redis.call('DEL', KEYS[9])
 local gen = redis.call('HINCRBY', KEYS[1], 'grantGen', 1)
 if not existed then redis.call('HSET', KEYS[1], 'createdAt', redis.call('HGET', KEYS[1], 'updatedAt')) end
 redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), id)
 redis.call('ZADD', KEYS[4], 0, id)
-redis.call('ZADD', KEYS[5], 0, id)
-redis.call('ZREM', KEYS[6], id)
+redis.call('ZREM', KEYS[5], id)
 local deadline = redis.call('HGET', KEYS[1], 'grantDeadline')
-if deadline then redis.call('ZADD', KEYS[9], tonumber(deadline), id) else redis.call('ZREM', KEYS[9], id) end
+if deadline then redis.call('ZADD', KEYS[8], tonumber(deadline), id) else redis.call('ZREM', KEYS[8], id) end
 local user = redis.call('HGET', KEYS[1], 'user') or ''
-search_add(KEYS[8], user, id)
+search_add(KEYS[7], user, id)
 if not existed and ARGV[5] ~= '' then
   redis.call('XADD', KEYS[3], '*', 'payload', ARGV[5])
 elseif existed and old_status == 'reauth_required' and ARGV[6] ~= '' then
