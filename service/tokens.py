@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, cast
 
+import orjson
 from redis.asyncio import Redis
 
 from service import errors
@@ -55,6 +57,14 @@ class TokenView:
             body["resource"] = self.resource
         return body
 
+    @functools.cached_property
+    def cached_json(self) -> bytes:
+        """The JSON body of an answer served from this view as it is (`cached: true`).
+
+        Serialised once per view: a view is immutable and replaced on every change.
+        """
+        return orjson.dumps(self.body(True))
+
 
 @dataclass(frozen=True)
 class FreshToken:
@@ -74,6 +84,12 @@ class FreshToken:
         if self.refresh_failed:
             body["refreshFailed"] = True
         return body
+
+    def json(self) -> bytes:
+        """body() as JSON; a cache hit's is the view's, serialised once."""
+        if self.cached and not self.refresh_failed:
+            return self.view.cached_json
+        return orjson.dumps(self.body())
 
 
 class TokenService:
