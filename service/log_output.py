@@ -37,6 +37,12 @@ class TextOutput:
         """One JSON line built without structlog's processors (the per-request line)."""
         self.text(orjson.dumps(event, default=str).decode())
 
+    def block(self, lines: bytes) -> None:
+        """Complete JSON lines (UTF-8, each ending in a newline), written and flushed at once."""
+        with self.lock:
+            self.stream.write(lines.decode())
+            self.stream.flush()
+
     def text(self, line: str) -> None:
         """Write and flush one line."""
         with self.lock:
@@ -83,6 +89,10 @@ class StderrOutput:
     def record(self, event: Mapping[str, Any]) -> None:
         """One JSON line built without structlog's processors (the per-request line)."""
         self.line(orjson.dumps(event, default=str, option=orjson.OPT_APPEND_NEWLINE))
+
+    def block(self, lines: bytes) -> None:
+        """Complete JSON lines (each ending in a newline), buffered like one line."""
+        self.line(lines)
 
     def _flush_scheduled(self) -> None:
         self.loop = None

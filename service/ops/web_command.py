@@ -104,10 +104,12 @@ def cmd_web(args: argparse.Namespace) -> int:
     if count > 1:
         return supervise(count, args.host, args.port)
     logs.configure(config.log_format)
-    from service.web.app import create_app
+    from service.web.app import create_app, freeze_heap
 
+    app = create_app(config)
+    app.on_startup.append(freeze_heap)
     web.run_app(
-        create_app(config),
+        app,
         host=config.host,
         port=config.port,
         print=None,
