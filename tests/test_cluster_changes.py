@@ -9,9 +9,10 @@ is then failed over to its replica.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import signal
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import cast
 
@@ -136,57 +137,75 @@ def _events_for(receiver: Receiver) -> set[str]:
     return {e["account"] for e in receiver.events() if e.get("event") == "accountAdded"}
 
 
-async def test_a_rotated_write_waits_for_a_replica(
-    config: Config, replicated: RedisClusterProcesses
-) -> None:
-    """WAIT after a durable write: acknowledged with a live replica, counted when it is stuck."""
+@dataclasses.dataclass
+class Waiting:
+    """A client on the replicated cluster and a ReplicaWait (300 ms) counting its timeouts."""
+
+    redis: Redis
+    wait: ReplicaWait
+    timeouts: list[int]
+
+
+@pytest.fixture
+async def waiting(config: Config, replicated: RedisClusterProcesses) -> AsyncIterator[Waiting]:
+    """A Waiting on the replicated cluster; its client closed after."""
     redis = create_redis(dataclasses.replace(config, redis_url=replicated.url))
     timeouts: list[int] = []
     wait = ReplicaWait(redis, Scripts(redis), 300, on_timeout=lambda: timeouts.append(1))
+    try:
+        yield Waiting(redis, wait, timeouts)
+    finally:
+        await redis.aclose()
+
+
+@contextlib.contextmanager
+def replica_stalled(nodes: RedisClusterProcesses, key: str) -> Iterator[int]:
+    """The replica of `key`'s master hears nothing (SIGSTOP) within the block; its port."""
+    master = nodes.owner(key)
+    replica = next(p for p in nodes.ports if nodes.replica_of(p) == master)
+    process = nodes.processes[nodes.ports.index(replica)]
+    process.send_signal(signal.SIGSTOP)
+    try:
+        yield replica
+    finally:
+        process.send_signal(signal.SIGCONT)
+
+
+async def test_a_rotated_write_waits_for_a_replica(
+    waiting: Waiting, replicated: RedisClusterProcesses
+) -> None:
+    """WAIT after a durable write: acknowledged with a live replica, counted when it is stuck."""
+    redis, wait, timeouts = waiting.redis, waiting.wait, waiting.timeouts
     key = "{tb:wait}:probe"
     try:
         await redis.hset(key, "f", "0")
         swapped, ack = await wait.run("hash_swap_fields", [key], ["f", "0", "1"])
         assert swapped == 1 and ack is Ack.ACKED and not timeouts
-        master = replicated.owner(key)
-        replica = next(p for p in replicated.ports if replicated.replica_of(p) == master)
-        process = replicated.processes[replicated.ports.index(replica)]
-        process.send_signal(signal.SIGSTOP)  # the replica hears nothing until SIGCONT
-        try:
+        with replica_stalled(replicated, key):
             swapped, ack = await wait.run("hash_swap_fields", [key], ["f", "1", "2"])
-        finally:
-            process.send_signal(signal.SIGCONT)
         assert swapped == 1 and ack is Ack.TIMED_OUT and timeouts == [1]  # written all the same
         assert await redis.hget(key, "f") == "2"
     finally:
         await redis.delete(key)
-        await redis.aclose()
 
 
 async def test_a_refresh_lock_waits_for_a_replica(
-    config: Config, replicated: RedisClusterProcesses
+    waiting: Waiting, replicated: RedisClusterProcesses
 ) -> None:
     """A refresh lock is on the replica before it is used; a stuck replica delays it (counted)."""
-    redis = create_redis(dataclasses.replace(config, redis_url=replicated.url))
-    timeouts: list[int] = []
-    wait = ReplicaWait(redis, Scripts(redis), 300, on_timeout=lambda: timeouts.append(1))
+    redis, wait, timeouts = waiting.redis, waiting.wait, waiting.timeouts
     key = "{tb:wait}:lock"
-    master = replicated.owner(key)
-    replica = next(p for p in replicated.ports if replicated.replica_of(p) == master)
     try:
         assert await take_durably(wait, key, "first", 10_000) is not None
+        master = replicated.owner(key)
+        replica = next(p for p in replicated.ports if replicated.replica_of(p) == master)
         assert _replica_holds(replica, key) == "first" and not timeouts
         await redis.delete(key)
-        process = replicated.processes[replicated.ports.index(replica)]
-        process.send_signal(signal.SIGSTOP)  # the replica hears nothing until SIGCONT
-        try:
+        with replica_stalled(replicated, key):
             lock = await take_durably(wait, key, "second", 10_000)
-        finally:
-            process.send_signal(signal.SIGCONT)
         assert lock is not None and timeouts == [1]  # taken all the same, after the bound
     finally:
         await redis.delete(key)
-        await redis.aclose()
 
 
 def _replica_holds(port: int, key: str) -> str | None:
