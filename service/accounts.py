@@ -143,8 +143,9 @@ class AccountStore:
             self.keys.search(part),
             self.keys.grant_deadlines(part),
             self.keys.account_resources(account_id),
+            self.keys.scope_sets(part),
         ]
-        fields = await self.scope_sets.share(account_id, self.fields(account_id, write, now_ms))
+        fields = self.fields(account_id, write, now_ms)
         added = await wanted_event(self.wants, "accountAdded", account_id, app, event_data, now_ms)
         success = await wanted_event(
             self.wants, "authenticationSuccess", account_id, app, event_data, now_ms
@@ -182,7 +183,6 @@ class AccountStore:
         records scopesMissing.
         """
         account_id = account.id
-        pairs = await self.scope_sets.share(account_id, pairs)
         part = self.keys.partition_of(account_id)
         keys = [
             self.keys.account(account_id),
@@ -190,6 +190,7 @@ class AccountStore:
             self.keys.schedule(part),
             self.keys.events(part),
             self.keys.grant_deadlines(part),
+            self.keys.scope_sets(part),
         ]
         data = {"user": account.user, "provider": account.provider, "missingScopes": missing}
         event = (  # asked only when some are missing: the common case costs no settings read

@@ -3,12 +3,12 @@
 Most accounts of an app were granted the same scopes; the list (~60 bytes of JSON for a
 Google app) in every account hash costs that much Redis memory per account. The account
 hash's `scopes` field holds either the JSON list (records written before this) or `#` and
-16 hex digits of the list's SHA-256: a field of its partition's Keys.scope_sets hash. The
-lists are content-addressed, so that an entry never changes: it is written (HSETNX) before
-the first account of the partition that refers to it, in the account's hash tag (a failover
-that loses the entry loses the later account write too), kept (a few per app), and each
-process remembers the ones it has seen. Readers expand references back to the JSON list
-(`expand`) before anything else reads the record; an export writes the list.
+16 hex digits of the list's SHA-1: a field of its partition's Keys.scope_sets hash. The
+scripts that write an account pass the list and store it there themselves, in the same
+script as the account (scopes_lib.lua), so that no failover keeps a reference and loses its
+list; lists are content-addressed, so an entry never changes, and each process remembers
+the ones it has read. Readers expand references back to the JSON list (`expand`) before
+anything else reads the record; an export writes the list.
 """
 
 from __future__ import annotations
@@ -28,28 +28,15 @@ log = structlog.get_logger("accounts")
 
 def ref_of(scopes_json: str) -> str:
     """The reference of a scope list's JSON text."""
-    return REF + hashlib.sha256(scopes_json.encode()).hexdigest()[:16]
+    return REF + hashlib.sha1(scopes_json.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
 class ScopeSets:
-    """Shares accounts' scope lists (`share` on write, `expand` on read)."""
+    """Expands the scope-list references of account hashes read from Redis."""
 
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis, self.keys = redis, keys
         self.known: dict[str, str] = {}  # reference -> JSON list (never changes)
-        self.stored: set[tuple[int, str]] = set()  # (partition, reference) written
-
-    async def share(self, account_id: str, fields: dict[str, str]) -> dict[str, str]:
-        """The fields with their scopes list replaced by its reference, stored first."""
-        scopes = fields.get(F.SCOPES)
-        if scopes is None or scopes.startswith(REF):
-            return fields
-        ref, part = ref_of(scopes), self.keys.partition_of(account_id)
-        if (part, ref) not in self.stored:
-            await self.redis.hsetnx(self.keys.scope_sets(part), ref, scopes)
-            self.stored.add((part, ref))
-            self.known[ref] = scopes
-        return {**fields, F.SCOPES: ref}
 
     async def expand(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The account hashes with every scope reference replaced by its JSON list."""

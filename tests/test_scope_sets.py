@@ -91,3 +91,15 @@ async def test_an_export_writes_the_list_not_the_reference(core: Core, oidc_app:
     lines = [orjson.loads(x) for x in out.getvalue().splitlines()]
     record = next(x["record"] for x in lines if x.get("type") == "account")
     assert orjson.loads(record[F.SCOPES]) == SCOPES
+
+
+async def test_a_lost_list_is_written_again_by_the_next_account(
+    core: Core, oidc_app: str, redis: Redis
+) -> None:
+    """Each write stores its list in the same script: a list lost meanwhile comes back."""
+    await save(core, oidc_app, "l-1", SCOPES)
+    await redis.delete(core.keys.scope_sets(0))  # as a failover that dropped the entry would
+    await save(core, oidc_app, "l-2", SCOPES)  # the same process, the same list
+    fresh = ScopeSets(core.redis, core.keys)
+    raw = await read_hash(core.redis, core.keys.account("l-1"))
+    assert orjson.loads((await fresh.expand_one(raw))[F.SCOPES]) == SCOPES

@@ -19,7 +19,6 @@ from service.clock import Clock
 from service.crypto.cipher import Cipher
 from service.ops.backup_format import FORMAT, VERSION, BackupError, check_account, check_app, reseal
 from service.progress import Progress
-from service.scope_sets import ScopeSets
 from service.sealed_records import account_record, app_record
 from service.store.keys import CacheNames, Keys
 from service.store.scripts import Scripts
@@ -57,7 +56,6 @@ class Importer:
     ) -> None:
         self.redis, self.keys, self.scripts, self.cipher = redis, keys, scripts, cipher
         self.clock, self.timing = clock, timing
-        self.scope_sets = ScopeSets(redis, keys)
 
     async def restore(
         self, source: IO[bytes], batch: int = 500, progress: Progress | None = None
@@ -109,7 +107,6 @@ class Importer:
         """The account_restore script's KEYS and ARGV for one account line."""
         account_id, fields = check_account(entry.get("id"), entry.get("record"))
         stats.resealed += reseal(account_record(self.keys, account_id), fields, self.cipher)
-        fields = await self.scope_sets.share(account_id, fields)
         status = fields.get("status", Status.ACTIVE.value)
         part = self.keys.partition_of(account_id)
         keys = [
@@ -120,6 +117,7 @@ class Importer:
             self.keys.app_counts(part),
             self.keys.search(part),
             self.keys.grant_deadlines(part),
+            self.keys.scope_sets(part),
         ]
         flat = [item for pair in fields.items() for item in pair]
         due = str(self._due(fields))

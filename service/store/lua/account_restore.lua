@@ -10,6 +10,7 @@
 -- KEYS[5] partition app counts (hash app id -> accounts)
 -- KEYS[6] partition search index (sorted set, score 0: see service/account_search.py)
 -- KEYS[7] partition grant deadlines (sorted set, score = grantDeadline, epoch ms)
+-- KEYS[8] partition scope lists (hash reference -> granted-scope JSON list)
 -- ARGV[1] account id
 -- ARGV[2] app id
 -- ARGV[3] status: 'active' (scheduled) or 'reauth_required' (not scheduled)
@@ -19,6 +20,7 @@
 -- ARGV[7..] field, value pairs: the whole record
 -- returns 'new' or 'existing'
 -- include: search_lib (search_entries, search_add, search_rem)
+-- include: scopes_lib (scoped_pairs)
 local id, app = ARGV[1], ARGV[2]
 local old_gen = tonumber(redis.call('HGET', KEYS[1], 'grantGen') or '0') or 0
 local old_app = redis.call('HGET', KEYS[1], 'app')
@@ -29,7 +31,7 @@ if old_app and old_app ~= app then
 end
 if not old_app or old_app ~= app then redis.call('HINCRBY', KEYS[5], app, 1) end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+redis.call('HSET', KEYS[1], unpack(scoped_pairs(KEYS[8], 7)))
 local new_gen = tonumber(redis.call('HGET', KEYS[1], 'grantGen') or '0') or 0
 if old_app then redis.call('HSET', KEYS[1], 'grantGen', math.max(old_gen, new_gen) + 1) end
 redis.call('ZADD', KEYS[3], 0, id)

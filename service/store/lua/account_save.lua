@@ -9,6 +9,7 @@
 -- KEYS[7] partition search index (sorted set, score 0: see service/account_search.py)
 -- KEYS[8] partition grant deadlines (sorted set, score = grantDeadline, epoch ms)
 -- KEYS[9] account's per-resource tokens (deleted: they belong to the replaced grant)
+-- KEYS[10] partition scope lists (hash reference -> granted-scope JSON list)
 -- ARGV[1] account id
 -- ARGV[2] app id
 -- ARGV[3] refresh due time, epoch ms
@@ -20,6 +21,7 @@
 -- returns {'new' | 'existing', grant generation now stored}, or
 --         {'app_mismatch', app id the account is on} (nothing written)
 -- include: search_lib (search_entries, search_add, search_rem)
+-- include: scopes_lib (scoped_pairs)
 local id = ARGV[1]
 local app = ARGV[2]
 local old_app = redis.call('HGET', KEYS[1], 'app')
@@ -32,7 +34,7 @@ if not existed then redis.call('HINCRBY', KEYS[6], app, 1) end
 redis.call('HDEL', KEYS[1], 'reason', 'lastError', 'accessToken', 'expiresAt', 'lifetimeMs',
   'previousRefreshToken', 'answerLostAt', 'missingScopes', 'tid', 'oid', 'sub', 'iss',
   'expectedUser', 'grantDeadline', 'grantDeadlineFrom', 'grantNotice')
-redis.call('HSET', KEYS[1], 'status', 'active', 'attempts', '0', unpack(ARGV, 8))
+redis.call('HSET', KEYS[1], 'status', 'active', 'attempts', '0', unpack(scoped_pairs(KEYS[10], 8)))
 redis.call('DEL', KEYS[9])
 local gen = redis.call('HINCRBY', KEYS[1], 'grantGen', 1)
 if not existed then redis.call('HSET', KEYS[1], 'createdAt', redis.call('HGET', KEYS[1], 'updatedAt')) end

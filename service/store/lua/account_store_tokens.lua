@@ -6,6 +6,7 @@
 -- KEYS[3] partition schedule (sorted set, score = refresh due, epoch ms)
 -- KEYS[4] partition event stream
 -- KEYS[5] partition grant deadlines (sorted set, score = grantDeadline, epoch ms)
+-- KEYS[6] partition scope lists (hash reference -> granted-scope JSON list)
 -- ARGV[1] lock value held by the caller ('' = caller holds no lock)
 -- ARGV[2] next refresh due time, epoch ms
 -- ARGV[3] invalidation channel
@@ -20,6 +21,7 @@
 --         'superseded' when its grant was replaced meanwhile (nothing written);
 --         'late' when the lock had passed to nobody or another holder (tokens still written,
 --         because a rotated refresh token of the current grant must never be lost)
+-- include: scopes_lib (scoped_pairs)
 local function release()
   if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) == ARGV[1] then
     redis.call('DEL', KEYS[2])
@@ -43,7 +45,7 @@ if ARGV[5] ~= was_missing and ARGV[5] ~= '[]' and ARGV[6] ~= '' then
 end
 redis.call('HSET', KEYS[1], 'missingScopes', ARGV[5], 'attempts', '0')
 redis.call('HDEL', KEYS[1], 'lastError', 'reason', 'answerLostAt')
-redis.call('HSET', KEYS[1], unpack(ARGV, 9))
+redis.call('HSET', KEYS[1], unpack(scoped_pairs(KEYS[6], 9)))
 local deadline = redis.call('HGET', KEYS[1], 'grantDeadline')
 if deadline then redis.call('ZADD', KEYS[5], tonumber(deadline), ARGV[4]) end
 redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), ARGV[4])
