@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import structlog
 from redis.asyncio import Redis
 
 from service import errors
@@ -40,6 +41,8 @@ from service.store.keys import CacheNames, Keys
 from service.store.replicas import ReplicaWait
 from service.store.scripts import Scripts
 from service.webhooks.events import Wanted, always, wanted_event
+
+log = structlog.get_logger("accounts")
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ class AccountStore:
     async def get(self, account_id: str) -> Account | None:
         """Return the account or None."""
         raw = await read_hash(self.redis, self.keys.account(account_id))
-        return account_from_hash(await self.scope_sets.expand_one(raw))
+        return _the_one(account_from_hash(await self.scope_sets.expand_one(raw)), account_id)
 
     async def require(self, account_id: str) -> Account:
         """Return the account or raise AccountNotFound."""
@@ -343,7 +346,20 @@ class AccountStore:
                 pipe.hgetall(self.keys.account(account_id))
             records = await pipe.execute()
         expanded = await self.scope_sets.expand(records)
-        return [a for a in map(account_from_hash, expanded) if a is not None]
+        found = (_the_one(account_from_hash(r), i) for r, i in zip(expanded, ids, strict=True))
+        return [a for a in found if a is not None]
+
+
+def _the_one(account: Account | None, account_id: str) -> Account | None:
+    """The account read for `account_id`, or StoreUnavailable when the read answered another.
+
+    A reply that answers another key (a client that lost its place among a connection's
+    replies) must never hand one user's record or token to another caller.
+    """
+    if account is not None and account.id != account_id:
+        log.error("account_read_mismatch", account=account_id)
+        raise errors.StoreUnavailable("the store answered a read with another account's record")
+    return account
 
 
 __all__ = [

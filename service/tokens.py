@@ -10,7 +10,7 @@ import orjson
 from redis.asyncio import Redis
 
 from service import errors
-from service.accounts import Account, AccountStore, Status, account_from_hash
+from service.accounts import Account, AccountStore, Status
 from service.apitokens import ApiToken, check_access, raw_digest, token_from_hash
 from service.clock import Clock, iso
 from service.crypto.cipher import sha256_hex
@@ -161,8 +161,7 @@ class TokenService:
         view = self.cache.get(name)
         if view is MISS:
             epoch = self.cache.epoch
-            raw = await read_hash(self.redis, self.keys.account(account_id))
-            account = account_from_hash(await self.accounts.scope_sets.expand_one(raw))
+            account = await self.accounts.get(account_id)
             if account is None:
                 raise errors.AccountNotFound(f"no account with id {account_id!r}")
             view = self.view_of(account)
