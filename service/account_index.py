@@ -28,34 +28,33 @@ class AccountIndex:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis, self.keys = redis, keys
 
-    async def counts(self, part: int) -> tuple[int, dict[str, int]]:
-        """(all, {status: count}) of one partition, active included."""
+    async def counts(self) -> list[dict[str, int]]:
+        """Each partition's {status: count}, active included, read in one pipeline."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(self.keys.index(part))
-            for status in OTHERS:
-                pipe.zcard(self.keys.index(part, status))
-            total, *rest = [int(n) for n in await pipe.execute()]
-        counts = dict(zip(OTHERS, rest, strict=True))
-        return total, {Status.ACTIVE.value: total - sum(rest), **counts}
+            for part in range(self.keys.partitions):
+                pipe.zcard(self.keys.index(part))
+                for status in OTHERS:
+                    pipe.zcard(self.keys.index(part, status))
+            cards = [int(n) for n in await pipe.execute()]
+        per, found = 1 + len(OTHERS), []
+        for at in range(0, len(cards), per):
+            total, rest = cards[at], cards[at + 1 : at + per]
+            counts = dict(zip(OTHERS, rest, strict=True))
+            found.append({Status.ACTIVE.value: total - sum(rest), **counts})
+        return found
 
     async def count_by_status(self) -> dict[str, int]:
         """How many accounts have each status, summed over partitions."""
-        summed = dict.fromkeys(STATUSES, 0)
-        for part in range(self.keys.partitions):
-            _, counts = await self.counts(part)
-            for status, count in counts.items():
-                summed[status] += count
-        return summed
+        per_part = await self.counts()
+        return {status: sum(counts[status] for counts in per_part) for status in STATUSES}
 
     async def page(self, page: int, size: int, status: str = "all") -> tuple[int, list[str]]:
         """(total, ids of the page) with that status ("all": any), ordered by id."""
         need = (page + 1) * size
         if status == Status.ACTIVE:
-            total, rows = 0, []
-            for part in range(self.keys.partitions):
-                _, counts = await self.counts(part)
-                total += counts[Status.ACTIVE]
-                rows.append(await self._active(part, need, counts))
+            per_part = await self.counts()
+            rows = [await self._active(part, need, c) for part, c in enumerate(per_part)]
+            total = sum(c[Status.ACTIVE] for c in per_part)
             return total, list(heapq.merge(*rows))[page * size : need]
         names = [self.keys.index(p, status) for p in range(self.keys.partitions)]
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -177,8 +177,10 @@ class AccountSearch:
         for account_id, user in zip(ids, users, strict=True):
             if ascii_lower(account_id) == account_id.encode():
                 gone.append(entry(account_id, account_id))
-            gone += [e for e in (tld_entry(account_id, account_id),) if e]
-            gone += [e for e in (tld_entry(_text(user or ""), account_id),) if e]
+            for text in (account_id, _text(user or "")):
+                last_label = tld_entry(text, account_id)
+                if last_label is not None:
+                    gone.append(last_label)
         return int(await self.redis.zrem(self.keys.search(part), *gone)) if gone else 0
 
     async def _index(self, part: int, ids: list[str]) -> int:

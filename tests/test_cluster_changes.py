@@ -161,8 +161,7 @@ async def waiting(config: Config, replicated: RedisClusterProcesses) -> AsyncIte
 @contextlib.contextmanager
 def replica_stalled(nodes: RedisClusterProcesses, key: str) -> Iterator[int]:
     """The replica of `key`'s master hears nothing (SIGSTOP) within the block; its port."""
-    master = nodes.owner(key)
-    replica = next(p for p in nodes.ports if nodes.replica_of(p) == master)
+    replica = _replica_port(nodes, key)
     process = nodes.processes[nodes.ports.index(replica)]
     process.send_signal(signal.SIGSTOP)
     try:
@@ -197,9 +196,7 @@ async def test_a_refresh_lock_waits_for_a_replica(
     key = "{tb:wait}:lock"
     try:
         assert await take_durably(wait, key, "first", 10_000) is not None
-        master = replicated.owner(key)
-        replica = next(p for p in replicated.ports if replicated.replica_of(p) == master)
-        assert _replica_holds(replica, key) == "first" and not timeouts
+        assert _replica_holds(replicated, key) == "first" and not timeouts
         await redis.delete(key)
         with replica_stalled(replicated, key):
             lock = await take_durably(wait, key, "second", 10_000)
@@ -208,8 +205,15 @@ async def test_a_refresh_lock_waits_for_a_replica(
         await redis.delete(key)
 
 
-def _replica_holds(port: int, key: str) -> str | None:
-    """What the replica on `port` itself holds under `key` (READONLY: no redirect)."""
+def _replica_port(nodes: RedisClusterProcesses, key: str) -> int:
+    """The port of the replica of the master owning `key`."""
+    master = nodes.owner(key)
+    return next(p for p in nodes.ports if nodes.replica_of(p) == master)
+
+
+def _replica_holds(nodes: RedisClusterProcesses, key: str) -> str | None:
+    """What the replica of `key`'s master itself holds under `key` (READONLY: no redirect)."""
+    port = _replica_port(nodes, key)
     with redis_sync.Redis(host="127.0.0.1", port=port, decode_responses=True) as node:
         node.execute_command("READONLY")
         return cast(str | None, node.get(key))

@@ -73,7 +73,7 @@ class Importer:
                 elif kind == "app":
                     await self._restore_app(entry, stats)
                 elif kind == "account":
-                    pending.append(await self._account_call(entry, stats))
+                    pending.append(self._account_call(entry, stats))
                 else:
                     ended = True
                     _check_counts(entry, stats.apps, stats.accounts + len(pending))
@@ -101,7 +101,7 @@ class Importer:
             raise BackupError(f"app {app_id!r} was created or deleted meanwhile; import again")
         stats.apps += 1
 
-    async def _account_call(
+    def _account_call(
         self, entry: dict[str, Any], stats: ImportStats
     ) -> tuple[list[str], list[str]]:
         """The account_restore script's KEYS and ARGV for one account line."""
